@@ -1,0 +1,125 @@
+"""The exception hierarchy of ClaraCore.
+
+Every error a caller can cause or meet is one of these, raised rather than returned, so the
+HTTP layer maps them through one table (class -> status and envelope) and Python callers can
+catch by kind. Nothing here knows about HTTP.
+
+    ClaraCoreError                     code INTERNAL_ERROR
+    ├── InvalidRequestError            code INVALID_REQUEST       (names the field)
+    │   └── ContextLengthExceededError code CONTEXT_LENGTH_EXCEEDED
+    ├── ConfigError                    code INVALID_CONFIG        (names file and key path)
+    ├── ModelNotFoundError             code MODEL_NOT_FOUND       (lists the available models)
+    ├── ModelLoadError                 code MODEL_LOAD_FAILED     (missing or corrupt file)
+    ├── InsufficientMemoryError        code INSUFFICIENT_MEMORY   (needed vs available)
+    ├── ModelUnavailableError          code MODEL_UNAVAILABLE     (unloaded while a request waited)
+    └── EngineClosedError              code ENGINE_CLOSED
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClaraCoreError(Exception):
+    """Base class; `code` is the stable machine-readable name, `details` extra structured data."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+
+class InvalidRequestError(ClaraCoreError):
+    """A request argument is wrong; `param` names it (dotted path, e.g. ``messages.0.role``)."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(
+        self, message: str, *, param: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.param = param
+
+
+class ContextLengthExceededError(InvalidRequestError):
+    """The prompt does not fit the model's context; raised before any decode."""
+
+    code = "CONTEXT_LENGTH_EXCEEDED"
+
+
+class ConfigError(ClaraCoreError):
+    """The configuration is invalid; the message names the file and every bad key path."""
+
+    code = "INVALID_CONFIG"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message, details={"file": path, "errors": errors or []})
+        self.path = path
+        self.errors = errors or []
+
+
+class ModelNotFoundError(ClaraCoreError):
+    """No model (or alias) has this name."""
+
+    code = "MODEL_NOT_FOUND"
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(
+            f"model '{name}' not found; available: {', '.join(available) or '(none)'}",
+            details={"modelId": name, "availableModels": available},
+        )
+        self.name = name
+        self.available = available
+
+
+class ModelLoadError(ClaraCoreError):
+    """The model's file is missing, unreadable or rejected by its runtime.
+
+    The pool marks the model failed with this reason; other models are unaffected.
+    """
+
+    code = "MODEL_LOAD_FAILED"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model '{name}' failed to load: {reason}", details={"modelId": name, "reason": reason})
+        self.name = name
+        self.reason = reason
+
+
+class InsufficientMemoryError(ClaraCoreError):
+    """The model cannot fit the memory budget, even after evicting every idle model."""
+
+    code = "INSUFFICIENT_MEMORY"
+
+    def __init__(self, name: str, needed: dict[str, int], available: dict[str, int], why: str) -> None:
+        def fmt(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in d.items() if v)
+
+        super().__init__(
+            f"model '{name}' does not fit: needs {fmt(needed) or '0 MiB'}, "
+            f"available {fmt(available) or '0 MiB'} ({why})",
+            details={"modelId": name, "needed": needed, "available": available},
+        )
+        self.name = name
+        self.needed = needed
+        self.available = available
+
+
+class ModelUnavailableError(ClaraCoreError):
+    """The model was unloaded or is shutting down while the request was queued for it."""
+
+    code = "MODEL_UNAVAILABLE"
+
+
+class EngineClosedError(ClaraCoreError):
+    """The engine has been closed; create a new one."""
+
+    code = "ENGINE_CLOSED"
