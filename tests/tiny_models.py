@@ -1,0 +1,172 @@
+"""Tiny random-weight GGUF models written with the `gguf` package, for fast unit tests.
+
+The weights are random, so the text is gibberish, but every llama.cpp path (load, tokenize,
+decode, sampling, chat template, embeddings, rank pooling) runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+# A small readable word list, so sampled text is words rather than raw bytes.
+WORDS = (
+    "the a is of and to in it you that he was for on are with as I his they be at one have this "
+    "from or had by hello world yes no cat dog sun sea red blue test ok"
+).split()
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def make_tiny_llama(
+    path: Path,
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 4,
+    n_ff: int = 128,
+    n_ctx: int = 512,
+    seed: int = 0,
+    chat_template: str | None = CHAT_TEMPLATE,
+) -> Path:
+    """A random llama-architecture model with a SentencePiece vocab and a chat template."""
+    r = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny-random-llama")
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_rope_freq_base(10000.0)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+    tokens = ["<unk>", "<s>", "</s>"]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [gguf.TokenType.BYTE] * 256
+    pieces = ["\u2581"] + ["\u2581" + x for x in WORDS] + list("abcdefghijklmnopqrstuvwxyz")
+    tokens += pieces
+    types += [gguf.TokenType.NORMAL] * len(pieces)
+    scores = [0.0] * 259 + [float(len(p)) - 100.0 for p in pieces]  # SPM merges longer pieces first
+    n_vocab = len(tokens)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    if chat_template:
+        w.add_chat_template(chat_template)
+
+    def t(*shape: int, scale: float = 0.02) -> np.ndarray:
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+
+    n_embd_kv = n_embd // n_head * n_head_kv
+    w.add_tensor("token_embd.weight", t(n_vocab, n_embd, scale=1.0))
+    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    out = t(n_vocab, n_embd, scale=1.0)
+    out[3:259] *= 0.0  # never sample raw byte tokens: readable output
+    w.add_tensor("output.weight", out)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(p + "attn_q.weight", t(n_embd, n_embd))
+        w.add_tensor(p + "attn_k.weight", t(n_embd_kv, n_embd))
+        w.add_tensor(p + "attn_v.weight", t(n_embd_kv, n_embd))
+        w.add_tensor(p + "attn_output.weight", t(n_embd, n_embd))
+        w.add_tensor(p + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(p + "ffn_gate.weight", t(n_ff, n_embd))
+        w.add_tensor(p + "ffn_up.weight", t(n_ff, n_embd))
+        w.add_tensor(p + "ffn_down.weight", t(n_embd, n_ff))
+    _finish(w)
+    return Path(path)
+
+
+def make_tiny_bert(path: Path, *, rerank: bool = False, n_embd: int = 32, n_layer: int = 2,
+                   n_head: int = 4, n_ff: int = 64, n_ctx: int = 128, seed: int = 1) -> Path:
+    """A random BERT: mean-pooled embedder, or with `rerank` a rank-pooled cross-encoder."""
+    r = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "bert")
+    w.add_name("tiny-random-bert-rerank" if rerank else "tiny-random-bert")
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_block_count(n_layer)
+    w.add_head_count(n_head)
+    w.add_layer_norm_eps(1e-12)
+    w.add_causal_attention(False)
+    w.add_pooling_type(gguf.PoolingType.RANK if rerank else gguf.PoolingType.MEAN)
+    if rerank:
+        w.add_classifier_output_labels(["score"])
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?")
+    words = list(dict.fromkeys([x.lower() for x in WORDS] + chars))  # duplicates abort llama.cpp
+    tokens = special + ["\u2581" + x for x in words] + list("abcdefghijklmnopqrstuvwxyz")
+    types = [gguf.TokenType.CONTROL] * len(special)
+    types += [gguf.TokenType.NORMAL] * (len(tokens) - len(special))
+    w.add_token_type_count(2)
+    w.add_tokenizer_model("bert")
+    w.add_tokenizer_pre("bert-bge")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_pad_token_id(0)
+    w.add_unk_token_id(1)
+    w.add_bos_token_id(2)
+    w.add_sep_token_id(3)
+    w.add_mask_token_id(4)
+    n_vocab = len(tokens)
+
+    def t(*shape: int, scale: float = 0.05) -> np.ndarray:
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+
+    def ones() -> np.ndarray:
+        return np.ones(n_embd, np.float32)
+
+    def zeros(n: int = n_embd) -> np.ndarray:
+        return np.zeros(n, np.float32)
+
+    w.add_tensor("token_embd.weight", t(n_vocab, n_embd, scale=1.0))
+    w.add_tensor("token_types.weight", t(2, n_embd))
+    w.add_tensor("position_embd.weight", t(n_ctx, n_embd))
+    w.add_tensor("token_embd_norm.weight", ones())
+    w.add_tensor("token_embd_norm.bias", zeros())
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            w.add_tensor(p + n + ".weight", t(n_embd, n_embd))
+            w.add_tensor(p + n + ".bias", zeros())
+        w.add_tensor(p + "attn_output_norm.weight", ones())
+        w.add_tensor(p + "attn_output_norm.bias", zeros())
+        w.add_tensor(p + "ffn_up.weight", t(n_ff, n_embd))
+        w.add_tensor(p + "ffn_up.bias", zeros(n_ff))
+        w.add_tensor(p + "ffn_down.weight", t(n_embd, n_ff))
+        w.add_tensor(p + "ffn_down.bias", zeros())
+        w.add_tensor(p + "layer_output_norm.weight", ones())
+        w.add_tensor(p + "layer_output_norm.bias", zeros())
+    if rerank:  # BertForSequenceClassification head: tanh(pooler(CLS)) -> classifier
+        w.add_tensor("cls.weight", t(n_embd, n_embd, scale=0.5))
+        w.add_tensor("cls.bias", zeros())
+        w.add_tensor("cls.output.weight", t(1, n_embd, scale=1.0))
+        w.add_tensor("cls.output.bias", zeros(1))
+    _finish(w)
+    return Path(path)
+
+
+def _finish(w: gguf.GGUFWriter) -> None:
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
