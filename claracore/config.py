@@ -1,0 +1,324 @@
+"""The configuration file (config.yaml): pydantic models, load, save, and readable errors.
+
+People edit config.yaml by hand, so every mistake comes back as one ConfigError that names the
+file and each bad key in dotted form (``models.1.temperature``) instead of a pydantic traceback.
+Unknown keys are errors, because a misspelt key that is silently ignored is a setting that
+silently does nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from claracore.errors import ConfigError
+from claracore.fsutil import atomic_write, backup
+
+ModelType = Literal["llm", "embedding", "reranker", "stt", "tts"]
+Backend = Literal["auto", "cpu", "cuda", "rocm", "vulkan", "metal"]
+CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+# Fields that take one of several shapes validate through one function each, so a bad value gets
+# one clear message instead of pydantic's one error per member of the union.
+def _gb_or_auto(value: object) -> float | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise ValueError("expected a number of GB >= 0 or 'auto'")
+
+
+def _bool_or_auto(value: object) -> bool | Literal["auto"]:
+    if isinstance(value, bool):
+        return value
+    if value == "auto":
+        return "auto"
+    raise ValueError("expected true, false or 'auto'")
+
+
+def _cors(value: object) -> bool | list[str]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):  # one origin written without the list brackets
+        value = [value]
+    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+        return [v.strip() for v in value]
+    raise ValueError("expected true, false or a list of allowed origins")
+
+
+GbOrAuto = Annotated[float | Literal["auto"], PlainValidator(_gb_or_auto)]
+BoolOrAuto = Annotated[bool | Literal["auto"], PlainValidator(_bool_or_auto)]
+Cors = Annotated[bool | list[str], PlainValidator(_cors)]
+
+
+def _resolve_path(value: str | None, info: ValidationInfo) -> str | None:
+    """Expand ``~``; a relative path means "next to config.yaml" so a config folder moves whole."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    base_dir = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return os.path.normpath(path)
+
+
+class ModelSpec(BaseModel):
+    """One served model. None on a tuning or sampling field means "the runtime's default"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: NonEmpty
+    backend: Backend = "auto"
+    model: NonEmpty  # a file or folder
+    type: ModelType | None = None  # None: the pool infers it from the file
+    embedding: bool = False  # the spec's older way to say type: embedding
+    aliases: list[NonEmpty] = Field(default_factory=list)
+    mmproj: str | None = None
+    context_length: int | None = Field(default=None, ge=16)
+    gpu_layers: int = Field(default=0, ge=-1)  # -1: every layer
+    batch_size: int = Field(default=512, ge=1)
+    threads: int | None = Field(default=None, ge=1)  # None: detect
+    parallel: int = Field(default=4, ge=1, le=64)  # sequences decoded together
+    cache_type_k: CacheType = "f16"
+    cache_type_v: CacheType = "f16"
+    flash_attn: BoolOrAuto = "auto"
+    use_mmap: bool = True
+    chat_template: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    repeat_penalty: float | None = Field(default=None, gt=0)
+    ttl: float | None = Field(default=None, ge=0)  # idle seconds before unload; None: never
+    pinned: bool = False
+    preload: bool = False
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _lower_backend(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _empty_aliases(cls, value: object) -> object:
+        return [] if value is None else value  # "aliases:" with nothing after it
+
+    @field_validator("model", "mmproj")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _resolve_path(value, info)
+
+    @model_validator(mode="after")
+    def _embedding_agrees_with_type(self) -> ModelSpec:
+        if self.embedding and self.type not in (None, "embedding"):
+            raise ValueError(f"embedding: true contradicts type '{self.type}'")
+        return self
+
+
+class MemoryBudget(BaseModel):
+    """What the pool may fill; "auto" means the detected total minus `margin_gb`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vram_gb: GbOrAuto = "auto"
+    ram_gb: GbOrAuto = "auto"
+    margin_gb: float = Field(default=1.0, ge=0)
+
+
+class Config(BaseModel):
+    """The whole of config.yaml. Model names and aliases are unique across all models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5800, ge=1, le=65535)
+    cors: Cors = False
+    api_key: str = ""
+    models_dir: str | None = None
+    memory: MemoryBudget = Field(default_factory=MemoryBudget)
+    models: list[ModelSpec] = Field(default_factory=list)
+
+    @field_validator("models", "memory", mode="before")
+    @classmethod
+    def _empty_section(cls, value: object, info: ValidationInfo) -> object:
+        """A key written with nothing after it (``models:``) means the empty default."""
+        if value is None:
+            return [] if info.field_name == "models" else {}
+        return value
+
+    @field_validator("models_dir")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _resolve_path(value, info)
+
+    @field_validator("models")
+    @classmethod
+    def _names_unique(cls, models: list[ModelSpec]) -> list[ModelSpec]:
+        """A request names a model by name or alias, so each must select exactly one model."""
+        owner: dict[str, str] = {}
+        clashes: list[str] = []
+        for i, spec in enumerate(models):
+            for kind, key in [("name", spec.name), *(("alias", a) for a in spec.aliases)]:
+                where = f"{kind} of models.{i} ('{spec.name}')"
+                if key in owner:
+                    clashes.append(f"'{key}' is both the {owner[key]} and the {where}")
+                else:
+                    owner[key] = where
+        if clashes:
+            raise ValueError("; ".join(clashes))
+        return models
+
+    def find_model(self, name_or_alias: str) -> ModelSpec | None:
+        """The model with this name or alias (exact, case-sensitive), or None."""
+        for spec in self.models:
+            if spec.name == name_or_alias or name_or_alias in spec.aliases:
+                return spec
+        return None
+
+    def names(self) -> list[str]:
+        """Model names in config order (aliases not included)."""
+        return [spec.name for spec in self.models]
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; an empty file is an empty config.
+
+    Relative `model`, `mmproj` and `models_dir` paths are resolved against the file's folder.
+    Raises ConfigError when the file is missing or unreadable, is not valid YAML, or is invalid.
+    """
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        why = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+        raise ConfigError(f"{file}: {why}", path=str(file), errors=[{"path": "", "message": why}]) from exc
+    return parse_config(text, source=str(file), base_dir=file.absolute().parent)
+
+
+def parse_config(
+    data: dict[str, Any] | str, *, source: str = "<dict>", base_dir: Path | None = None
+) -> Config:
+    """Validate a mapping or YAML text; `source` names it in errors, `base_dir` anchors paths.
+
+    Without `base_dir`, relative paths stay relative (``~`` is still expanded). Raises ConfigError.
+    """
+    raw = _parse_yaml(data, source) if isinstance(data, str) else data
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        why = f"the top level must be a mapping of keys, not {type(raw).__name__}"
+        raise ConfigError(f"{source}: {why}", path=source, errors=[{"path": "", "message": why}])
+    try:
+        return Config.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise _config_error(exc, source, raw) from exc
+
+
+def dump_config(config: Config) -> str:
+    """YAML of `config` without default values, keys in declaration order, so files stay small."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def save_config(config: Config, path: str | os.PathLike[str], *, keep_backups: int = 10) -> None:
+    """Write `config` atomically, first copying the old file to `.backups/` (newest N kept)."""
+    text = dump_config(config)  # before the backup, so a failure here leaves no stray copy
+    if keep_backups > 0:
+        backup(path, keep=keep_backups)
+    atomic_write(path, text)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key written twice in one mapping; PyYAML keeps the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        # Merge keys (<<) may legitimately be overridden, so only explicit scalar keys count.
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # safe: _StrictLoader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        why = f"invalid YAML: {where}{getattr(exc, 'problem', None) or exc}"
+        raise ConfigError(f"{source}: {why}", path=source, errors=[{"path": "", "message": why}]) from exc
+
+
+# Which model an unknown key was found in, by its parent path without list indexes.
+_SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): Config,
+    ("memory",): MemoryBudget,
+    ("models",): ModelSpec,
+}
+
+
+def _config_error(exc: ValidationError, source: str, data: dict[str, Any]) -> ConfigError:
+    errors: list[dict[str, str]] = []
+    lines: list[str] = []
+    for err in exc.errors():
+        loc = err["loc"]
+        message = _message(err)
+        errors.append({"path": ".".join(map(str, loc)), "message": message})
+        label = _label(loc, data)
+        lines.append(f"{source}: {label}: {message}" if label else f"{source}: {message}")
+    return ConfigError("\n".join(lines), path=source, errors=errors)
+
+
+def _message(err: Any) -> str:
+    """Pydantic's message in a config file's words, with the offending value when it is short."""
+    kind, loc = err["type"], err["loc"]
+    if kind == "extra_forbidden":
+        section = _SECTIONS.get(tuple(p for p in loc[:-1] if isinstance(p, str)))
+        close = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1) if section else []
+        return "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+    if kind == "missing":
+        return "required key is missing"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60:
+        message += f" (got {value!r})"
+    return message
+
+
+def _label(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    """The dotted path, with the model's name added after ``models.N`` when the entry has one."""
+    parts = [str(p) for p in loc]
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        entries = data.get("models")
+        entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            parts[1] += f" (name '{entry['name']}')"
+    return ".".join(parts)
