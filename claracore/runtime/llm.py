@@ -1,0 +1,525 @@
+"""The LLM runtime: one worker thread per model running continuous batching over `parallel` slots.
+
+llama.cpp contexts are not thread-safe, so one thread owns the context. Between decode steps it
+admits queued jobs into free slots, then decodes every active sequence together in one
+`llama_batch`: one token for each generating sequence plus a chunk of prompt for newcomers
+(at most `n_batch` tokens), so running streams keep flowing while a long prompt is read.
+ctypes releases the GIL around `llama_decode`, so the asyncio loop stays responsive.
+
+Slots remember what their KV cache holds. A new job takes the free slot with the longest common
+prefix and decodes only the rest, so a multi-turn chat re-reads only the new turn. The KV cache is
+unified (one buffer of `n_ctx * parallel` cells shared by all sequences), so `n > 1` choices copy
+the prompt's KV to their sibling slots for free instead of decoding it again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+
+from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
+from claracore.runtime.chat_template import ChatTemplate
+from claracore.runtime.native import CACHE_TYPES, FLASH_ATTN, NativeModel, ensure_backend, new_context
+from claracore.runtime.sampling import SamplingParams, TokenLogprob, build_chain, free_chain, token_logprob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LlmOptions:
+    """How to load one LLM; the pool maps a config entry onto this."""
+
+    path: str
+    n_ctx: int = 4096  # per sequence; the context holds n_ctx * parallel cells
+    parallel: int = 4
+    n_batch: int = 512
+    n_threads: int | None = None
+    gpu_layers: int = 0
+    use_mmap: bool = True
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: bool | str = "auto"
+    chat_template: str | None = None
+
+
+# ---------------------------------------------------------------- events sent to the caller
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New text for choice `index` (may be empty when a stop string is being held back)."""
+
+    index: int
+    text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Choice `index` is done: `reason` is "stop" or "length"."""
+
+    index: int
+    reason: str
+    completion_tokens: int
+    prompt_tokens: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: BaseException
+
+
+Event = Delta | Finished | Failed
+
+
+@dataclass
+class Job:
+    """One request: `n` choices sharing one prompt, each with its own sampling parameters.
+
+    `emit` is called from the worker thread; it must be cheap and must not block (the engine
+    passes `loop.call_soon_threadsafe`-based delivery). Set `cancelled` from any thread.
+    """
+
+    prompt: list[int]
+    params: list[SamplingParams]
+    max_tokens: int
+    emit: Callable[[Event], None]
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+    cancelled: bool = False
+    chains: list[Any] = field(default_factory=list)
+    remaining: int = 0  # choices not yet finished
+
+    @property
+    def n(self) -> int:
+        return len(self.params)
+
+
+# ---------------------------------------------------------------- per-sequence state
+
+
+class _Slot:
+    """One sequence id of the context and what its KV cache holds."""
+
+    __slots__ = (
+        "seq",
+        "tokens",
+        "job",
+        "choice",
+        "chain",
+        "pending",
+        "next_token",
+        "batch_idx",
+        "n_gen",
+        "held",
+        "decoder",
+        "cached",
+        "siblings",
+        "max_tokens",
+    )
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.tokens: list[int] = []  # tokens whose KV is in the cache, in position order
+        self.job: Job | None = None
+        self.choice = 0
+        self.chain: Any = None
+        self.pending: list[int] = []  # prompt tokens still to decode
+        self.next_token = -1  # sampled but not yet decoded
+        self.batch_idx = -1  # row in the current batch whose logits this slot samples from
+        self.n_gen = 0
+        self.held = ""  # text held back because it may begin a stop string
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.cached = 0
+        self.siblings: list[_Slot] = []  # for n > 1: slots that take a copy of this prompt
+        self.max_tokens = 0
+
+    def reset_output(self) -> None:
+        self.n_gen = 0
+        self.held = ""
+        self.decoder.reset()
+        self.next_token = -1
+        self.batch_idx = -1
+        self.siblings = []
+
+
+class LlmRuntime:
+    """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
+
+    kind = "llm"
+
+    def __init__(self, options: LlmOptions, *, name: str = "") -> None:
+        ensure_backend()
+        self.options = options
+        self.name = name or os.path.basename(options.path)
+        self._model = NativeModel.load(options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap)
+        try:
+            self._init_context()
+        except BaseException:
+            self._model.close()
+            raise
+        self._queue: deque[Job] = deque()
+        self._cv = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=f"llm:{self.name}", daemon=True)
+        self._thread.start()
+
+    def _init_context(self) -> None:
+        o = self.options
+        model, vocab = self._model.model, self._model.vocab
+        self.vocab = vocab
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        self.n_ctx = max(16, o.n_ctx)
+        self.parallel = max(1, o.parallel)
+        threads = o.n_threads or os.cpu_count() or 1
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx = self.n_ctx * self.parallel
+        p.n_batch = o.n_batch
+        p.n_ubatch = o.n_batch
+        p.n_seq_max = self.parallel
+        p.kv_unified = True
+        p.n_threads = threads
+        p.n_threads_batch = threads
+        p.type_k = CACHE_TYPES[o.cache_type_k]
+        p.type_v = CACHE_TYPES[o.cache_type_v]
+        p.flash_attn_type = FLASH_ATTN[o.flash_attn]
+        p.no_perf = True
+        self._ctx = new_context(self._model, p)
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        self.n_batch = o.n_batch
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
+        self._slots = [_Slot(i) for i in range(self.parallel)]
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        self.bos = llama_cpp.llama_vocab_bos(vocab)
+        bos_text = self.piece(self.bos).decode(errors="replace") if self.bos >= 0 else ""
+        eos = llama_cpp.llama_vocab_eos(vocab)
+        eos_text = self.piece(eos).decode(errors="replace") if eos >= 0 else ""
+        source = o.chat_template
+        if source is None:
+            raw = llama_cpp.llama_model_chat_template(model, None)
+            source = raw.decode("utf-8", errors="replace") if raw else None
+        self.template = ChatTemplate(source, bos_token=bos_text, eos_token=eos_text)
+
+    # ------------------------------------------------------------ text <-> tokens (any thread)
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        """Tokenize; `add_special` adds BOS where the model wants one (never twice)."""
+        raw = text.encode("utf-8")
+        cap = len(raw) + 8
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (llama_cpp.llama_token * cap)()
+            n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buf, cap, add_special, parse_special)
+        tokens = list(buf[:n])
+        if len(tokens) >= 2 and tokens[0] == self.bos and tokens[1] == self.bos:
+            tokens.pop(0)  # templates that write BOS themselves
+        return tokens
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (cached: called once per generated token)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
+            cached = self._piece_buf.raw[: max(n, 0)]
+            self._pieces[token] = cached
+        return cached
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def token_text(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", errors="replace")
+
+    # ------------------------------------------------------------ submitting work (any thread)
+
+    def submit(self, job: Job) -> None:
+        """Queue a job. Validates it and builds its samplers first, raising in the caller's thread."""
+        if not job.prompt:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        if len(job.prompt) >= self.n_ctx:
+            raise ContextLengthExceededError(
+                f"the prompt is {len(job.prompt)} tokens; this model's context is {self.n_ctx} tokens "
+                "(prompt plus completion)",
+                param="messages",
+                details={"prompt_tokens": len(job.prompt), "context_length": self.n_ctx},
+            )
+        if job.n > self.parallel:
+            raise InvalidRequestError(
+                f"n is {job.n}; this model decodes at most {self.parallel} sequences together", param="n"
+            )
+        if max(job.prompt) >= self.n_vocab or min(job.prompt) < 0:
+            raise InvalidRequestError("the prompt holds token ids outside the vocabulary", param="prompt")
+        job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
+        try:
+            for params in job.params:
+                job.chains.append(build_chain(params, self.vocab, self.n_vocab))
+        except BaseException:
+            for chain in job.chains:
+                free_chain(chain)
+            raise
+        job.remaining = job.n
+        with self._cv:
+            if self._closing:
+                for chain in job.chains:
+                    free_chain(chain)
+                raise ModelUnavailableError(f"model '{self.name}' is unloading")
+            self._queue.append(job)
+            self._cv.notify()
+
+    def cancel(self, job: Job) -> None:
+        """Ask the worker to drop `job`; its slots are freed at the next step."""
+        job.cancelled = True
+        with self._cv:
+            self._cv.notify()
+
+    @property
+    def active(self) -> int:
+        return sum(1 for s in self._slots if s.job is not None) + len(self._queue)
+
+    def close(self) -> None:
+        """Stop the worker, fail what is queued or running, and free all native memory."""
+        with self._cv:
+            if self._closing:
+                return
+            self._closing = True
+            self._cv.notify()
+        self._thread.join()
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+        self._ctx = None
+        self._model.close()
+
+    # ------------------------------------------------------------ the worker thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._closing and not self._queue and not self._busy():
+                        self._cv.wait()
+                    if self._closing:
+                        break
+                self._drop_cancelled()
+                self._admit()
+                self._step()
+        except BaseException as exc:  # a bug or a native failure: fail everyone, never hang them
+            log.exception("worker of %s stopped", self.name)
+            self._fail_all(exc)
+            with self._cv:
+                self._closing = True
+            return
+        self._fail_all(ModelUnavailableError(f"model '{self.name}' was unloaded"))
+
+    def _busy(self) -> bool:
+        return any(s.job is not None for s in self._slots)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        with self._cv:
+            queued = list(self._queue)
+            self._queue.clear()
+        for job in queued:
+            for chain in job.chains:
+                free_chain(chain)
+            job.emit(Failed(exc))
+        self._fail_jobs({id(s.job): s.job for s in self._slots if s.job is not None}.values(), exc)
+
+    def _fail_jobs(self, jobs: Iterable[Job], exc: BaseException, *, forget: bool = False) -> None:
+        """Release every slot of `jobs` and tell their callers why."""
+        failed = list(jobs)
+        for slot in self._slots:
+            if slot.job is not None and any(slot.job is j for j in failed):
+                self._release(slot, forget=forget)
+        for job in failed:
+            job.emit(Failed(exc))
+
+    def _drop_cancelled(self) -> None:
+        for slot in self._slots:
+            if slot.job is not None and slot.job.cancelled:
+                self._release(slot)
+        with self._cv:
+            for job in [j for j in self._queue if j.cancelled]:
+                self._queue.remove(job)
+                for chain in job.chains:
+                    free_chain(chain)
+
+    def _admit(self) -> None:
+        """Move queued jobs into free slots, FIFO, reusing the longest cached prefix."""
+        while True:
+            with self._cv:
+                if not self._queue:
+                    return
+                job = self._queue[0]
+                free = [s for s in self._slots if s.job is None]
+                if len(free) < job.n:
+                    return
+                self._queue.popleft()
+            primary = max(free, key=lambda s: _common_prefix(s.tokens, job.prompt))
+            free.remove(primary)
+            keep = min(_common_prefix(primary.tokens, job.prompt), len(job.prompt) - 1)
+            if not llama_cpp.llama_memory_seq_rm(self._mem, primary.seq, keep, -1):
+                llama_cpp.llama_memory_seq_rm(self._mem, primary.seq, -1, -1)
+                keep = 0
+            del primary.tokens[keep:]
+            primary.pending = job.prompt[keep:]
+            primary.cached = keep
+            group = [primary] + free[: job.n - 1]
+            for choice, slot in enumerate(group):
+                slot.reset_output()
+                slot.job, slot.choice, slot.chain = job, choice, job.chains[choice]
+                slot.max_tokens = job.max_tokens
+            primary.siblings = group[1:]
+            for sibling in primary.siblings:
+                sibling.pending = []  # waits for the primary's prompt, then copies its KV
+
+    def _step(self) -> None:
+        batch = self._batch
+        n = 0
+        for slot in self._slots:  # generating sequences first: one token each
+            if slot.job is not None and slot.next_token >= 0:
+                self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
+                slot.tokens.append(slot.next_token)
+                slot.batch_idx = n
+                n += 1
+        for slot in self._slots:  # then prompt chunks, as much as the batch holds
+            if slot.job is None or not slot.pending or n >= self.n_batch:
+                continue
+            take = min(len(slot.pending), self.n_batch - n)
+            pos = len(slot.tokens)
+            for i in range(take):
+                self._put(n + i, slot.pending[i], pos + i, slot.seq, False)
+            slot.tokens.extend(slot.pending[:take])
+            del slot.pending[:take]
+            n += take
+            if not slot.pending:
+                batch.logits[n - 1] = 1
+                slot.batch_idx = n - 1
+        if n == 0:
+            return
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self._ctx, batch)
+        if rc != 0:
+            self._decode_failed(rc)
+            return
+        for slot in self._slots:
+            if slot.job is not None and slot.batch_idx >= 0:
+                idx, slot.batch_idx = slot.batch_idx, -1
+                for sibling in slot.siblings:
+                    self._copy_prompt(slot, sibling)
+                    self._sample(sibling, idx)
+                slot.siblings = []
+                self._sample(slot, idx)
+
+    def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+
+    def _copy_prompt(self, src: _Slot, dst: _Slot) -> None:
+        llama_cpp.llama_memory_seq_rm(self._mem, dst.seq, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._mem, src.seq, dst.seq, -1, -1)
+        dst.tokens = list(src.tokens)
+        dst.cached = src.cached
+
+    def _decode_failed(self, rc: int) -> None:
+        """A failed decode drops the jobs in this batch; their KV state is unknown, so forget it."""
+        jobs = {id(s.job): s.job for s in self._slots if s.job is not None and s.batch_idx >= 0}
+        self._fail_jobs(jobs.values(), RuntimeError(f"llama_decode failed with status {rc}"), forget=True)
+
+    def _sample(self, slot: _Slot, idx: int) -> None:
+        job = slot.job
+        assert job is not None
+        token = llama_cpp.llama_sampler_sample(slot.chain, self._ctx, idx)
+        lp: tuple[TokenLogprob, ...] = ()
+        if job.logprobs:
+            lp = (token_logprob(self._ctx, idx, self.n_vocab, token, job.top_logprobs),)
+        if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+            self._finish(slot, "stop", flush=True)
+            return
+        slot.n_gen += 1
+        text = slot.held + slot.decoder.decode(self.piece(token))
+        stop_at, hold = _scan_stops(text, job.stop)
+        if stop_at >= 0:
+            job.emit(Delta(slot.choice, text[:stop_at], lp))
+            self._finish(slot, "stop", flush=False)
+            return
+        slot.held = text[len(text) - hold :] if hold else ""
+        emitted = text[: len(text) - hold]
+        if emitted or lp:
+            job.emit(Delta(slot.choice, emitted, lp))
+        if slot.n_gen >= slot.max_tokens or len(slot.tokens) + 1 >= self.n_ctx:
+            self._finish(slot, "length", flush=True)
+            return
+        slot.next_token = token
+
+    def _finish(self, slot: _Slot, reason: str, *, flush: bool) -> None:
+        """End one choice. `flush` releases text held back for stop strings that never matched."""
+        job = slot.job
+        assert job is not None
+        if flush:
+            tail = slot.held + slot.decoder.decode(b"", final=True)
+            if tail:
+                job.emit(Delta(slot.choice, tail))
+        job.emit(Finished(slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached))
+        self._release(slot)
+
+    def _release(self, slot: _Slot, *, forget: bool = False) -> None:
+        """Free the slot for the next job; its KV stays cached for prefix reuse unless `forget`."""
+        job = slot.job
+        if job is not None:
+            job.remaining -= 1
+        free_chain(slot.chain)
+        slot.chain = None
+        slot.job = None
+        slot.pending = []
+        slot.reset_output()
+        if forget:
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+            slot.tokens = []
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _scan_stops(text: str, stops: tuple[str, ...]) -> tuple[int, int]:
+    """Where the first stop string starts in `text` (-1 if none), and how many trailing
+    characters must be held back because they could begin one."""
+    if not stops:
+        return -1, 0
+    first = -1
+    for stop in stops:
+        at = text.find(stop)
+        if at >= 0 and (first < 0 or at < first):
+            first = at
+    if first >= 0:
+        return first, 0
+    hold = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), hold, -1):
+            if text.endswith(stop[:k]):
+                hold = k
+                break
+    return -1, hold

@@ -1,0 +1,120 @@
+"""The seam to libllama: backend start-up, log routing, and owning model/context handles.
+
+llama-cpp-python's own wrappers print every llama.cpp log line to stderr and free native
+memory only when the garbage collector gets round to it; a server that loads and unloads
+models all day needs logs in `logging` and frees at a moment it chooses.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import llama_cpp
+from gguf import GGMLQuantizationType
+
+log = logging.getLogger("claracore.llama")
+
+# ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the last line).
+# INFO goes to DEBUG: llama.cpp writes hundreds of INFO lines per model load.
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+_init_lock = threading.Lock()
+_initialised = False
+_listeners: list[Callable[[int, str], None]] = []
+_last_level = logging.DEBUG
+
+
+@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator,misc]
+def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    """Forward llama.cpp's log to `logging` (and to any `capture_log` listeners)."""
+    global _last_level
+    msg = text.decode("utf-8", errors="replace")
+    py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    _last_level = py_level
+    for listener in list(_listeners):
+        listener(level, msg)
+    if log.isEnabledFor(py_level) and msg.strip():
+        log.log(py_level, "%s", msg.rstrip())
+
+
+def ensure_backend() -> None:
+    """Start llama.cpp's backends once per process and route its log to `logging`."""
+    global _initialised
+    with _init_lock:
+        if _initialised:
+            return
+        llama_cpp.llama_backend_init()
+        llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+        _initialised = True
+
+
+@contextmanager
+def capture_log() -> Iterator[list[str]]:
+    """Collect llama.cpp's log lines while the block runs (used to compare memory reports)."""
+    ensure_backend()
+    lines: list[str] = []
+    listener: Callable[[int, str], None] = lambda _lvl, msg: lines.append(msg)  # noqa: E731
+    _listeners.append(listener)
+    try:
+        yield lines
+    finally:
+        _listeners.remove(listener)
+
+
+@dataclass
+class NativeModel:
+    """A loaded llama_model and its vocab; `close()` frees the weights at once."""
+
+    model: llama_cpp.llama_model_p
+    vocab: llama_cpp.llama_vocab_p
+
+    @classmethod
+    def load(cls, path: str, *, gpu_layers: int, use_mmap: bool, vocab_only: bool = False) -> NativeModel:
+        """Load a GGUF; raises ValueError with a reason when llama.cpp refuses the file."""
+        ensure_backend()
+        if not os.path.exists(path):
+            raise ValueError(f"file not found: {path}")
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = 2**31 - 1 if gpu_layers < 0 else gpu_layers
+        params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+        params.vocab_only = vocab_only
+        model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        if not model:
+            raise ValueError("llama.cpp could not load the file (corrupt, truncated or unsupported)")
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        return cls(model=model, vocab=vocab)
+
+    def close(self) -> None:
+        if self.model:
+            llama_cpp.llama_model_free(self.model)
+            self.model = None  # type: ignore[assignment]
+
+
+def new_context(model: NativeModel, params: llama_cpp.llama_context_params) -> llama_cpp.llama_context_p:
+    """Create a context; raises ValueError when llama.cpp cannot (usually out of memory)."""
+    ctx = llama_cpp.llama_init_from_model(model.model, params)
+    if not ctx:
+        raise ValueError("llama.cpp could not create a context (out of memory, or bad parameters)")
+    return ctx
+
+
+# ggml's type ids, named as llama.cpp's --cache-type-k/v options name them.
+CACHE_TYPES: dict[str, int] = {
+    name: int(GGMLQuantizationType[name.upper()])
+    for name in ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+}
+
+FLASH_ATTN: dict[object, int] = {
+    "auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
+
+
+def supports_gpu_offload() -> bool:
+    return bool(llama_cpp.llama_supports_gpu_offload())
