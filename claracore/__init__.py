@@ -1,0 +1,42 @@
+"""ClaraCore: serve local AI models (chat, completions; embeddings and speech to come) from one process.
+
+    from claracore import Engine
+    with Engine({"models": [{"name": "smol", "model": "SmolLM2.gguf"}]}) as engine:
+        print(engine.chat(model="smol", messages=[{"role": "user", "content": "Hi"}]))
+"""
+
+from claracore.config import Config, MemoryBudget, ModelSpec, load_config, save_config
+from claracore.engine import AsyncEngine, Engine
+from claracore.errors import (
+    ClaraCoreError,
+    ConfigError,
+    ContextLengthExceededError,
+    EngineClosedError,
+    InsufficientMemoryError,
+    InvalidRequestError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncEngine",
+    "ClaraCoreError",
+    "Config",
+    "ConfigError",
+    "ContextLengthExceededError",
+    "Engine",
+    "EngineClosedError",
+    "InsufficientMemoryError",
+    "InvalidRequestError",
+    "MemoryBudget",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "ModelUnavailableError",
+    "__version__",
+    "load_config",
+    "save_config",
+]

@@ -1,0 +1,423 @@
+"""Chat and completion requests turned into runtime jobs, and runtime events into OpenAI shapes.
+
+This is the "serving" layer between the engine facade and the LLM runtime: it validates what
+pydantic cannot (message contents, logit_bias keys), renders and tokenizes prompts, picks the
+sampling defaults (request, then config, then llama.cpp's), and assembles responses or chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from claracore.config import ModelSpec
+from claracore.errors import ClaraCoreError, InvalidRequestError
+from claracore.pool.pool import Lease
+from claracore.protocol import openai as p
+from claracore.runtime.llm import Delta, Event, Failed, Finished, Job, LlmRuntime
+from claracore.runtime.sampling import SamplingParams, TokenLogprob, grammar_for
+
+_DEFAULTS = SamplingParams()
+
+
+@dataclass
+class _Prepared:
+    """Jobs ready to submit, one per prompt, and the bookkeeping to answer with."""
+
+    id: str
+    created: int
+    model: str
+    jobs: list[Job]
+    n: int
+    prompt_texts: list[str]
+
+
+class _Channel:
+    """Events from the worker thread into the caller's event loop, tagged with the prompt index."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+
+    def emitter(self, prompt_index: int) -> Callable[[Event], None]:
+        put, call = self.queue.put_nowait, self.loop.call_soon_threadsafe
+        return lambda ev: call(put, (prompt_index, ev))
+
+
+# ---------------------------------------------------------------- preparing requests
+
+
+def _content_text(message: p.ChatMessage, i: int) -> str:
+    content = message.content
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for j, part in enumerate(content):
+        if part.type != "text" or part.text is None:
+            raise InvalidRequestError(
+                f"messages[{i}].content[{j}] is of type '{part.type}'; this model accepts text only",
+                param=f"messages.{i}.content.{j}.type",
+            )
+        texts.append(part.text)
+    return "".join(texts)
+
+
+def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
+    """The prompt text from the model's chat template."""
+    messages: list[dict[str, Any]] = []
+    for i, m in enumerate(request.messages):
+        msg: dict[str, Any] = {
+            "role": "system" if m.role == "developer" else m.role,
+            "content": _content_text(m, i),
+        }
+        if m.name:
+            msg["name"] = m.name
+        if m.tool_calls:
+            msg["tool_calls"] = m.tool_calls
+        if m.tool_call_id:
+            msg["tool_call_id"] = m.tool_call_id
+        messages.append(msg)
+    return runtime.template.render(messages, tools=request.tools)
+
+
+def _sampling(
+    spec: ModelSpec, request: p.ChatCompletionRequest | p.CompletionRequest
+) -> list[SamplingParams]:
+    def pick(value: Any, configured: Any, default: Any) -> Any:
+        return value if value is not None else configured if configured is not None else default
+
+    bias: dict[int, float] = {}
+    for key, value in (request.logit_bias or {}).items():
+        try:
+            bias[int(key)] = max(-100.0, min(100.0, float(value)))
+        except ValueError:
+            raise InvalidRequestError(
+                f"logit_bias key {key!r} is not a token id", param="logit_bias"
+            ) from None
+    grammar = grammar_for(request.response_format)
+    base = SamplingParams(
+        temperature=pick(request.temperature, spec.temperature, _DEFAULTS.temperature),
+        top_k=pick(request.top_k, spec.top_k, _DEFAULTS.top_k),
+        top_p=pick(request.top_p, spec.top_p, _DEFAULTS.top_p),
+        min_p=pick(request.min_p, spec.min_p, _DEFAULTS.min_p),
+        repeat_penalty=pick(request.repeat_penalty, spec.repeat_penalty, _DEFAULTS.repeat_penalty),
+        presence_penalty=request.presence_penalty or 0.0,
+        frequency_penalty=request.frequency_penalty or 0.0,
+        grammar=grammar,
+        logit_bias=bias,
+    )
+    # Each choice gets its own seed, so n choices differ but the same seed repeats the set.
+    return [
+        SamplingParams(**{**base.__dict__, "seed": None if request.seed is None else request.seed + i})
+        for i in range(request.n)
+    ]
+
+
+def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > 4:
+        raise InvalidRequestError("stop takes at most 4 sequences", param="stop")
+    return tuple(s for s in stops if s)
+
+
+def _max_tokens(spec: ModelSpec, *values: int | None) -> int:
+    for v in values:
+        if v is not None:
+            return v
+    return spec.max_tokens or 2**31 - 1  # the runtime caps at what the context leaves
+
+
+def prepare_chat(
+    lease: Lease, request: p.ChatCompletionRequest, emit: Callable[[int], Callable[[Event], None]]
+) -> _Prepared:
+    runtime = _llm(lease)
+    prompt = runtime.tokenize(render_chat(runtime, request))
+    job = Job(
+        prompt=prompt,
+        params=_sampling(lease.spec, request),
+        max_tokens=_max_tokens(lease.spec, request.max_completion_tokens, request.max_tokens),
+        emit=emit(0),
+        stop=_stops(request.stop),
+        logprobs=request.logprobs,
+        top_logprobs=request.top_logprobs or 0,
+    )
+    return _Prepared(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, [job], request.n, [""])
+
+
+def prepare_completion(
+    lease: Lease, request: p.CompletionRequest, emit: Callable[[int], Callable[[Event], None]]
+) -> _Prepared:
+    runtime = _llm(lease)
+    raw = request.prompt
+    prompts: list[list[int]]
+    if isinstance(raw, str):
+        prompts = [runtime.tokenize(raw)]
+    elif raw and all(isinstance(x, int) for x in raw):
+        prompts = [list(raw)]  # type: ignore[arg-type]
+    elif raw and all(isinstance(x, list) for x in raw):
+        prompts = [list(x) for x in raw]  # type: ignore[union-attr]
+    elif raw and all(isinstance(x, str) for x in raw):
+        prompts = [runtime.tokenize(x) for x in raw]  # type: ignore[arg-type]
+    else:
+        raise InvalidRequestError(
+            "prompt must be a string, a list of strings or token arrays", param="prompt"
+        )
+    if len(prompts) * request.n > runtime.parallel * 4:
+        raise InvalidRequestError("too many prompts × n for one request", param="prompt")
+    sampling = _sampling(lease.spec, request)
+    max_tokens = _max_tokens(lease.spec, request.max_tokens, None if request.max_tokens else 16)
+    jobs = [
+        Job(
+            prompt=tokens,
+            params=sampling,
+            max_tokens=max_tokens,
+            emit=emit(i),
+            stop=_stops(request.stop),
+            logprobs=request.logprobs is not None,
+            top_logprobs=request.logprobs or 0,
+        )
+        for i, tokens in enumerate(prompts)
+    ]
+    texts = [runtime.detokenize(t) if request.echo else "" for t in prompts]
+    return _Prepared(f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model, jobs, request.n, texts)
+
+
+def _llm(lease: Lease) -> LlmRuntime:
+    runtime = lease.runtime
+    if not isinstance(runtime, LlmRuntime):
+        raise InvalidRequestError(
+            f"model '{lease.spec.name}' is a {runtime.kind} model, not a chat/completion model", param="model"
+        )
+    return runtime
+
+
+# ---------------------------------------------------------------- running them
+
+
+class Generation:
+    """A submitted request: iterate for events, or `collect()`; `aclose()` cancels and releases.
+
+    If the caller drops it unread, a finalizer still cancels the jobs and releases the lease.
+    """
+
+    def __init__(self, lease: Lease, prepared: _Prepared, channel: _Channel) -> None:
+        self.lease = lease
+        self.prepared = prepared
+        self._channel = channel
+        self._open = len(prepared.jobs) * prepared.n
+        runtime = _llm(lease)
+        submitted: list[Job] = []
+        try:
+            for job in prepared.jobs:
+                runtime.submit(job)
+                submitted.append(job)
+        except BaseException:
+            for job in submitted:
+                runtime.cancel(job)
+            raise
+        self._finalizer = weakref.finalize(self, _abandon, runtime, list(prepared.jobs), lease)
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, Delta | Finished]]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[tuple[int, Delta | Finished]]:
+        """(choice index over all prompts, event) until every choice has finished."""
+        try:
+            while self._open:
+                prompt_index, ev = await self._channel.queue.get()
+                if isinstance(ev, Failed):
+                    err = ev.error
+                    raise (
+                        err
+                        if isinstance(err, ClaraCoreError)
+                        else ClaraCoreError(f"generation failed: {err}")
+                    )
+                if isinstance(ev, Finished):
+                    self._open -= 1
+                yield prompt_index * self.prepared.n + ev.index, ev
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        self._finalizer()
+
+
+def _abandon(runtime: LlmRuntime, jobs: list[Job], lease: Lease) -> None:
+    for job in jobs:
+        if job.remaining:
+            runtime.cancel(job)
+    lease.release()
+
+
+async def start(lease: Lease, request: p.ChatCompletionRequest | p.CompletionRequest) -> Generation:
+    """Prepare and submit; raises InvalidRequestError / ContextLengthExceededError before any decode."""
+    channel = _Channel()
+    if isinstance(request, p.ChatCompletionRequest):
+        prepared = prepare_chat(lease, request, channel.emitter)
+    else:
+        prepared = prepare_completion(lease, request, channel.emitter)
+    return Generation(lease, prepared, channel)
+
+
+def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
+    return p.Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details={"cached_tokens": cached},
+    )
+
+
+def chat_logprobs(runtime: LlmRuntime, items: tuple[TokenLogprob, ...]) -> p.ChoiceLogprobs:
+    def entry(token: int, logprob: float) -> p.TopLogprob:
+        raw = runtime.piece(token)
+        return p.TopLogprob(token=raw.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(raw))
+
+    return p.ChoiceLogprobs(
+        content=[
+            p.TokenLogprob(
+                **entry(lp.token_id, lp.logprob).model_dump(), top_logprobs=[entry(t, v) for t, v in lp.top]
+            )
+            for lp in items
+        ]
+    )
+
+
+def completion_logprobs(
+    runtime: LlmRuntime, items: tuple[TokenLogprob, ...], offset: int
+) -> p.CompletionLogprobs:
+    out = p.CompletionLogprobs()
+    for lp in items:
+        text = runtime.token_text(lp.token_id)
+        out.tokens.append(text)
+        out.token_logprobs.append(lp.logprob)
+        out.top_logprobs.append({runtime.token_text(t): v for t, v in lp.top} if lp.top else None)
+        out.text_offset.append(offset)
+        offset += len(text)
+    return out
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.prompt = self.completion = self.cached = 0
+
+    def add(self, ev: Finished) -> None:
+        self.completion += ev.completion_tokens
+        if ev.index == 0:  # the prompt is shared by the n choices of one job
+            self.prompt += ev.prompt_tokens
+            self.cached += ev.cached_tokens
+
+    def usage(self) -> p.Usage:
+        return usage(self.prompt, self.completion, self.cached)
+
+
+async def collect_chat(gen: Generation) -> p.ChatCompletion:
+    runtime, prep = _llm(gen.lease), gen.prepared
+    texts = [""] * prep.n
+    logprobs: list[list[TokenLogprob]] = [[] for _ in range(prep.n)]
+    reasons: list[Any] = [None] * prep.n
+    totals = _Totals()
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            texts[index] += ev.text
+            logprobs[index].extend(ev.logprobs)
+        else:
+            reasons[index] = ev.reason
+            totals.add(ev)
+    want_lp = prep.jobs[0].logprobs
+    choices = [
+        p.ChatChoice(
+            index=i,
+            message=p.AssistantMessage(content=texts[i]),
+            finish_reason=reasons[i],
+            logprobs=chat_logprobs(runtime, tuple(logprobs[i])) if want_lp else None,
+        )
+        for i in range(prep.n)
+    ]
+    return p.ChatCompletion(
+        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=totals.usage()
+    )
+
+
+async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.ChatCompletionChunk]:
+    """Chunks as OpenAI sends them: the role in each choice's first delta, one stable id."""
+    runtime, prep = _llm(gen.lease), gen.prepared
+    totals = _Totals()
+
+    def chunk(choices: list[p.ChunkChoice], usage: p.Usage | None = None) -> p.ChatCompletionChunk:
+        return p.ChatCompletionChunk(
+            id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage
+        )
+
+    yield chunk(
+        [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
+    )
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
+            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=ev.text), logprobs=lp)])
+        else:
+            totals.add(ev)
+            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=ev.reason)])  # type: ignore[arg-type]
+    if include_usage:
+        yield chunk([], totals.usage())
+
+
+async def collect_completion(gen: Generation) -> p.Completion:
+    runtime, prep = _llm(gen.lease), gen.prepared
+    count = len(prep.jobs) * prep.n
+    texts = [prep.prompt_texts[i // prep.n] for i in range(count)]
+    logprobs: list[list[TokenLogprob]] = [[] for _ in range(count)]
+    reasons: list[Any] = [None] * count
+    totals = _Totals()
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            texts[index] += ev.text
+            logprobs[index].extend(ev.logprobs)
+        else:
+            reasons[index] = ev.reason
+            totals.add(ev)
+    want_lp = prep.jobs[0].logprobs
+    choices = [
+        p.CompletionChoice(
+            index=i,
+            text=texts[i],
+            finish_reason=reasons[i],
+            logprobs=completion_logprobs(runtime, tuple(logprobs[i]), len(prep.prompt_texts[i // prep.n]))
+            if want_lp
+            else None,
+        )
+        for i in range(count)
+    ]
+    return p.Completion(
+        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=totals.usage()
+    )
+
+
+async def stream_completion(gen: Generation, include_usage: bool) -> AsyncIterator[p.Completion]:
+    runtime, prep = _llm(gen.lease), gen.prepared
+    totals = _Totals()
+    offsets = [len(prep.prompt_texts[i // prep.n]) for i in range(len(prep.jobs) * prep.n)]
+
+    def chunk(choices: list[p.CompletionChoice], usage: p.Usage | None = None) -> p.Completion:
+        return p.Completion(id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage)
+
+    if any(prep.prompt_texts):
+        yield chunk(
+            [p.CompletionChoice(index=i, text=prep.prompt_texts[i // prep.n]) for i in range(len(offsets))]
+        )
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            lp = completion_logprobs(runtime, ev.logprobs, offsets[index]) if ev.logprobs else None
+            offsets[index] += len(ev.text)
+            yield chunk([p.CompletionChoice(index=index, text=ev.text, logprobs=lp)])
+        else:
+            totals.add(ev)
+            yield chunk([p.CompletionChoice(index=index, text="", finish_reason=ev.reason)])  # type: ignore[arg-type]
+    if include_usage:
+        yield chunk([], totals.usage())

@@ -1,0 +1,102 @@
+"""One row per model type: how a config entry becomes a memory estimate and a loaded runtime.
+
+The pool asks `plan(spec)` before it loads, so the estimate and the runtime are built from the
+same effective settings (context, parallel, cache types, offload) and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from claracore.pool.estimate import MemoryEstimate, estimate_llm
+
+from claracore.config import ModelSpec
+from claracore.errors import ModelLoadError
+from claracore.pool.gguf import GGUFError, infer_model_type, read_gguf
+from claracore.runtime.base import Runtime
+
+#: Context per sequence when the config does not say: enough for chat, cheap on small machines.
+DEFAULT_CONTEXT = 4096
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
+
+    kind: str
+    estimate: MemoryEstimate
+    load: Callable[[], Runtime]
+
+
+def model_type(spec: ModelSpec) -> str:
+    """The configured type, the legacy `embedding: true`, or what the file says it is."""
+    if spec.type:
+        return spec.type
+    if spec.embedding:
+        return "embedding"
+    try:
+        return infer_model_type(spec.model)
+    except (GGUFError, OSError):
+        return "llm"  # the load will report what is wrong with the file
+
+
+def plan(spec: ModelSpec, *, gpu_offload: bool) -> LoadPlan:
+    """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used."""
+    kind = model_type(spec)
+    planner = _PLANNERS.get(kind)
+    if planner is None:
+        raise ModelLoadError(spec.name, f"no runtime for models of type '{kind}' in this build")
+    if not Path(spec.model).exists():
+        raise ModelLoadError(spec.name, f"file not found: {spec.model}")
+    try:
+        return planner(spec, gpu_offload)
+    except GGUFError as exc:
+        raise ModelLoadError(spec.name, exc.message) from exc
+
+
+def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+    from claracore.runtime.llm import LlmOptions, LlmRuntime
+
+    info = read_gguf(spec.model)
+    n_ctx = spec.context_length or DEFAULT_CONTEXT
+    if info.context_length > 0:
+        n_ctx = min(n_ctx, info.context_length)
+    options = LlmOptions(
+        path=str(spec.model),
+        n_ctx=n_ctx,
+        parallel=spec.parallel,
+        n_batch=spec.batch_size,
+        n_threads=spec.threads,
+        gpu_layers=spec.gpu_layers if gpu_offload else 0,
+        use_mmap=spec.use_mmap,
+        cache_type_k=spec.cache_type_k,
+        cache_type_v=spec.cache_type_v,
+        flash_attn=spec.flash_attn,
+        chat_template=spec.chat_template,
+    )
+    estimate = estimate_llm(
+        info,
+        n_ctx=n_ctx,
+        n_seq=spec.parallel,
+        cache_type_k=spec.cache_type_k,
+        cache_type_v=spec.cache_type_v,
+        gpu_layers=options.gpu_layers,
+        n_batch=spec.batch_size,
+        n_ubatch=spec.batch_size,
+        flash_attn=spec.flash_attn is not False,
+    )
+
+    def load() -> Runtime:
+        try:
+            return LlmRuntime(options, name=spec.name)
+        except ValueError as exc:
+            raise ModelLoadError(spec.name, str(exc)) from exc
+
+    return LoadPlan(kind="llm", estimate=estimate, load=load)
+
+
+_PLANNERS: dict[str, Callable[[ModelSpec, bool], LoadPlan]] = {
+    "llm": _plan_llm,
+}

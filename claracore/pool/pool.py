@@ -1,0 +1,378 @@
+"""The model pool: which models are resident, leases, single-flight loads, eviction and TTL.
+
+A lease pins a model while a request uses it, so eviction (a pure policy over a snapshot, see
+`policy.py`) never takes a model with work in flight. Loads run in their own thread, one per
+model however many callers wait, and the asyncio side only awaits a future, so the pool works
+from any event loop and from plain threads alike. All state sits behind one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+
+from claracore.pool.estimate import MemoryEstimate
+
+from claracore.config import ModelSpec
+from claracore.errors import (
+    ClaraCoreError,
+    EngineClosedError,
+    InsufficientMemoryError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from claracore.pool.loaders import LoadPlan, model_type
+from claracore.pool.policy import Resident, plan_eviction
+from claracore.runtime.base import Runtime
+
+log = logging.getLogger(__name__)
+
+Planner = Callable[[ModelSpec], LoadPlan]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A snapshot of one configured model, for listings."""
+
+    name: str
+    kind: str
+    aliases: tuple[str, ...]
+    state: str  # unloaded | loading | loaded | failed
+    error: str | None
+    estimate: MemoryEstimate | None
+    in_flight: int
+    pinned: bool
+
+
+class _Entry:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.kind = model_type(spec)
+        self.state = "unloaded"
+        self.error: str | None = None
+        self.failed_stat: tuple[float, int] | None = None
+        self.runtime: Runtime | None = None
+        self.estimate: MemoryEstimate | None = None
+        self.loading: concurrent.futures.Future[Runtime] | None = None
+        self.in_flight = 0
+        self.last_used = 0.0
+
+
+class Lease:
+    """A model held for one request; release it (or use `ModelPool.lease`) when done."""
+
+    def __init__(self, pool: ModelPool, entry: _Entry, runtime: Runtime) -> None:
+        self._pool = pool
+        self._entry = entry
+        self.runtime = runtime
+        self.spec = entry.spec
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._pool._release(self._entry)
+
+
+class ModelPool:
+    """Loads models on demand and keeps as many resident as the memory budget allows."""
+
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        *,
+        budget_vram: int,
+        budget_ram: int,
+        planner: Planner,
+        load_wait: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        ttl_interval: float = 1.0,
+    ) -> None:
+        self.budget_vram = budget_vram
+        self.budget_ram = budget_ram
+        self._planner = planner
+        self._load_wait = load_wait
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._entries: dict[str, _Entry] = {}
+        self._aliases: dict[str, str] = {}
+        for spec in specs:
+            self._entries[spec.name] = _Entry(spec)
+            for alias in spec.aliases:
+                self._aliases[alias] = spec.name
+        self._closed = False
+        self._reaper = threading.Thread(target=self._reap, args=(ttl_interval,), name="pool-ttl", daemon=True)
+        self._reaper.start()
+
+    # ------------------------------------------------------------ lookups
+
+    def resolve(self, name: str) -> str:
+        """The model's canonical name; raises ModelNotFoundError listing what exists."""
+        if name in self._entries:
+            return name
+        if name in self._aliases:
+            return self._aliases[name]
+        raise ModelNotFoundError(name, list(self._entries))
+
+    def spec(self, name: str) -> ModelSpec:
+        return self._entries[self.resolve(name)].spec
+
+    def status(self) -> list[ModelStatus]:
+        with self._cv:
+            return [self._status(e) for e in self._entries.values()]
+
+    def _status(self, e: _Entry) -> ModelStatus:
+        return ModelStatus(
+            name=e.spec.name,
+            kind=e.kind,
+            aliases=tuple(e.spec.aliases),
+            state=e.state,
+            error=e.error,
+            estimate=e.estimate,
+            in_flight=e.in_flight,
+            pinned=e.spec.pinned,
+        )
+
+    # ------------------------------------------------------------ leases
+
+    async def acquire(self, name: str) -> Lease:
+        """Lease `name`, loading it first if needed (one load however many callers wait).
+
+        Raises ModelNotFoundError, ModelLoadError, InsufficientMemoryError.
+        """
+        return await asyncio.wrap_future(self.acquire_future(name))
+
+    @asynccontextmanager
+    async def lease(self, name: str) -> AsyncIterator[Lease]:
+        held = await self.acquire(name)
+        try:
+            yield held
+        finally:
+            held.release()
+
+    def acquire_future(self, name: str) -> concurrent.futures.Future[Lease]:
+        """The thread-side of `acquire`: a future that resolves to a lease."""
+        key = self.resolve(name)
+        result: concurrent.futures.Future[Lease] = concurrent.futures.Future()
+        with self._cv:
+            if self._closed:
+                raise EngineClosedError("the engine is closed")
+            entry = self._entries[key]
+            if entry.state == "failed" and entry.failed_stat == _stat(entry.spec.model):
+                raise ModelLoadError(key, entry.error or "unknown error")
+            entry.in_flight += 1  # counts while loading too, so nothing evicts it under us
+            entry.last_used = self._clock()
+            if entry.state == "loaded" and entry.runtime is not None:
+                result.set_result(Lease(self, entry, entry.runtime))
+                return result
+            loading = self._start_load(entry)
+
+        def done(fut: concurrent.futures.Future[Runtime]) -> None:
+            exc = fut.exception()
+            if exc is not None:
+                self._release(entry)
+                result.set_exception(exc)
+            else:
+                result.set_result(Lease(self, entry, fut.result()))
+
+        loading.add_done_callback(done)
+        return result
+
+    def _release(self, entry: _Entry) -> None:
+        with self._cv:
+            entry.in_flight -= 1
+            entry.last_used = self._clock()
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------ loading and eviction
+
+    def _start_load(self, entry: _Entry) -> concurrent.futures.Future[Runtime]:
+        """Called with the lock held: join the load in progress or start one."""
+        if entry.loading is not None:
+            return entry.loading
+        entry.state, entry.error = "loading", None
+        fut: concurrent.futures.Future[Runtime] = concurrent.futures.Future()
+        entry.loading = fut
+        threading.Thread(
+            target=self._load, args=(entry, fut), name=f"load:{entry.spec.name}", daemon=True
+        ).start()
+        return fut
+
+    def _load(self, entry: _Entry, fut: concurrent.futures.Future[Runtime]) -> None:
+        name = entry.spec.name
+        started = time.monotonic()
+        try:
+            plan = self._planner(entry.spec)
+            evicted = self._make_room(entry, plan)
+            for victim_name, runtime in evicted:
+                log.info("evicting %s to make room for %s", victim_name, name)
+                runtime.close()
+            runtime = plan.load()
+        except BaseException as exc:
+            with self._cv:
+                entry.loading = None
+                entry.estimate = None
+                if isinstance(exc, InsufficientMemoryError):
+                    entry.state = "unloaded"  # may fit later: not the file's fault
+                else:
+                    entry.state = "failed"
+                    entry.error = exc.reason if isinstance(exc, ModelLoadError) else repr(exc)
+                    entry.failed_stat = _stat(entry.spec.model)
+                self._cv.notify_all()
+            log.warning("loading %s failed: %s", name, exc)
+            if not isinstance(exc, ClaraCoreError):
+                exc = ModelLoadError(name, repr(exc))
+            fut.set_exception(exc)
+            return
+        with self._cv:
+            entry.loading = None
+            closed = self._closed
+            if not closed:
+                entry.runtime, entry.state, entry.kind = runtime, "loaded", plan.kind
+        if closed:
+            runtime.close()
+            fut.set_exception(EngineClosedError("the engine closed while the model loaded"))
+            return
+        log.info(
+            "loaded %s (%s) in %.2fs, estimate %s", name, plan.kind, time.monotonic() - started, plan.estimate
+        )
+        fut.set_result(runtime)
+
+    def _make_room(self, entry: _Entry, plan: LoadPlan) -> list[tuple[str, Runtime]]:
+        """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
+        need = plan.estimate
+        deadline = time.monotonic() + self._load_wait
+        with self._cv:
+            while True:
+                residents = [
+                    Resident(
+                        e.spec.name,
+                        e.estimate.vram_bytes,
+                        e.estimate.ram_bytes,
+                        e.in_flight,
+                        e.spec.pinned,
+                        e.last_used,
+                    )
+                    for e in self._entries.values()
+                    if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
+                ]
+                decision = plan_eviction(
+                    residents, need.vram_bytes, need.ram_bytes, self.budget_vram, self.budget_ram
+                )
+                remaining = deadline - time.monotonic()
+                if decision.fits:
+                    break
+                if not decision.fits_when_idle or remaining <= 0 or self._closed:
+                    raise InsufficientMemoryError(
+                        entry.spec.name,
+                        {"vram": need.vram_bytes, "ram": need.ram_bytes},
+                        self._available(exclude=entry),
+                        decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s",
+                    )
+                self._cv.wait(min(remaining, 1.0))
+            evicted: list[tuple[str, Runtime]] = []
+            for victim_name in decision.evict:
+                victim = self._entries[victim_name]
+                if victim.runtime is not None:
+                    evicted.append((victim_name, victim.runtime))
+                victim.runtime, victim.state, victim.estimate = None, "unloaded", None
+            entry.estimate = need
+            return evicted
+
+    def _available(self, *, exclude: _Entry) -> dict[str, int]:
+        used_vram = sum(
+            e.estimate.vram_bytes for e in self._entries.values() if e.estimate and e is not exclude
+        )
+        used_ram = sum(
+            e.estimate.ram_bytes for e in self._entries.values() if e.estimate and e is not exclude
+        )
+        return {"vram": max(0, self.budget_vram - used_vram), "ram": max(0, self.budget_ram - used_ram)}
+
+    # ------------------------------------------------------------ explicit control
+
+    async def load(self, name: str) -> None:
+        """Load `name` now (a failed model is retried)."""
+        key = self.resolve(name)
+        with self._cv:
+            entry = self._entries[key]
+            if entry.state == "failed":
+                entry.state, entry.failed_stat = "unloaded", None
+        (await self.acquire(key)).release()
+
+    async def unload(self, name: str) -> bool:
+        """Unload `name` now; requests still using it fail with ModelUnavailableError."""
+        key = self.resolve(name)
+        return await asyncio.to_thread(self._unload, [key])
+
+    async def unload_all(self) -> list[str]:
+        """Unload every resident model; returns the names unloaded."""
+        with self._cv:
+            names = [n for n, e in self._entries.items() if e.runtime is not None]
+        await asyncio.to_thread(self._unload, names)
+        return names
+
+    async def preload(self) -> None:
+        """Load every model marked `preload`; failures are recorded on the model, not raised."""
+        names = [n for n, e in self._entries.items() if e.spec.preload]
+        results = await asyncio.gather(*(self.load(n) for n in names), return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("preloading %s failed: %s", name, result)
+
+    def _unload(self, names: list[str]) -> bool:
+        closing: list[Runtime] = []
+        with self._cv:
+            for key in names:
+                entry = self._entries[key]
+                if entry.runtime is not None:
+                    closing.append(entry.runtime)
+                    entry.runtime, entry.state, entry.estimate = None, "unloaded", None
+            self._cv.notify_all()
+        for runtime in closing:
+            runtime.close()
+        return bool(closing)
+
+    def _reap(self, interval: float) -> None:
+        """Unload models idle for longer than their `ttl`."""
+        while True:
+            with self._cv:
+                if self._closed:
+                    return
+                self._cv.wait(interval)
+                now = self._clock()
+                idle = [
+                    n
+                    for n, e in self._entries.items()
+                    if e.runtime is not None
+                    and e.in_flight == 0
+                    and e.spec.ttl
+                    and not e.spec.pinned
+                    and now - e.last_used >= e.spec.ttl
+                ]
+            if idle:
+                log.info("unloading %s: idle past ttl", ", ".join(idle))
+                self._unload(idle)
+
+    def close(self) -> None:
+        """Unload everything and stop the TTL thread. Later acquires raise EngineClosedError."""
+        with self._cv:
+            self._closed = True
+            names = list(self._entries)
+            self._cv.notify_all()
+        self._unload(names)
+        self._reaper.join(timeout=5)
+
+
+def _stat(path: str) -> tuple[float, int] | None:
+    """A failed model is retried once its file changes."""
+    with suppress(OSError):
+        st = os.stat(path)
+        return (st.st_mtime, st.st_size)
+    return None
