@@ -154,19 +154,20 @@ def prepare_completion(
 ) -> _Prepared:
     runtime = _llm(lease)
     raw = request.prompt
-    prompts: list[list[int]]
+    texts: list[str | None]  # what echo repeats: the caller's own text, or the decoded tokens
     if isinstance(raw, str):
-        prompts = [runtime.tokenize(raw)]
+        texts = [raw]
+        raw = [raw]
     elif raw and all(isinstance(x, int) for x in raw):
-        prompts = [list(raw)]  # type: ignore[arg-type]
-    elif raw and all(isinstance(x, list) for x in raw):
-        prompts = [list(x) for x in raw]  # type: ignore[union-attr]
-    elif raw and all(isinstance(x, str) for x in raw):
-        prompts = [runtime.tokenize(x) for x in raw]  # type: ignore[arg-type]
+        texts = [None]
+        raw = [raw]  # type: ignore[list-item]
+    elif raw and all(isinstance(x, str | list) for x in raw):
+        texts = [x if isinstance(x, str) else None for x in raw]
     else:
         raise InvalidRequestError(
             "prompt must be a string, a list of strings or token arrays", param="prompt"
         )
+    prompts = [runtime.tokenize(t) if t is not None else list(x) for t, x in zip(texts, raw, strict=True)]  # type: ignore[arg-type]
     if len(prompts) * request.n > runtime.parallel * 4:
         raise InvalidRequestError("too many prompts × n for one request", param="prompt")
     sampling = _sampling(lease.spec, request)
@@ -183,8 +184,11 @@ def prepare_completion(
         )
         for i, tokens in enumerate(prompts)
     ]
-    texts = [runtime.detokenize(t) if request.echo else "" for t in prompts]
-    return _Prepared(f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model, jobs, request.n, texts)
+    echoed = [
+        (t if t is not None else runtime.detokenize(x)) if request.echo else ""
+        for t, x in zip(texts, prompts, strict=True)
+    ]
+    return _Prepared(f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model, jobs, request.n, echoed)
 
 
 def _llm(lease: Lease) -> LlmRuntime:

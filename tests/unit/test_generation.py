@@ -1,0 +1,206 @@
+"""Chat and completions through the engine on tiny random models: shapes, options, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claracore import AsyncEngine, ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
+from claracore.runtime.llm import _scan_stops
+
+USER = [{"role": "user", "content": "hello world"}]
+
+
+@pytest.fixture
+async def engine(tiny_llama: Path) -> Any:
+    eng = AsyncEngine({"models": [
+        {"name": "tiny", "model": str(tiny_llama), "context_length": 256, "parallel": 4, "aliases": ["t"]},
+    ]})
+    yield eng
+    await eng.close()
+
+
+async def greedy_text(engine: AsyncEngine, max_tokens: int = 24, **kw: Any) -> str:
+    r = await engine.chat(model="tiny", messages=USER, temperature=0, max_tokens=max_tokens, **kw)
+    return r.choices[0].message.content or ""
+
+
+async def test_chat_answers_in_openai_shape(engine: AsyncEngine) -> None:
+    r = await engine.chat(model="t", messages=USER, max_tokens=8, temperature=0)
+    assert r.object == "chat.completion" and r.id.startswith("chatcmpl-")
+    assert r.model == "t"
+    assert r.choices[0].message.role == "assistant"
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 8
+    assert r.usage.prompt_tokens > 3
+    assert r.usage.total_tokens == r.usage.prompt_tokens + 8
+
+
+async def test_stream_has_role_first_one_id_and_usage_last(engine: AsyncEngine) -> None:
+    stream = await engine.chat(model="tiny", messages=USER, max_tokens=6, temperature=0, stream=True,
+                               stream_options={"include_usage": True})
+    chunks = [c async for c in stream]
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert all(c.choices[0].delta.role is None for c in chunks[1:] if c.choices)
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 6
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == await greedy_text(engine, max_tokens=6)
+
+
+def test_scan_stops_holds_back_partial_matches() -> None:
+    assert _scan_stops("hello wor", ("world",)) == (-1, 3)
+    assert _scan_stops("hello world!", ("world",)) == (6, 0)
+    assert _scan_stops("abc", ()) == (-1, 0)
+    assert _scan_stops("xx<|e", ("<|end|>", "zzz")) == (-1, 3)
+
+
+async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
+    full = await greedy_text(engine, max_tokens=40)
+    # A stop string that starts inside one token and ends inside a later one.
+    start = len(full) // 2
+    stop = full[start + 1 : start + 6]
+    assert len(stop) == 5
+    cut = full[: full.index(stop)]
+    assert await greedy_text(engine, max_tokens=40, stop=[stop]) == cut
+    stream = await engine.chat(model="tiny", messages=USER, temperature=0, max_tokens=40, stop=stop, stream=True)
+    pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    assert "".join(pieces) == cut
+    assert all(stop not in piece for piece in pieces)
+
+
+async def test_same_seed_same_text_and_n_choices_differ(engine: AsyncEngine) -> None:
+    kw: dict[str, Any] = {"model": "tiny", "messages": USER, "temperature": 1.0, "max_tokens": 16, "seed": 42}
+    a = await engine.chat(**kw, n=3)
+    b = await engine.chat(**kw, n=3)
+    texts = [c.message.content for c in a.choices]
+    assert texts == [c.message.content for c in b.choices]
+    assert len(set(texts)) > 1  # each choice samples with its own seed
+    assert [c.index for c in a.choices] == [0, 1, 2]
+    assert a.usage.completion_tokens == 48
+
+
+async def test_logprobs_with_top_logprobs(engine: AsyncEngine) -> None:
+    r = await engine.chat(model="tiny", messages=USER, temperature=0, max_tokens=5, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content is not None and len(content) == 5
+    for item in content:
+        assert item.logprob <= 0
+        assert len(item.top_logprobs) == 3
+        assert item.top_logprobs[0].logprob >= item.top_logprobs[1].logprob >= item.top_logprobs[2].logprob
+        assert item.top_logprobs[0].token == item.token  # greedy takes the most likely token
+        assert item.logprob == pytest.approx(item.top_logprobs[0].logprob)
+    assert "".join(i.token for i in content) == r.choices[0].message.content
+
+
+async def test_logit_bias_forces_a_token(engine: AsyncEngine) -> None:
+    lease = await engine.pool.acquire("tiny")
+    try:
+        rt: Any = lease.runtime
+        cat_id = next(t for t in range(rt.n_vocab) if rt.piece(t) == b" cat")
+    finally:
+        lease.release()
+    r = await engine.chat(model="tiny", messages=USER, max_tokens=4, logit_bias={str(cat_id): 100}, temperature=1)
+    assert r.choices[0].message.content == " cat" * 4
+
+
+async def test_json_object_output_parses(engine: AsyncEngine) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]}},
+              "required": ["ok", "n"], "additionalProperties": False}
+    r = await engine.chat(model="tiny", messages=USER, max_tokens=40, temperature=0.7, seed=1,
+                          response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    value = json.loads(r.choices[0].message.content or "")
+    assert isinstance(value["ok"], bool) and value["n"] in (1, 2, 3)
+
+
+async def test_completions_with_list_prompt_and_echo(engine: AsyncEngine) -> None:
+    r = await engine.complete(model="tiny", prompt=["the cat", "a dog"], max_tokens=3, temperature=0, echo=True)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert r.choices[0].text.startswith("the cat") and r.choices[1].text.startswith("a dog")
+    assert r.object == "text_completion"
+    stream = await engine.complete(model="tiny", prompt="the cat", max_tokens=3, temperature=0, stream=True)
+    text = "".join([c.choices[0].text async for c in stream if c.choices])
+    single = await engine.complete(model="tiny", prompt="the cat", max_tokens=3, temperature=0)
+    assert text == single.choices[0].text
+
+
+async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
+    first = await engine.chat(model="tiny", messages=USER, max_tokens=8, temperature=0)
+    turn2 = USER + [{"role": "assistant", "content": first.choices[0].message.content},
+                    {"role": "user", "content": "yes no"}]
+    second = await engine.chat(model="tiny", messages=turn2, max_tokens=8, temperature=0)
+    details = second.usage.prompt_tokens_details or {}
+    assert details["cached_tokens"] >= first.usage.prompt_tokens - 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"n": 99}, "n"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"logit_bias": {"abc": 1}}, "logit_bias"),
+        ({"logit_bias": {"99999999": 1}}, "logit_bias"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object",
+          "properties": {"a": {"$ref": "#/nope"}}}}}}, "response_format.json_schema.schema"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+         "messages.0.content.0.type"),
+    ],
+)
+async def test_bad_input_raises_naming_the_field(engine: AsyncEngine, kwargs: dict[str, Any], param: str) -> None:
+    request: dict[str, Any] = {"model": "tiny", "messages": USER, **kwargs}
+    with pytest.raises(InvalidRequestError) as info:
+        await engine.chat(**request)
+    assert info.value.param == param
+    # and the model keeps serving
+    assert (await engine.chat(model="tiny", messages=USER, max_tokens=2)).choices
+
+
+async def test_n_larger_than_parallel_is_refused(engine: AsyncEngine) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        await engine.chat(model="tiny", messages=USER, n=5)
+    assert info.value.param == "n"
+
+
+async def test_prompt_longer_than_context_fails_before_decoding(engine: AsyncEngine) -> None:
+    with pytest.raises(ContextLengthExceededError) as info:
+        await engine.chat(model="tiny", messages=[{"role": "user", "content": "cat " * 400}])
+    assert "context" in info.value.message
+    assert info.value.details["context_length"] == 256
+
+
+async def test_unknown_model_lists_the_available_ones(engine: AsyncEngine) -> None:
+    with pytest.raises(ModelNotFoundError) as info:
+        await engine.chat(model="nope", messages=USER)
+    assert info.value.available == ["tiny"]
+
+
+async def test_cancel_mid_stream_frees_the_slot(tiny_llama: Path) -> None:
+    engine = AsyncEngine({"models": [{"name": "one", "model": str(tiny_llama), "parallel": 1,
+                                      "context_length": 512}]})
+    try:
+        stream = await engine.chat(model="one", messages=USER, max_tokens=400, temperature=1, stream=True)
+        got = 0
+        async for _chunk in stream:
+            got += 1
+            if got == 3:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        lease = await engine.pool.acquire("one")
+        runtime = lease.runtime
+        lease.release()
+        # With one slot, this only completes once the cancelled sequence has let go of it.
+        r = await engine.chat(model="one", messages=USER, max_tokens=3)
+        assert r.choices[0].finish_reason == "length"
+        assert runtime.active == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.close()
