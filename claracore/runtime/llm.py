@@ -478,8 +478,9 @@ class LlmRuntime:
             tail = slot.held + slot.decoder.decode(b"", final=True)
             if tail:
                 job.emit(Delta(slot.choice, tail))
-        job.emit(Finished(slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached))
-        self._release(slot)
+        done = Finished(slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached)
+        self._release(slot)  # before telling the caller, so a finished request never holds a slot
+        job.emit(done)
 
     def _release(self, slot: _Slot, *, forget: bool = False) -> None:
         """Free the slot for the next job; its KV stays cached for prefix reuse unless `forget`."""
