@@ -1,0 +1,197 @@
+"""The pool with real tiny models: single flight, eviction under a budget, failures, TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claracore.config import ModelSpec
+from claracore.errors import InsufficientMemoryError, ModelLoadError
+from claracore.pool import loaders
+from claracore.pool.pool import ModelPool
+
+GB = 2**30
+
+
+def spec(name: str, path: Path, **kw: Any) -> ModelSpec:
+    return ModelSpec(name=name, model=str(path), context_length=256, parallel=2, **kw)
+
+
+def cost(s: ModelSpec) -> int:
+    return loaders.plan(s, gpu_offload=False).estimate.ram_bytes
+
+
+class CountingPlanner:
+    """The real planner, counting how many loads it started."""
+
+    def __init__(self) -> None:
+        self.loads: list[str] = []
+
+    def __call__(self, s: ModelSpec) -> loaders.LoadPlan:
+        plan = loaders.plan(s, gpu_offload=False)
+        self.loads.append(s.name)
+        return plan
+
+
+def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[ModelPool, CountingPlanner]:
+    planner = CountingPlanner()
+    return ModelPool(specs, budget_vram=0, budget_ram=ram, planner=planner, **kw), planner
+
+
+def state(pool: ModelPool, name: str) -> str:
+    return next(s.state for s in pool.status() if s.name == name)
+
+
+async def test_single_flight_load_with_eight_waiters(tiny_llama: Path) -> None:
+    pool, planner = make_pool([spec("a", tiny_llama)])
+    try:
+        leases = await asyncio.gather(*(pool.acquire("a") for _ in range(8)))
+        assert planner.loads == ["a"]
+        assert len({id(lease.runtime) for lease in leases}) == 1
+        assert pool.status()[0].in_flight == 8
+        for lease in leases:
+            lease.release()
+        assert pool.status()[0].in_flight == 0
+    finally:
+        pool.close()
+
+
+async def test_evicts_the_idle_model_when_the_budget_fits_one(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5))
+    try:
+        async with pool.lease("a"):
+            pass
+        assert state(pool, "a") == "loaded"
+        async with pool.lease("b"):
+            assert state(pool, "a") == "unloaded"
+            assert state(pool, "b") == "loaded"
+    finally:
+        pool.close()
+
+
+async def test_never_evicts_a_model_in_use(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5), load_wait=0.5)
+    try:
+        held = await pool.acquire("a")
+        started = time.monotonic()
+        with pytest.raises(InsufficientMemoryError) as info:
+            await pool.acquire("b")
+        assert time.monotonic() - started >= 0.4  # it waited for "a" to become idle
+        assert "waited" in info.value.message
+        assert state(pool, "a") == "loaded"
+        held.release()
+        async with pool.lease("b"):  # now "a" is idle and can go
+            assert state(pool, "a") == "unloaded"
+    finally:
+        pool.close()
+
+
+async def test_waiting_load_proceeds_when_the_busy_model_is_released(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5), load_wait=10)
+    try:
+        held = await pool.acquire("a")
+        waiter = asyncio.ensure_future(pool.acquire("b"))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        held.release()
+        (await asyncio.wait_for(waiter, 5)).release()
+        assert state(pool, "b") == "loaded"
+    finally:
+        pool.close()
+
+
+async def test_pinned_model_is_never_evicted(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    a, b = spec("a", tiny_llama, pinned=True), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5))
+    try:
+        async with pool.lease("a"):
+            pass
+        with pytest.raises(InsufficientMemoryError) as info:
+            await pool.acquire("b")
+        assert "pinned" in info.value.message
+        assert state(pool, "a") == "loaded"
+    finally:
+        pool.close()
+
+
+async def test_model_bigger_than_the_budget_fails_fast_with_figures(tiny_llama: Path) -> None:
+    a = spec("a", tiny_llama)
+    pool, _ = make_pool([a], ram=cost(a) // 2, load_wait=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(InsufficientMemoryError) as info:
+            await pool.acquire("a")
+        assert time.monotonic() - started < 5
+        assert info.value.needed["ram"] == cost(a)
+        assert info.value.available["ram"] == cost(a) // 2
+        assert "needs" in info.value.message and "available" in info.value.message
+        assert state(pool, "a") == "unloaded"  # not a broken file: it may fit another day
+    finally:
+        pool.close()
+
+
+async def test_broken_files_fail_their_model_only(tiny_llama: Path, corrupt_gguf: Path, tmp_path: Path) -> None:
+    pool, planner = make_pool([spec("good", tiny_llama), spec("bad", corrupt_gguf),
+                               spec("gone", tmp_path / "missing.gguf")])
+    try:
+        with pytest.raises(ModelLoadError) as info:
+            await pool.acquire("bad")
+        assert "truncated" in info.value.reason
+        with pytest.raises(ModelLoadError) as info:
+            await pool.acquire("gone")
+        assert "not found" in info.value.reason
+        statuses = {s.name: s for s in pool.status()}
+        assert statuses["bad"].state == "failed" and statuses["bad"].error
+        assert statuses["gone"].state == "failed"
+        # a second request does not retry the same broken file
+        loads = len(planner.loads)
+        with pytest.raises(ModelLoadError):
+            await pool.acquire("bad")
+        assert len(planner.loads) == loads
+        async with pool.lease("good") as lease:
+            assert lease.runtime.kind == "llm"
+    finally:
+        pool.close()
+
+
+async def test_ttl_unloads_idle_models(tiny_llama: Path) -> None:
+    pool, _ = make_pool([spec("a", tiny_llama, ttl=0.3)], ttl_interval=0.1)
+    try:
+        async with pool.lease("a"):
+            await asyncio.sleep(0.5)
+            assert state(pool, "a") == "loaded"  # in use: the clock does not run
+        deadline = time.monotonic() + 5
+        while state(pool, "a") == "loaded" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert state(pool, "a") == "unloaded"
+    finally:
+        pool.close()
+
+
+async def test_explicit_load_unload_and_preload(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    pool, _ = make_pool([spec("a", tiny_llama, preload=True), spec("b", tiny_llama_gqa)])
+    try:
+        await pool.preload()
+        assert state(pool, "a") == "loaded" and state(pool, "b") == "unloaded"
+        await pool.load("b")
+        assert state(pool, "b") == "loaded"
+        assert await pool.unload("a")
+        assert state(pool, "a") == "unloaded"
+        assert await pool.unload_all() == ["b"]
+        assert all(s.state == "unloaded" for s in pool.status())
+    finally:
+        pool.close()
+
+
+def test_plan_uses_the_configured_settings(tiny_llama: Path) -> None:
+    small = loaders.plan(spec("a", tiny_llama), gpu_offload=False).estimate
+    big = loaders.plan(spec("a", tiny_llama).model_copy(update={"parallel": 4}), gpu_offload=False).estimate
+    assert big.kv_bytes == 2 * small.kv_bytes
+    assert small.vram_bytes == big.vram_bytes == 0  # no offload without a GPU build
