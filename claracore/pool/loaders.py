@@ -86,6 +86,7 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         n_batch=spec.batch_size,
         n_ubatch=spec.batch_size,
         flash_attn=spec.flash_attn is not False,
+        n_outputs_max=spec.parallel,
     )
 
     def load() -> Runtime:

@@ -189,6 +189,9 @@ class LlmRuntime:
         p.n_batch = o.n_batch
         p.n_ubatch = o.n_batch
         p.n_seq_max = self.parallel
+        # At most one logits row per sequence per step: sizing the output buffer for that, not
+        # for n_batch rows, saves most of the compute buffer (about 85 MiB on SmolLM2).
+        p.n_outputs_max = self.parallel
         p.kv_unified = True
         p.n_threads = threads
         p.n_threads_batch = threads
@@ -369,23 +372,54 @@ class LlmRuntime:
                 if len(free) < job.n:
                     return
                 self._queue.popleft()
-            primary = max(free, key=lambda s: _common_prefix(s.tokens, job.prompt))
-            free.remove(primary)
-            keep = min(_common_prefix(primary.tokens, job.prompt), len(job.prompt) - 1)
-            if not llama_cpp.llama_memory_seq_rm(self._mem, primary.seq, keep, -1):
-                llama_cpp.llama_memory_seq_rm(self._mem, primary.seq, -1, -1)
-                keep = 0
-            del primary.tokens[keep:]
-            primary.pending = job.prompt[keep:]
-            primary.cached = keep
-            group = [primary] + free[: job.n - 1]
-            for choice, slot in enumerate(group):
-                slot.reset_output()
-                slot.job, slot.choice, slot.chain = job, choice, job.chains[choice]
-                slot.max_tokens = job.max_tokens
-            primary.siblings = group[1:]
-            for sibling in primary.siblings:
-                sibling.pending = []  # waits for the primary's prompt, then copies its KV
+            try:
+                self._place(job, free)
+            except BaseException as exc:  # the job is in no queue and maybe no slot: tell its caller
+                owned = {id(s.chain) for s in self._slots if s.job is job}
+                for chain in job.chains:
+                    if id(chain) not in owned:
+                        free_chain(chain)
+                self._fail_jobs([job], exc, forget=True)
+                raise
+
+    def _place(self, job: Job, free: list[_Slot]) -> None:
+        """Give `job` its slots: the primary decodes the prompt, siblings copy it afterwards."""
+        primary = max(free, key=lambda s: _common_prefix(s.tokens, job.prompt))
+        free.remove(primary)
+        keep = self._reuse_prefix(primary, job.prompt)
+        primary.pending = job.prompt[keep:]
+        primary.cached = keep
+        group = [primary] + free[: job.n - 1]
+        for choice, slot in enumerate(group):
+            slot.reset_output()
+            slot.job, slot.choice, slot.chain = job, choice, job.chains[choice]
+            slot.max_tokens = job.max_tokens
+        primary.siblings = group[1:]
+        for sibling in primary.siblings:
+            sibling.pending = []  # waits for the primary's prompt, then copies its KV
+
+    def _reuse_prefix(self, slot: _Slot, prompt: list[int]) -> int:
+        """Keep the longest cached prefix of `prompt` for `slot`; returns how many tokens it kept.
+
+        The slot's own cache is tried first; if another slot (busy or not) holds a longer prefix,
+        such as a shared system prompt, its cells are shared into this sequence instead: in a
+        unified KV cache `seq_cp` only tags cells, it copies no data.
+        """
+        limit = len(prompt) - 1  # the last prompt token is always decoded, for its logits
+        own = min(_common_prefix(slot.tokens, prompt), limit)
+        others = [s for s in self._slots if s is not slot]
+        donor = max(others, key=lambda s: _common_prefix(s.tokens, prompt)) if others else slot
+        shared = min(_common_prefix(donor.tokens, prompt), limit)
+        if shared > own:
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq, slot.seq, 0, shared)
+            slot.tokens = donor.tokens[:shared]
+            return shared
+        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, own, -1):
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+            own = 0
+        del slot.tokens[own:]
+        return own
 
     def _step(self) -> None:
         batch = self._batch
