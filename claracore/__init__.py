@@ -1,8 +1,8 @@
 """ClaraCore: serve local AI models (chat, completions; embeddings and speech to come) from one process.
 
-    from claracore import Engine
-    with Engine({"models": [{"name": "smol", "model": "SmolLM2.gguf"}]}) as engine:
-        print(engine.chat(model="smol", messages=[{"role": "user", "content": "Hi"}]))
+from claracore import Engine
+with Engine({"models": [{"name": "smol", "model": "SmolLM2.gguf"}]}) as engine:
+    print(engine.chat(model="smol", messages=[{"role": "user", "content": "Hi"}]))
 """
 
 from claracore.config import Config, MemoryBudget, ModelSpec, load_config, save_config

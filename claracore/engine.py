@@ -11,16 +11,16 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
-from claracore.hardware import budget_from, detect_memory
 from pydantic import ValidationError
 
 from claracore import generation
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
+from claracore.hardware import budget_from, detect_memory
 from claracore.pool import loaders
 from claracore.pool.pool import ModelPool, ModelStatus
 from claracore.protocol import openai as p
@@ -47,9 +47,9 @@ def _request(cls: type[T], request: T | Mapping[str, Any] | None, kwargs: dict[s
     """
     if isinstance(request, cls):
         return request.model_copy(update=kwargs) if kwargs else request  # type: ignore[attr-defined]
-    data = {**(dict(request) if request else {}), **kwargs}
+    data = {**(dict(request) if isinstance(request, Mapping) else {}), **kwargs}
     try:
-        return cls.model_validate(data)  # type: ignore[attr-defined, no-any-return]
+        return cls.model_validate(data)  # type: ignore[attr-defined]
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"])
@@ -228,8 +228,8 @@ class _Portal:
         self._thread = threading.Thread(target=self.loop.run_forever, name="claracore-loop", daemon=True)
         self._thread.start()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+    def call(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(_await(coro), self.loop).result()
 
     def iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
         """Drive an async iterator from this thread; closing the iterator early cancels it."""
@@ -292,6 +292,10 @@ class Engine:
     def close(self) -> None:
         self._portal.call(self.aio.close())
         self._portal.stop()
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
 
 
 async def _make(config: ConfigLike) -> AsyncEngine:

@@ -89,7 +89,9 @@ class ModelLoadError(ClaraCoreError):
     code = "MODEL_LOAD_FAILED"
 
     def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"model '{name}' failed to load: {reason}", details={"modelId": name, "reason": reason})
+        super().__init__(
+            f"model '{name}' failed to load: {reason}", details={"modelId": name, "reason": reason}
+        )
         self.name = name
         self.reason = reason
 

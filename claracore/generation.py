@@ -46,7 +46,11 @@ class _Channel:
 
     def emitter(self, prompt_index: int) -> Callable[[Event], None]:
         put, call = self.queue.put_nowait, self.loop.call_soon_threadsafe
-        return lambda ev: call(put, (prompt_index, ev))
+
+        def emit(ev: Event) -> None:
+            call(put, (prompt_index, ev))
+
+        return emit
 
 
 # ---------------------------------------------------------------- preparing requests
@@ -125,11 +129,13 @@ def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
     return tuple(s for s in stops if s)
 
 
-def _max_tokens(spec: ModelSpec, *values: int | None) -> int:
+def _max_tokens(spec: ModelSpec, *values: int | None, default: int = 2**31 - 1) -> int:
+    """The first value given, else the config's, else `default` (the runtime caps it at what
+    the context leaves)."""
     for v in values:
         if v is not None:
             return v
-    return spec.max_tokens or 2**31 - 1  # the runtime caps at what the context leaves
+    return spec.max_tokens or default
 
 
 def prepare_chat(
@@ -154,24 +160,22 @@ def prepare_completion(
 ) -> _Prepared:
     runtime = _llm(lease)
     raw = request.prompt
-    texts: list[str | None]  # what echo repeats: the caller's own text, or the decoded tokens
+    items: list[str | list[int]]
     if isinstance(raw, str):
-        texts = [raw]
-        raw = [raw]
+        items = [raw]
     elif raw and all(isinstance(x, int) for x in raw):
-        texts = [None]
-        raw = [raw]  # type: ignore[list-item]
+        items = [[int(x) for x in raw]]  # type: ignore[arg-type]
     elif raw and all(isinstance(x, str | list) for x in raw):
-        texts = [x if isinstance(x, str) else None for x in raw]
+        items = list(raw)  # type: ignore[arg-type]
     else:
         raise InvalidRequestError(
             "prompt must be a string, a list of strings or token arrays", param="prompt"
         )
-    prompts = [runtime.tokenize(t) if t is not None else list(x) for t, x in zip(texts, raw, strict=True)]  # type: ignore[arg-type]
+    prompts = [runtime.tokenize(x) if isinstance(x, str) else x for x in items]
     if len(prompts) * request.n > runtime.parallel * 4:
         raise InvalidRequestError("too many prompts × n for one request", param="prompt")
     sampling = _sampling(lease.spec, request)
-    max_tokens = _max_tokens(lease.spec, request.max_tokens, None if request.max_tokens else 16)
+    max_tokens = _max_tokens(lease.spec, request.max_tokens, default=16)  # OpenAI's default here
     jobs = [
         Job(
             prompt=tokens,
@@ -184,9 +188,10 @@ def prepare_completion(
         )
         for i, tokens in enumerate(prompts)
     ]
+    # echo repeats the caller's own text, or the decoded tokens
     echoed = [
-        (t if t is not None else runtime.detokenize(x)) if request.echo else ""
-        for t, x in zip(texts, prompts, strict=True)
+        (x if isinstance(x, str) else runtime.detokenize(t)) if request.echo else ""
+        for x, t in zip(items, prompts, strict=True)
     ]
     return _Prepared(f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model, jobs, request.n, echoed)
 

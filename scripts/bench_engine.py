@@ -81,8 +81,14 @@ def bench_highlevel(path: str, threads: int, tokens: int, clients: int, bias: di
         with lock:  # one Llama object serves one request at a time
             n = 0
             first = None
-            stream = llm.create_chat_completion([{"role": "user", "content": prompt}], max_tokens=tokens,
-                                                temperature=0.7, seed=1, stream=True, logit_bias=bias_s)
+            stream = llm.create_chat_completion(
+                [{"role": "user", "content": prompt}],
+                max_tokens=tokens,
+                temperature=0.7,
+                seed=1,
+                stream=True,
+                logit_bias=bias_s,
+            )
             for chunk in stream:
                 if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):  # type: ignore[index,union-attr]
                     n += 1
@@ -111,13 +117,21 @@ def bench_highlevel(path: str, threads: int, tokens: int, clients: int, bias: di
 async def bench_claracore(path: str, threads: int, tokens: int, clients: int, bias: dict[int, float]) -> Run:
     from claracore import AsyncEngine
 
-    engine = AsyncEngine({"models": [{"name": "m", "model": path, "threads": threads, "context_length": 2048,
-                                      "parallel": 4}]})
+    engine = AsyncEngine(
+        {"models": [{"name": "m", "model": path, "threads": threads, "context_length": 2048, "parallel": 4}]}
+    )
     bias_s = {str(k): v for k, v in bias.items()}
 
     async def one(prompt: str, t0: float) -> tuple[int, float]:
-        stream = await engine.chat(model="m", messages=[{"role": "user", "content": prompt}], max_tokens=tokens,
-                                   temperature=0.7, seed=1, stream=True, logit_bias=bias_s)
+        stream = await engine.chat(
+            model="m",
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=tokens,
+            temperature=0.7,
+            seed=1,
+            stream=True,
+            logit_bias=bias_s,
+        )
         n, first = 0, None
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -152,13 +166,21 @@ def main() -> int:
         print(f"model not found: {path}", file=sys.stderr)
         return 2
     bias = eog_bias(path)
-    print(f"model {Path(path).name}, threads {args.threads}, {args.tokens} tokens per request, "
-          f"median of {args.repeat} runs")
+    print(
+        f"model {Path(path).name}, threads {args.threads}, {args.tokens} tokens per request, "
+        f"median of {args.repeat} runs"
+    )
     rows = {}
     for clients in (1, 4):
-        hl = best([bench_highlevel(path, args.threads, args.tokens, clients, bias) for _ in range(args.repeat)])
-        cc = best([asyncio.run(bench_claracore(path, args.threads, args.tokens, clients, bias))
-                   for _ in range(args.repeat)])
+        hl = best(
+            [bench_highlevel(path, args.threads, args.tokens, clients, bias) for _ in range(args.repeat)]
+        )
+        cc = best(
+            [
+                asyncio.run(bench_claracore(path, args.threads, args.tokens, clients, bias))
+                for _ in range(args.repeat)
+            ]
+        )
         rows[clients] = (hl, cc)
     print(f"\n{'clients':>7} {'side':<28} {'tok/s':>8} {'TTFT median s':>14}")
     for clients, (hl, cc) in rows.items():

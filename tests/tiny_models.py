@@ -94,8 +94,17 @@ def make_tiny_llama(
     return Path(path)
 
 
-def make_tiny_bert(path: Path, *, rerank: bool = False, n_embd: int = 32, n_layer: int = 2,
-                   n_head: int = 4, n_ff: int = 64, n_ctx: int = 128, seed: int = 1) -> Path:
+def make_tiny_bert(
+    path: Path,
+    *,
+    rerank: bool = False,
+    n_embd: int = 32,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_ff: int = 64,
+    n_ctx: int = 128,
+    seed: int = 1,
+) -> Path:
     """A random BERT: mean-pooled embedder, or with `rerank` a rank-pooled cross-encoder."""
     r = np.random.default_rng(seed)
     w = gguf.GGUFWriter(str(path), "bert")

@@ -292,10 +292,19 @@ def split_parts(path: Path) -> tuple[Path, ...]:
 
 # Encoder architectures: they embed rather than chat, have no LM head and no KV cache (llama.cpp
 # creates no memory for them). Keep in step with llama.cpp's `create_memory`.
-ENCODER_ARCHITECTURES = frozenset({
-    "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert",
-    "gemma-embedding", "eurobert",
-})
+ENCODER_ARCHITECTURES = frozenset(
+    {
+        "bert",
+        "nomic-bert",
+        "nomic-bert-moe",
+        "jina-bert-v2",
+        "jina-bert-v3",
+        "neo-bert",
+        "modern-bert",
+        "gemma-embedding",
+        "eurobert",
+    }
+)
 _EMBED_POOLING = frozenset(
     int(p) for p in (gguf.PoolingType.MEAN, gguf.PoolingType.CLS, gguf.PoolingType.LAST)
 )
@@ -304,9 +313,17 @@ _EMBED_POOLING = frozenset(
 # Sliding-window layouts llama.cpp applies per architecture when the file has no explicit pattern:
 # (n_pattern, dense_first). Keep in step with llama.cpp's `load_swa_pattern` calls.
 _SWA_PATTERNS: dict[str, tuple[int, bool]] = {
-    "gemma2": (2, False), "gemma3": (6, False), "gemma3n": (5, False), "gemma-embedding": (6, False),
-    "cohere2": (4, False), "llama4": (4, False), "gpt-oss": (2, False), "exaone4": (4, False),
-    "olmo2": (4, False), "modern-bert": (3, True), "afmoe": (4, False),
+    "gemma2": (2, False),
+    "gemma3": (6, False),
+    "gemma3n": (5, False),
+    "gemma-embedding": (6, False),
+    "cohere2": (4, False),
+    "llama4": (4, False),
+    "gpt-oss": (2, False),
+    "exaone4": (4, False),
+    "olmo2": (4, False),
+    "modern-bert": (3, True),
+    "afmoe": (4, False),
 }
 
 

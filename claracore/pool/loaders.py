@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from claracore.pool.estimate import MemoryEstimate, estimate_llm
-
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
+from claracore.pool.estimate import MemoryEstimate, estimate_llm
 from claracore.pool.gguf import GGUFError, infer_model_type, read_gguf
 from claracore.runtime.base import Runtime
 

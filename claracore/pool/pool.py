@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
-from claracore.pool.estimate import MemoryEstimate
-
 from claracore.config import ModelSpec
 from claracore.errors import (
     ClaraCoreError,
@@ -28,6 +26,7 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
+from claracore.pool.estimate import MemoryEstimate
 from claracore.pool.loaders import LoadPlan, model_type
 from claracore.pool.policy import Resident, plan_eviction
 from claracore.runtime.base import Runtime

@@ -199,7 +199,7 @@ class LlmRuntime:
         p.type_v = CACHE_TYPES[o.cache_type_v]
         p.flash_attn_type = FLASH_ATTN[o.flash_attn]
         p.no_perf = True
-        self._ctx = new_context(self._model, p)
+        self._ctx: Any = new_context(self._model, p)
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)

@@ -29,7 +29,7 @@ _listeners: list[Callable[[int, str], None]] = []
 _last_level = logging.DEBUG
 
 
-@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator,misc]
+@llama_cpp.llama_log_callback
 def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     """Forward llama.cpp's log to `logging` (and to any `capture_log` listeners)."""
     global _last_level

@@ -15,11 +15,13 @@ BUFFER = re.compile(r"(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
 
 @pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_llama_gqa", "smollm2"])
 @pytest.mark.parametrize(("ctx", "parallel"), [(512, 1), (2048, 4)])
-def test_runtime_allocates_what_the_pool_budgets(request: pytest.FixtureRequest, fixture: str, ctx: int,
-                                                 parallel: int) -> None:
+def test_runtime_allocates_what_the_pool_budgets(
+    request: pytest.FixtureRequest, fixture: str, ctx: int, parallel: int
+) -> None:
     path = request.getfixturevalue(fixture)
-    plan = loaders.plan(ModelSpec(name="m", model=str(path), context_length=ctx, parallel=parallel),
-                        gpu_offload=False)
+    plan = loaders.plan(
+        ModelSpec(name="m", model=str(path), context_length=ctx, parallel=parallel), gpu_offload=False
+    )
     with capture_log() as lines:
         runtime = plan.load()
     runtime.close()

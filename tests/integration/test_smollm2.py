@@ -22,8 +22,9 @@ QUESTION = [{"role": "user", "content": "What is the capital city of France? Ans
 @pytest.fixture(scope="module")
 def engine(smollm2: Path) -> Any:
     """One engine for the module, used from each test's own event loop (the engine is loop-agnostic)."""
-    eng = AsyncEngine({"models": [{"name": "smol", "model": str(smollm2), "context_length": 2048,
-                                   "parallel": 4}]})
+    eng = AsyncEngine(
+        {"models": [{"name": "smol", "model": str(smollm2), "context_length": 2048, "parallel": 4}]}
+    )
     yield eng
     eng.pool.close()
 
@@ -39,8 +40,14 @@ async def test_concurrent_streams_interleave(engine: AsyncEngine) -> None:
     log: list[tuple[str, str]] = []
 
     async def consume(tag: str, topic: str) -> None:
-        stream = await engine.chat(model="smol", messages=[{"role": "user", "content": f"Write about {topic}."}],
-                                   max_tokens=48, temperature=0.7, seed=1, stream=True)
+        stream = await engine.chat(
+            model="smol",
+            messages=[{"role": "user", "content": f"Write about {topic}."}],
+            max_tokens=48,
+            temperature=0.7,
+            seed=1,
+            stream=True,
+        )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].finish_reason:
                 log.append((tag, "end"))
@@ -59,14 +66,21 @@ async def test_concurrent_streams_interleave(engine: AsyncEngine) -> None:
 async def test_json_schema_output_parses_and_validates(engine: AsyncEngine) -> None:
     schema = {
         "type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 40}, "country": {"type": "string", "maxLength": 40},
-                       "population_millions": {"type": "number"}},
+        "properties": {
+            "city": {"type": "string", "maxLength": 40},
+            "country": {"type": "string", "maxLength": 40},
+            "population_millions": {"type": "number"},
+        },
         "required": ["city", "country", "population_millions"],
         "additionalProperties": False,
     }
-    r = await engine.chat(model="smol", messages=[{"role": "user", "content": "Describe Paris as JSON."}],
-                          temperature=0, max_tokens=120,
-                          response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}})
+    r = await engine.chat(
+        model="smol",
+        messages=[{"role": "user", "content": "Describe Paris as JSON."}],
+        temperature=0,
+        max_tokens=120,
+        response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+    )
     value = json.loads(r.choices[0].message.content or "")
     jsonschema.validate(value, schema)
 
@@ -82,8 +96,10 @@ async def test_same_seed_same_text(engine: AsyncEngine) -> None:
 
 async def test_multi_turn_decodes_only_the_new_turn(engine: AsyncEngine) -> None:
     first = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=30)
-    follow = QUESTION + [{"role": "assistant", "content": first.choices[0].message.content},
-                         {"role": "user", "content": "And of Italy?"}]
+    follow = QUESTION + [
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "And of Italy?"},
+    ]
     second = await engine.chat(model="smol", messages=follow, temperature=0, max_tokens=20)
     cached = (second.usage.prompt_tokens_details or {})["cached_tokens"]
     assert cached >= first.usage.prompt_tokens  # the whole first exchange came from the cache
@@ -96,8 +112,19 @@ def _rss() -> int:
 
 def test_unloading_returns_native_memory(smollm2: Path) -> None:
     """Loaded without mmap, the weights live in anonymous memory: unloading must give it back."""
-    with Engine({"models": [{"name": "smol", "model": str(smollm2), "use_mmap": False,
-                             "context_length": 2048, "parallel": 2}]}) as engine:
+    with Engine(
+        {
+            "models": [
+                {
+                    "name": "smol",
+                    "model": str(smollm2),
+                    "use_mmap": False,
+                    "context_length": 2048,
+                    "parallel": 2,
+                }
+            ]
+        }
+    ) as engine:
         engine.chat(model="smol", messages=QUESTION, max_tokens=2)  # warm up allocator and libraries
         engine.unload("smol")
         baseline = _rss()
@@ -111,10 +138,13 @@ def test_unloading_returns_native_memory(smollm2: Path) -> None:
 
 
 def test_sync_engine_streams_and_lists(smollm2: Path) -> None:
-    with Engine({"models": [{"name": "smol", "model": str(smollm2), "aliases": ["default"],
-                             "context_length": 1024}]}) as engine:
+    with Engine(
+        {"models": [{"name": "smol", "model": str(smollm2), "aliases": ["default"], "context_length": 1024}]}
+    ) as engine:
         assert engine.models().data[0].state == "unloaded"
-        chunks = list(engine.chat(model="default", messages=QUESTION, temperature=0, max_tokens=20, stream=True))
+        chunks = list(
+            engine.chat(model="default", messages=QUESTION, temperature=0, max_tokens=20, stream=True)
+        )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert "Paris" in text
         info = engine.models().data[0]

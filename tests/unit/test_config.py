@@ -224,7 +224,12 @@ def test_missing_file_is_config_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("cors", "expected"),
-    [(True, True), (False, False), (["http://a", "http://b"], ["http://a", "http://b"]), ("http://a", ["http://a"])],
+    [
+        (True, True),
+        (False, False),
+        (["http://a", "http://b"], ["http://a", "http://b"]),
+        ("http://a", ["http://a"]),
+    ],
 )
 def test_cors(cors: object, expected: object) -> None:
     assert parse_config({"cors": cors}).cors == expected
@@ -260,8 +265,18 @@ def test_embedding_flag_contradicting_type() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("name", "  "), ("context_length", 8), ("gpu_layers", -2), ("parallel", 65), ("cache_type_k", "q3"),
-     ("type", "vision"), ("min_p", 1.5), ("repeat_penalty", 0), ("ttl", -1), ("threads", 0)],
+    [
+        ("name", "  "),
+        ("context_length", 8),
+        ("gpu_layers", -2),
+        ("parallel", 65),
+        ("cache_type_k", "q3"),
+        ("type", "vision"),
+        ("min_p", 1.5),
+        ("repeat_penalty", 0),
+        ("ttl", -1),
+        ("threads", 0),
+    ],
 )
 def test_model_field_bounds(field: str, value: object) -> None:
     entry = {"name": "a", "model": "/a", field: value}

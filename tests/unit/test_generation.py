@@ -16,9 +16,19 @@ USER = [{"role": "user", "content": "hello world"}]
 
 @pytest.fixture
 async def engine(tiny_llama: Path) -> Any:
-    eng = AsyncEngine({"models": [
-        {"name": "tiny", "model": str(tiny_llama), "context_length": 256, "parallel": 4, "aliases": ["t"]},
-    ]})
+    eng = AsyncEngine(
+        {
+            "models": [
+                {
+                    "name": "tiny",
+                    "model": str(tiny_llama),
+                    "context_length": 256,
+                    "parallel": 4,
+                    "aliases": ["t"],
+                },
+            ]
+        }
+    )
     yield eng
     await eng.close()
 
@@ -40,8 +50,14 @@ async def test_chat_answers_in_openai_shape(engine: AsyncEngine) -> None:
 
 
 async def test_stream_has_role_first_one_id_and_usage_last(engine: AsyncEngine) -> None:
-    stream = await engine.chat(model="tiny", messages=USER, max_tokens=6, temperature=0, stream=True,
-                               stream_options={"include_usage": True})
+    stream = await engine.chat(
+        model="tiny",
+        messages=USER,
+        max_tokens=6,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = [c async for c in stream]
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(c.choices[0].delta.role is None for c in chunks[1:] if c.choices)
@@ -68,7 +84,9 @@ async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
     assert len(stop) == 5
     cut = full[: full.index(stop)]
     assert await greedy_text(engine, max_tokens=40, stop=[stop]) == cut
-    stream = await engine.chat(model="tiny", messages=USER, temperature=0, max_tokens=40, stop=stop, stream=True)
+    stream = await engine.chat(
+        model="tiny", messages=USER, temperature=0, max_tokens=40, stop=stop, stream=True
+    )
     pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(pieces) == cut
     assert all(stop not in piece for piece in pieces)
@@ -86,7 +104,9 @@ async def test_same_seed_same_text_and_n_choices_differ(engine: AsyncEngine) -> 
 
 
 async def test_logprobs_with_top_logprobs(engine: AsyncEngine) -> None:
-    r = await engine.chat(model="tiny", messages=USER, temperature=0, max_tokens=5, logprobs=True, top_logprobs=3)
+    r = await engine.chat(
+        model="tiny", messages=USER, temperature=0, max_tokens=5, logprobs=True, top_logprobs=3
+    )
     content = r.choices[0].logprobs.content  # type: ignore[union-attr]
     assert content is not None and len(content) == 5
     for item in content:
@@ -105,21 +125,35 @@ async def test_logit_bias_forces_a_token(engine: AsyncEngine) -> None:
         cat_id = next(t for t in range(rt.n_vocab) if rt.piece(t) == b" cat")
     finally:
         lease.release()
-    r = await engine.chat(model="tiny", messages=USER, max_tokens=4, logit_bias={str(cat_id): 100}, temperature=1)
+    r = await engine.chat(
+        model="tiny", messages=USER, max_tokens=4, logit_bias={str(cat_id): 100}, temperature=1
+    )
     assert r.choices[0].message.content == " cat" * 4
 
 
 async def test_json_object_output_parses(engine: AsyncEngine) -> None:
-    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]}},
-              "required": ["ok", "n"], "additionalProperties": False}
-    r = await engine.chat(model="tiny", messages=USER, max_tokens=40, temperature=0.7, seed=1,
-                          response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]}},
+        "required": ["ok", "n"],
+        "additionalProperties": False,
+    }
+    r = await engine.chat(
+        model="tiny",
+        messages=USER,
+        max_tokens=40,
+        temperature=0.7,
+        seed=1,
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    )
     value = json.loads(r.choices[0].message.content or "")
     assert isinstance(value["ok"], bool) and value["n"] in (1, 2, 3)
 
 
 async def test_completions_with_list_prompt_and_echo(engine: AsyncEngine) -> None:
-    r = await engine.complete(model="tiny", prompt=["the cat", "a dog"], max_tokens=3, temperature=0, echo=True)
+    r = await engine.complete(
+        model="tiny", prompt=["the cat", "a dog"], max_tokens=3, temperature=0, echo=True
+    )
     assert [c.index for c in r.choices] == [0, 1]
     assert r.choices[0].text.startswith("the cat") and r.choices[1].text.startswith("a dog")
     assert r.object == "text_completion"
@@ -131,8 +165,10 @@ async def test_completions_with_list_prompt_and_echo(engine: AsyncEngine) -> Non
 
 async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
     first = await engine.chat(model="tiny", messages=USER, max_tokens=8, temperature=0)
-    turn2 = USER + [{"role": "assistant", "content": first.choices[0].message.content},
-                    {"role": "user", "content": "yes no"}]
+    turn2 = USER + [
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "yes no"},
+    ]
     second = await engine.chat(model="tiny", messages=turn2, max_tokens=8, temperature=0)
     details = second.usage.prompt_tokens_details or {}
     assert details["cached_tokens"] >= first.usage.prompt_tokens - 1
@@ -150,13 +186,24 @@ async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
         ({"logit_bias": {"99999999": 1}}, "logit_bias"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"response_format": {"type": "xml"}}, "response_format.type"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object",
-          "properties": {"a": {"$ref": "#/nope"}}}}}}, "response_format.json_schema.schema"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-         "messages.0.content.0.type"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"schema": {"type": "object", "properties": {"a": {"$ref": "#/nope"}}}},
+                }
+            },
+            "response_format.json_schema.schema",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            "messages.0.content.0.type",
+        ),
     ],
 )
-async def test_bad_input_raises_naming_the_field(engine: AsyncEngine, kwargs: dict[str, Any], param: str) -> None:
+async def test_bad_input_raises_naming_the_field(
+    engine: AsyncEngine, kwargs: dict[str, Any], param: str
+) -> None:
     request: dict[str, Any] = {"model": "tiny", "messages": USER, **kwargs}
     with pytest.raises(InvalidRequestError) as info:
         await engine.chat(**request)
@@ -185,8 +232,9 @@ async def test_unknown_model_lists_the_available_ones(engine: AsyncEngine) -> No
 
 
 async def test_cancel_mid_stream_frees_the_slot(tiny_llama: Path) -> None:
-    engine = AsyncEngine({"models": [{"name": "one", "model": str(tiny_llama), "parallel": 1,
-                                      "context_length": 512}]})
+    engine = AsyncEngine(
+        {"models": [{"name": "one", "model": str(tiny_llama), "parallel": 1, "context_length": 512}]}
+    )
     try:
         stream = await engine.chat(model="one", messages=USER, max_tokens=400, temperature=1, stream=True)
         got = 0

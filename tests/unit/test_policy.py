@@ -19,7 +19,11 @@ def test_evicts_least_recently_used_first_and_only_as_many_as_needed() -> None:
 
 
 def test_never_evicts_busy_or_pinned() -> None:
-    residents = [r("busy", ram=2 * GB, busy=1, t=0), r("pin", ram=GB, pinned=True, t=0), r("idle", ram=GB, t=5)]
+    residents = [
+        r("busy", ram=2 * GB, busy=1, t=0),
+        r("pin", ram=GB, pinned=True, t=0),
+        r("idle", ram=GB, t=5),
+    ]
     plan = plan_eviction(residents, 0, 2 * GB, 0, 4 * GB)
     assert not plan.fits
     assert plan.fits_when_idle  # once "busy" finishes it can go

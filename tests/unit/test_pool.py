@@ -92,7 +92,9 @@ async def test_never_evicts_a_model_in_use(tiny_llama: Path, tiny_llama_gqa: Pat
         pool.close()
 
 
-async def test_waiting_load_proceeds_when_the_busy_model_is_released(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+async def test_waiting_load_proceeds_when_the_busy_model_is_released(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
     a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
     pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5), load_wait=10)
     try:
@@ -137,9 +139,12 @@ async def test_model_bigger_than_the_budget_fails_fast_with_figures(tiny_llama: 
         pool.close()
 
 
-async def test_broken_files_fail_their_model_only(tiny_llama: Path, corrupt_gguf: Path, tmp_path: Path) -> None:
-    pool, planner = make_pool([spec("good", tiny_llama), spec("bad", corrupt_gguf),
-                               spec("gone", tmp_path / "missing.gguf")])
+async def test_broken_files_fail_their_model_only(
+    tiny_llama: Path, corrupt_gguf: Path, tmp_path: Path
+) -> None:
+    pool, planner = make_pool(
+        [spec("good", tiny_llama), spec("bad", corrupt_gguf), spec("gone", tmp_path / "missing.gguf")]
+    )
     try:
         with pytest.raises(ModelLoadError) as info:
             await pool.acquire("bad")

