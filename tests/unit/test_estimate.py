@@ -22,10 +22,25 @@ from tests.tiny_models import WORDS
 MIB = 1 << 20
 
 BASE = GGUFInfo(
-    path=Path("m.gguf"), architecture="llama", name=None, file_type="F16", parameter_count=0,
-    context_length=8192, block_count=4, embedding_length=256, feed_forward_length=512, head_count=8,
-    head_count_kv=8, key_length=32, value_length=32, vocab_size=1000, tensor_bytes=4 * 1000 + 300,
-    layer_bytes=(1000,) * 4, other_bytes=300, output_bytes=100, token_embd_bytes=200,
+    path=Path("m.gguf"),
+    architecture="llama",
+    name=None,
+    file_type="F16",
+    parameter_count=0,
+    context_length=8192,
+    block_count=4,
+    embedding_length=256,
+    feed_forward_length=512,
+    head_count=8,
+    head_count_kv=8,
+    key_length=32,
+    value_length=32,
+    vocab_size=1000,
+    tensor_bytes=4 * 1000 + 300,
+    layer_bytes=(1000,) * 4,
+    other_bytes=300,
+    output_bytes=100,
+    token_embd_bytes=200,
 )
 ROW_F16 = 8 * (32 + 32) * 2  # one KV cell of one layer: heads x (key + value) x 2 bytes
 
@@ -62,9 +77,14 @@ def test_gqa_uses_kv_heads() -> None:
     assert mixed.kv_bytes * 2 == mha.kv_bytes
 
 
-@pytest.mark.parametrize(("k", "v", "k_bytes", "v_bytes"), [
-    ("q8_0", "q8_0", 34 / 32, 34 / 32), ("q4_0", "f16", 18 / 32, 2), ("f32", "q5_1", 4, 24 / 32),
-])
+@pytest.mark.parametrize(
+    ("k", "v", "k_bytes", "v_bytes"),
+    [
+        ("q8_0", "q8_0", 34 / 32, 34 / 32),
+        ("q4_0", "f16", 18 / 32, 2),
+        ("f32", "q5_1", 4, 24 / 32),
+    ],
+)
 def test_quantised_cache(k: str, v: str, k_bytes: float, v_bytes: float) -> None:
     e = estimate_llm(BASE, n_ctx=2048, cache_type_k=k, cache_type_v=v)
     assert e.kv_bytes == int(2048 * 4 * 8 * 32 * (k_bytes + v_bytes))
@@ -197,7 +217,10 @@ needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, 
 def _measure(path: Path, configs: list[dict[str, Any]]) -> list[dict[str, float]]:
     out = subprocess.run(
         [sys.executable, "-c", _MEASURE, str(path), json.dumps(configs)],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
@@ -217,10 +240,14 @@ def _compare(path: Path, configs: list[dict[str, Any]]) -> list[tuple[MemoryEsti
 
 @needs_llama
 def test_tiny_llama_matches_llama_cpp(tiny_llama: Path) -> None:
-    _compare(tiny_llama, [
-        {"n_ctx": 512, "n_seq": 1}, {"n_ctx": 256, "n_seq": 4},
-        {"n_ctx": 2048, "n_seq": 1, "flash_attn": True},
-    ])
+    _compare(
+        tiny_llama,
+        [
+            {"n_ctx": 512, "n_seq": 1},
+            {"n_ctx": 256, "n_seq": 4},
+            {"n_ctx": 2048, "n_seq": 1, "flash_attn": True},
+        ],
+    )
 
 
 @needs_llama
@@ -235,26 +262,40 @@ def test_tiny_gqa_kv_matches_llama_cpp(tiny_llama: Path, tiny_llama_gqa: Path) -
 @pytest.mark.integration
 @needs_llama
 def test_smollm2_matches_llama_cpp(smollm2: Path) -> None:
-    _compare(smollm2, [
-        {"n_ctx": 2048, "n_seq": 1}, {"n_ctx": 2048, "n_seq": 4},
-        {"n_ctx": 2048, "n_seq": 4, "flash_attn": True}, {"n_ctx": 8192, "n_seq": 1},
-    ])
+    _compare(
+        smollm2,
+        [
+            {"n_ctx": 2048, "n_seq": 1},
+            {"n_ctx": 2048, "n_seq": 4},
+            {"n_ctx": 2048, "n_seq": 4, "flash_attn": True},
+            {"n_ctx": 8192, "n_seq": 1},
+        ],
+    )
 
 
 @needs_llama
 def test_sliding_window_matches_llama_cpp(tmp_path: Path) -> None:
     path = _tiny_gemma3(tmp_path / "gemma3.gguf")
     assert read_gguf(path).swa_layers == (True,) * 5 + (False,)
-    _compare(path, [
-        {"n_ctx": 2048, "n_seq": 2, "swa_full": False}, {"n_ctx": 2048, "n_seq": 2, "swa_full": True},
-        {"n_ctx": 4096, "n_seq": 1, "swa_full": False, "flash_attn": True},
-    ])
+    _compare(
+        path,
+        [
+            {"n_ctx": 2048, "n_seq": 2, "swa_full": False},
+            {"n_ctx": 2048, "n_seq": 2, "swa_full": True},
+            {"n_ctx": 4096, "n_seq": 1, "swa_full": False, "flash_attn": True},
+        ],
+    )
 
 
 @needs_llama
 def test_encoder_matches_llama_cpp(tiny_bert: Path) -> None:
-    _compare(tiny_bert, [{"n_ctx": 512, "n_seq": 1, "embedding_only": True},
-                         {"n_ctx": 128, "n_seq": 4, "embedding_only": True}])
+    _compare(
+        tiny_bert,
+        [
+            {"n_ctx": 512, "n_seq": 1, "embedding_only": True},
+            {"n_ctx": 128, "n_seq": 4, "embedding_only": True},
+        ],
+    )
 
 
 def _tiny_gemma3(path: Path, n_layer: int = 6, n_embd: int = 64, n_ff: int = 128) -> Path:
@@ -277,8 +318,11 @@ def _tiny_gemma3(path: Path, n_layer: int = 6, n_embd: int = 64, n_ff: int = 128
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores([0.0] * len(tokens))
-    w.add_token_types([gguf.TokenType.CONTROL] * 4 + [gguf.TokenType.BYTE] * 256
-                      + [gguf.TokenType.NORMAL] * (len(tokens) - 260))
+    w.add_token_types(
+        [gguf.TokenType.CONTROL] * 4
+        + [gguf.TokenType.BYTE] * 256
+        + [gguf.TokenType.NORMAL] * (len(tokens) - 260)
+    )
     w.add_bos_token_id(2)
     w.add_eos_token_id(1)
 
@@ -293,12 +337,19 @@ def _tiny_gemma3(path: Path, n_layer: int = 6, n_embd: int = 64, n_ff: int = 128
     for i in range(n_layer):
         p = f"blk.{i}."
         for name, tensor in [
-            ("attn_norm", ones(n_embd)), ("attn_q", t(n_head * head_dim, n_embd)),
-            ("attn_k", t(n_head_kv * head_dim, n_embd)), ("attn_v", t(n_head_kv * head_dim, n_embd)),
-            ("attn_q_norm", ones(head_dim)), ("attn_k_norm", ones(head_dim)),
-            ("attn_output", t(n_embd, n_head * head_dim)), ("post_attention_norm", ones(n_embd)),
-            ("ffn_norm", ones(n_embd)), ("ffn_gate", t(n_ff, n_embd)), ("ffn_up", t(n_ff, n_embd)),
-            ("ffn_down", t(n_embd, n_ff)), ("post_ffw_norm", ones(n_embd)),
+            ("attn_norm", ones(n_embd)),
+            ("attn_q", t(n_head * head_dim, n_embd)),
+            ("attn_k", t(n_head_kv * head_dim, n_embd)),
+            ("attn_v", t(n_head_kv * head_dim, n_embd)),
+            ("attn_q_norm", ones(head_dim)),
+            ("attn_k_norm", ones(head_dim)),
+            ("attn_output", t(n_embd, n_head * head_dim)),
+            ("post_attention_norm", ones(n_embd)),
+            ("ffn_norm", ones(n_embd)),
+            ("ffn_gate", t(n_ff, n_embd)),
+            ("ffn_up", t(n_ff, n_embd)),
+            ("ffn_down", t(n_embd, n_ff)),
+            ("post_ffw_norm", ones(n_embd)),
         ]:
             w.add_tensor(p + name + ".weight", tensor)
     w.write_header_to_file()
