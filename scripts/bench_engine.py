@@ -68,10 +68,14 @@ def eog_bias(path: str) -> dict[int, float]:
 # ---------------------------------------------------------------- llama-cpp-python high-level API
 
 
-def bench_highlevel(path: str, threads: int, tokens: int, clients: int, bias: dict[int, float]) -> Run:
+def bench_highlevel(
+    path: str, threads: int, tokens: int, clients: int, bias: dict[int, float], ngl: int
+) -> Run:
     import llama_cpp
 
-    llm = llama_cpp.Llama(path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm = llama_cpp.Llama(
+        path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, n_gpu_layers=ngl, verbose=False
+    )
     lock = threading.Lock()
     ttfts: list[float] = []
     counts: list[int] = []
@@ -114,12 +118,14 @@ def bench_highlevel(path: str, threads: int, tokens: int, clients: int, bias: di
 # ---------------------------------------------------------------- ClaraCore
 
 
-async def bench_claracore(path: str, threads: int, tokens: int, clients: int, bias: dict[int, float]) -> Run:
+async def bench_claracore(
+    path: str, threads: int, tokens: int, clients: int, bias: dict[int, float], ngl: int
+) -> Run:
     from claracore import AsyncEngine
 
-    engine = AsyncEngine(
-        {"models": [{"name": "m", "model": path, "threads": threads, "context_length": 2048, "parallel": 4}]}
-    )
+    spec = {"name": "m", "model": path, "threads": threads, "context_length": 2048, "parallel": 4,
+            "gpu_layers": ngl}
+    engine = AsyncEngine({"models": [spec]})
     bias_s = {str(k): v for k, v in bias.items()}
 
     async def one(prompt: str, t0: float) -> tuple[int, float]:
@@ -160,6 +166,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--gpu-layers", type=int, default=0, help="layers to offload on a GPU build (-1: all)")
     args = ap.parse_args()
     path = args.model or default_model()
     if not Path(path).exists():
