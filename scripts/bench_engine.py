@@ -123,8 +123,14 @@ async def bench_claracore(
 ) -> Run:
     from claracore import AsyncEngine
 
-    spec = {"name": "m", "model": path, "threads": threads, "context_length": 2048, "parallel": 4,
-            "gpu_layers": ngl}
+    spec = {
+        "name": "m",
+        "model": path,
+        "threads": threads,
+        "context_length": 2048,
+        "parallel": 4,
+        "gpu_layers": ngl,
+    }
     engine = AsyncEngine({"models": [spec]})
     bias_s = {str(k): v for k, v in bias.items()}
 
@@ -180,11 +186,14 @@ def main() -> int:
     rows = {}
     for clients in (1, 4):
         hl = best(
-            [bench_highlevel(path, args.threads, args.tokens, clients, bias) for _ in range(args.repeat)]
+            [
+                bench_highlevel(path, args.threads, args.tokens, clients, bias, args.gpu_layers)
+                for _ in range(args.repeat)
+            ]
         )
         cc = best(
             [
-                asyncio.run(bench_claracore(path, args.threads, args.tokens, clients, bias))
+                asyncio.run(bench_claracore(path, args.threads, args.tokens, clients, bias, args.gpu_layers))
                 for _ in range(args.repeat)
             ]
         )

@@ -80,7 +80,7 @@ class NativeModel:
         if not os.path.exists(path):
             raise ValueError(f"file not found: {path}")
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = 2**31 - 1 if gpu_layers < 0 else gpu_layers
+        params.n_gpu_layers = gpu_layers  # negative: all layers, as llama.h defines it
         params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         params.vocab_only = vocab_only
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
