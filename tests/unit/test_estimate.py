@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from claracore.errors import InvalidRequestError
-from claracore.pool.estimate import MemoryEstimate, estimate_file, estimate_llm, pad_context
+from claracore.pool.estimate import MemoryEstimate, _GraphAlloc, estimate_file, estimate_llm, pad_context
 from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf
-from tests.tiny_models import WORDS
+from tests.tiny_models import WORDS, make_tiny_llama
 
 MIB = 1 << 20
 
@@ -150,6 +150,52 @@ def test_compute_buffer_terms() -> None:
     assert estimate_llm(BASE, n_ctx=32768, flash_attn=True).compute_bytes < long.compute_bytes / 4
 
 
+def test_graph_alloc_replays_ggml_alloc() -> None:
+    g = _GraphAlloc()
+    a = g.op(128)
+    b = g.op(128, a)  # a is freed once b has read it: a 128-byte gap at 0
+    c = g.op(128, b)  # fits that gap; freeing b returns its bytes to the open end
+    g.op(192, c)  # fits no gap, so the buffer grows to 128 + 192
+    assert g.run() == (320, 320)
+
+    in_place = _GraphAlloc()
+    a = in_place.op(128)
+    in_place.op(128, in_place.op(128, a, inplace=True), inplace=True)  # both take over a's memory
+    assert in_place.run() == (128, 128)
+
+    shared = _GraphAlloc()
+    a = shared.op(128)
+    b = shared.op(128, a, inplace=True)  # a is still read by the next node, so b cannot take it
+    shared.mark()
+    shared.op(100, a, b)  # rounded up to ggml's 32-byte alignment
+    assert shared.run() == (384, 256)
+
+
+def test_ffn_product_reuses_the_attention_gap() -> None:
+    """With n_ff <= 2 × n_embd the feed-forward product fits the gap the attention leaves in
+    layer 0 (a fixed count of live tensors over-priced this tiny model by 0.25 MiB); wider, it
+    lands on top. The figures are what llama.cpp reports for these shapes."""
+    tiny = _info(
+        embedding_length=64,
+        feed_forward_length=128,
+        head_count=4,
+        head_count_kv=4,
+        key_length=16,
+        value_length=16,
+        block_count=2,
+        vocab_size=323,
+    )
+
+    def compute(**changes: Any) -> float:
+        info = dataclasses.replace(tiny, **changes)
+        e = estimate_llm(info, n_ctx=512, flash_attn=True, n_outputs_max=1)
+        return round(e.compute_bytes / MIB, 2)
+
+    assert compute() == 1.51
+    assert compute(feed_forward_length=256) == 2.51
+    assert compute(block_count=4) == 1.64  # layer 1 leaves a smaller gap
+
+
 def test_encoder_has_no_kv_cache() -> None:
     bert = _info(architecture="bert", causal=False, pooling_type=1)
     e = estimate_llm(bert, n_ctx=512, n_seq=8, embedding_only=True)
@@ -200,6 +246,7 @@ for cfg in json.loads(sys.argv[2]):
     p = llama_cpp.llama_context_default_params()
     p.n_ctx, p.n_seq_max, p.kv_unified = cfg["n_ctx"] * cfg["n_seq"], cfg["n_seq"], True
     p.n_batch, p.n_ubatch, p.embeddings = 512, 512, cfg.get("embedding_only", False)
+    p.n_outputs_max = cfg.get("n_outputs_max") or 0
     p.flash_attn_type = 1 if cfg.get("flash_attn") else 0
     p.swa_full = cfg.get("swa_full", True)
     ctx = llama_cpp.llama_init_from_model(model, p)
@@ -226,7 +273,8 @@ def _measure(path: Path, configs: list[dict[str, Any]]) -> list[dict[str, float]
 
 
 def _compare(path: Path, configs: list[dict[str, Any]]) -> list[tuple[MemoryEstimate, dict[str, float]]]:
-    """Estimate and measurement per config; asserts the totals agree within 10 %."""
+    """Estimate and measurement per config; asserts the totals agree within 10 % and the compute
+    buffers within 2 % (plus llama.cpp's rounding to 0.01 MiB)."""
     info = read_gguf(path)
     measured = _measure(path, configs)
     assert len(measured) == len(configs)
@@ -234,6 +282,7 @@ def _compare(path: Path, configs: list[dict[str, Any]]) -> list[tuple[MemoryEsti
     for cfg, (est, got) in zip(configs, pairs, strict=True):
         assert est.total / MIB == pytest.approx(sum(got.values()), rel=0.10), (cfg, est, got)
         assert est.kv_bytes / MIB == pytest.approx(got["kv"], rel=0.01, abs=0.006), (cfg, est, got)
+        assert est.compute_bytes / MIB == pytest.approx(got["compute"], rel=0.02, abs=0.011), (cfg, est, got)
         assert est.weights_ram / MIB == pytest.approx(got["weights"], abs=0.006)
     return pairs
 
@@ -246,6 +295,33 @@ def test_tiny_llama_matches_llama_cpp(tiny_llama: Path) -> None:
             {"n_ctx": 512, "n_seq": 1},
             {"n_ctx": 256, "n_seq": 4},
             {"n_ctx": 2048, "n_seq": 1, "flash_attn": True},
+        ],
+    )
+
+
+@needs_llama
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {},
+        {"n_head_kv": 2},
+        {"n_ff": 256},
+        {"n_ff": 96, "n_layer": 3},
+        {"n_embd": 128, "n_ff": 384, "n_layer": 3},
+    ],
+)
+def test_compute_buffer_matches_llama_cpp_across_shapes(tmp_path: Path, shape: dict[str, Any]) -> None:
+    """The allocator replay against llama.cpp, with and without flash attention, for the
+    runtime's outputs (one per sequence) and llama.cpp's default (every token)."""
+    path = make_tiny_llama(tmp_path / "m.gguf", **shape)
+    _compare(
+        path,
+        [
+            {"n_ctx": 512, "n_seq": 1, "flash_attn": True, "n_outputs_max": 1},
+            {"n_ctx": 512, "n_seq": 4, "flash_attn": True, "n_outputs_max": 4},
+            {"n_ctx": 256, "n_seq": 1, "flash_attn": True},
+            {"n_ctx": 512, "n_seq": 1, "n_outputs_max": 1},
+            {"n_ctx": 256, "n_seq": 2},
         ],
     )
 
