@@ -12,7 +12,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from claracore.config import ModelSpec
@@ -116,10 +116,7 @@ def _sampling(
         logit_bias=bias,
     )
     # Each choice gets its own seed, so n choices differ but the same seed repeats the set.
-    return [
-        SamplingParams(**{**base.__dict__, "seed": None if request.seed is None else request.seed + i})
-        for i in range(request.n)
-    ]
+    return [replace(base, seed=None if request.seed is None else request.seed + i) for i in range(request.n)]
 
 
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:

