@@ -322,31 +322,50 @@ class _Totals:
         return usage(self.prompt, self.completion, self.cached)
 
 
-async def collect_chat(gen: Generation) -> p.ChatCompletion:
-    runtime, prep = _llm(gen.lease), gen.prepared
-    texts = [""] * prep.n
-    logprobs: list[list[TokenLogprob]] = [[] for _ in range(prep.n)]
-    reasons: list[Any] = [None] * prep.n
-    totals = _Totals()
+@dataclass
+class _Collected:
+    """Every choice's whole text, token logprobs and finish reason, and the usage totals."""
+
+    texts: list[str]
+    logprobs: list[list[TokenLogprob]]
+    reasons: list[Any]
+    totals: _Totals
+
+
+async def _collect(gen: Generation) -> _Collected:
+    prep = gen.prepared
+    count = len(prep.jobs) * prep.n
+    out = _Collected(
+        [prep.prompt_texts[i // prep.n] for i in range(count)],
+        [[] for _ in range(count)],
+        [None] * count,
+        _Totals(),
+    )
     async for index, ev in gen:
         if isinstance(ev, Delta):
-            texts[index] += ev.text
-            logprobs[index].extend(ev.logprobs)
+            out.texts[index] += ev.text
+            out.logprobs[index].extend(ev.logprobs)
         else:
-            reasons[index] = ev.reason
-            totals.add(ev)
+            out.reasons[index] = ev.reason
+            out.totals.add(ev)
+    return out
+
+
+async def collect_chat(gen: Generation) -> p.ChatCompletion:
+    runtime, prep = _llm(gen.lease), gen.prepared
+    got = await _collect(gen)
     want_lp = prep.jobs[0].logprobs
     choices = [
         p.ChatChoice(
             index=i,
-            message=p.AssistantMessage(content=texts[i]),
-            finish_reason=reasons[i],
-            logprobs=chat_logprobs(runtime, tuple(logprobs[i])) if want_lp else None,
+            message=p.AssistantMessage(content=got.texts[i]),
+            finish_reason=got.reasons[i],
+            logprobs=chat_logprobs(runtime, tuple(got.logprobs[i])) if want_lp else None,
         )
         for i in range(prep.n)
     ]
     return p.ChatCompletion(
-        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=totals.usage()
+        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
     )
 
 
@@ -376,32 +395,21 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
 
 async def collect_completion(gen: Generation) -> p.Completion:
     runtime, prep = _llm(gen.lease), gen.prepared
-    count = len(prep.jobs) * prep.n
-    texts = [prep.prompt_texts[i // prep.n] for i in range(count)]
-    logprobs: list[list[TokenLogprob]] = [[] for _ in range(count)]
-    reasons: list[Any] = [None] * count
-    totals = _Totals()
-    async for index, ev in gen:
-        if isinstance(ev, Delta):
-            texts[index] += ev.text
-            logprobs[index].extend(ev.logprobs)
-        else:
-            reasons[index] = ev.reason
-            totals.add(ev)
+    got = await _collect(gen)
     want_lp = prep.jobs[0].logprobs
     choices = [
         p.CompletionChoice(
             index=i,
-            text=texts[i],
-            finish_reason=reasons[i],
-            logprobs=completion_logprobs(runtime, tuple(logprobs[i]), len(prep.prompt_texts[i // prep.n]))
+            text=text,
+            finish_reason=got.reasons[i],
+            logprobs=completion_logprobs(runtime, tuple(got.logprobs[i]), len(prep.prompt_texts[i // prep.n]))
             if want_lp
             else None,
         )
-        for i in range(count)
+        for i, text in enumerate(got.texts)
     ]
     return p.Completion(
-        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=totals.usage()
+        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
     )
 
 
