@@ -24,6 +24,7 @@ from claracore.hardware import budget_from, detect_memory
 from claracore.pool import loaders
 from claracore.pool.pool import ModelPool, ModelStatus
 from claracore.protocol import openai as p
+from claracore.protocol.validation import describe
 from claracore.runtime.native import supports_gpu_offload
 
 T = TypeVar("T")
@@ -51,9 +52,8 @@ def _request(cls: type[T], request: T | Mapping[str, Any] | None, kwargs: dict[s
     try:
         return cls.model_validate(data)  # type: ignore[attr-defined]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        raise InvalidRequestError(f"{field or 'request'}: {err['msg']}", param=field or None) from None
+        field, msg = describe(exc)
+        raise InvalidRequestError(f"{field or 'request'}: {msg}", param=field or None) from None
 
 
 class AsyncEngine:
@@ -169,6 +169,11 @@ class AsyncEngine:
         return await generation.collect_completion(gen)
 
     async def _start(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> generation.Generation:
+        kind = self.pool.kind(req.model)
+        if kind != "llm":  # refuse before loading a model that cannot answer
+            raise InvalidRequestError(
+                f"model '{req.model}' is a {kind} model, not a chat/completion model", param="model"
+            )
         lease = await self.pool.acquire(req.model)
         try:
             return await generation.start(lease, req)

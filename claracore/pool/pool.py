@@ -120,6 +120,10 @@ class ModelPool:
             return self._aliases[name]
         raise ModelNotFoundError(name, list(self._entries))
 
+    def kind(self, name: str) -> str:
+        """The model's type (llm, embedding, ...), known without loading it."""
+        return self._entries[self.resolve(name)].kind
+
     def spec(self, name: str) -> ModelSpec:
         return self._entries[self.resolve(name)].spec
 

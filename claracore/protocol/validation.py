@@ -1,0 +1,32 @@
+"""Turn pydantic's validation errors into the one field path a client can act on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+# pydantic adds a step to the location for each union branch it tried ("str", "list[str]",
+# a model's class name): not part of the field's path as the client wrote it.
+_BRANCH = re.compile(
+    r"^(str|int|float|bool|bytes|none|list\[.*\]|dict\[.*\]|literal\[.*\]|function-\w+\[.*\]|[A-Z]\w*)$"
+)
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """`("body", "messages", 0, "role")` → `"messages.0.role"`."""
+    return ".".join(str(x) for x in loc if x != "body" and not (isinstance(x, str) and _BRANCH.match(x)))
+
+
+def first_error(errors: Sequence[Any]) -> tuple[str, str]:
+    """(field path, message) of the first error, which is the one a client should fix first."""
+    if not errors:
+        return "", "invalid request"
+    err = errors[0]
+    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value"))
+
+
+def describe(exc: ValidationError) -> tuple[str, str]:
+    return first_error(exc.errors())

@@ -1,0 +1,53 @@
+"""`create_app(engine)`: the FastAPI application around one engine, built without globals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from claracore import __version__
+from claracore.engine import AsyncEngine
+from claracore.server import errors
+from claracore.server.deps import key_digest
+from claracore.server.routes import openai
+
+
+def create_app(engine: AsyncEngine) -> FastAPI:
+    """The app; its lifespan preloads models at start-up and frees them all at shutdown.
+
+    The API key and CORS come from `engine.config`.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.engine = engine
+    key = engine.config.api_key
+    app.state.key_digest = key_digest(key) if key else None
+    cors = engine.config.cors
+    if cors:
+        origins = ["*"] if cors is True else list(cors)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            allow_credentials=origins != ["*"],
+        )
+    errors.install(app)
+    app.include_router(openai.router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per family; each handler parses, calls the engine, and returns."""

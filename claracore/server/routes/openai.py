@@ -1,0 +1,77 @@
+"""The OpenAI-compatible routes: chat, completions, models."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from claracore.engine import AsyncEngine
+from claracore.protocol import openai as p
+from claracore.server.deps import engine, require_key
+from claracore.server.sse import sse_response
+
+log = logging.getLogger("claracore.server")
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+Engine = Annotated[AsyncEngine, Depends(engine)]
+
+
+def _log(route: str, model: str, started: float, usage: p.Usage | None, outcome: str = "ok") -> None:
+    """One line per request: what ran, how many tokens, how fast."""
+    took = time.perf_counter() - started
+    if usage is None:
+        log.info("%s model=%s %.2fs %s", route, model, took, outcome)
+        return
+    rate = usage.completion_tokens / took if took > 0 else 0.0
+    log.info(
+        "%s model=%s prompt=%d completion=%d %.2fs %.1f tok/s %s",
+        route,
+        model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        took,
+        rate,
+        outcome,
+    )
+
+
+def _stream(route: str, model: str, started: float, chunks: object) -> Response:
+    def done(last: BaseModel | None, outcome: str) -> None:
+        _log(route, model, started, getattr(last, "usage", None), outcome)
+
+    return sse_response(chunks, done)  # type: ignore[arg-type]
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: p.ChatCompletionRequest, eng: Engine) -> Response:
+    started = time.perf_counter()
+    result = await eng.chat(request)
+    if isinstance(result, p.ChatCompletion):
+        _log("chat", request.model, started, result.usage)
+        return JSONResponse(result.model_dump(mode="json"))
+    return _stream("chat", request.model, started, result)
+
+
+@router.post("/completions")
+async def completions(request: p.CompletionRequest, eng: Engine) -> Response:
+    started = time.perf_counter()
+    result = await eng.complete(request)
+    if isinstance(result, p.Completion):
+        _log("completion", request.model, started, result.usage)
+        return JSONResponse(result.model_dump(mode="json"))
+    return _stream("completion", request.model, started, result)
+
+
+@router.get("/models")
+async def list_models(eng: Engine) -> p.ModelList:
+    return eng.models()
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, eng: Engine) -> p.ModelInfo:
+    return eng.model(model_id)

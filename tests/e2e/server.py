@@ -1,0 +1,45 @@
+"""A real uvicorn server on a free loopback port, in a thread of the test process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from claracore import AsyncEngine
+from claracore.server import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(config: dict[str, Any]) -> Iterator[tuple[str, AsyncEngine]]:
+    """Yields the base URL and the engine behind it; stops the server (and engine) afterwards."""
+    engine = AsyncEngine(config)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    try:
+        httpx.get(url + "/health", timeout=5).raise_for_status()
+        yield url, engine
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

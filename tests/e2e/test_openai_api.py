@@ -1,0 +1,208 @@
+"""The OpenAI-compatible API over real HTTP, driven by the official `openai` client and httpx."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.server import running_server
+
+USER = [{"role": "user", "content": "hello world"}]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_llama: Path, tiny_bert: Path) -> Iterator[tuple[str, Any]]:
+    config = {"cors": ["http://ui.example"], "models": [
+        {"name": "tiny", "model": str(tiny_llama), "context_length": 256, "parallel": 4, "aliases": ["t"]},
+        {"name": "solo", "model": str(tiny_llama), "context_length": 512, "parallel": 1},
+        {"name": "embedder", "model": str(tiny_bert), "type": "embedding"},
+    ]}
+    with running_server(config) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: tuple[str, Any]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server[0] + "/v1", api_key="unused", max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(server: tuple[str, Any]) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=server[0] + "/v1", api_key="unused", max_retries=0) as c:
+        yield c
+
+
+def test_models_list_and_get(client: openai.OpenAI) -> None:
+    models = client.models.list()
+    ids = [m.id for m in models.data]
+    assert ids == ["tiny", "solo", "embedder"]
+    first = models.data[0].model_dump()
+    assert first["object"] == "model" and first["type"] == "llm" and first["aliases"] == ["t"]
+    assert first["state"] in ("unloaded", "loaded")
+    assert client.models.retrieve("t").id == "tiny"  # an alias resolves
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("nope")
+    assert info.value.body["code"] == "MODEL_NOT_FOUND"  # type: ignore[index]
+
+
+def test_chat_sync(client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model="tiny", messages=USER, max_tokens=5, temperature=0,  # type: ignore[arg-type]
+                                       user="someone", extra_body={"made_up_field": 1})
+    assert r.object == "chat.completion"
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage is not None and r.usage.completion_tokens == 5
+    assert client.models.retrieve("tiny").model_dump()["state"] == "loaded"
+
+
+def test_chat_stream_sync_with_usage(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="t", messages=USER, max_tokens=6, temperature=0, stream=True,  # type: ignore[arg-type]
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 6
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    whole = client.chat.completions.create(model="t", messages=USER, max_tokens=6, temperature=0)  # type: ignore[arg-type]
+    assert text == whole.choices[0].message.content
+
+
+async def test_chat_async_stream_and_not(aclient: openai.AsyncOpenAI) -> None:
+    r = await aclient.chat.completions.create(model="tiny", messages=USER, max_tokens=4, n=2, seed=3,  # type: ignore[arg-type]
+                                              logprobs=True, top_logprobs=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.content or []) == 4
+    stream = await aclient.chat.completions.create(model="tiny", messages=USER, max_tokens=4, stream=True)  # type: ignore[arg-type]
+    finishes = [c.choices[0].finish_reason async for c in stream if c.choices]
+    assert finishes[-1] == "length"
+
+
+def test_json_schema_and_seed(client: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    kw: dict[str, Any] = {"model": "tiny", "messages": USER, "max_tokens": 20, "seed": 5, "temperature": 1,
+                          "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+    a = client.chat.completions.create(**kw)
+    b = client.chat.completions.create(**kw)
+    assert isinstance(json.loads(a.choices[0].message.content or "")["ok"], bool)
+    assert a.choices[0].message.content == b.choices[0].message.content
+
+
+def test_completions(client: openai.OpenAI) -> None:
+    r = client.completions.create(model="tiny", prompt=["the cat", "a dog"], max_tokens=3, echo=True, logprobs=2,
+                                  temperature=0)
+    assert r.object == "text_completion"
+    assert r.choices[0].text.startswith("the cat") and r.choices[1].text.startswith("a dog")
+    assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.tokens or []) == 3
+    stream = client.completions.create(model="tiny", prompt="the cat", max_tokens=3, temperature=0, stream=True)
+    text = "".join(c.choices[0].text for c in stream if c.choices)
+    single = client.completions.create(model="tiny", prompt="the cat", max_tokens=3, temperature=0)
+    assert text == single.choices[0].text
+
+
+def test_raw_sse_framing(server: tuple[str, Any]) -> None:
+    body = {"model": "tiny", "messages": USER, "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", server[0] + "/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        raw = r.read().decode()
+    events = raw.split("\n\n")
+    assert events[-1] == "" and events[-2] == "data: [DONE]"
+    payloads = [e for e in events[:-2]]
+    assert all(e.startswith("data: {") and "\n" not in e for e in payloads)  # no comments, one line each
+    chunks = [json.loads(e[6:]) for e in payloads]
+    assert "role" in chunks[0]["choices"][0]["delta"]
+    assert all("role" not in c["choices"][0]["delta"] or c["choices"][0]["delta"]["role"] is None
+               for c in chunks[1:])
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+def test_disconnect_mid_stream_cancels_the_sequence(server: tuple[str, Any]) -> None:
+    url, engine = server
+    body = {"model": "solo", "messages": USER, "max_tokens": 400, "stream": True, "temperature": 1}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+        for i, _line in enumerate(r.iter_lines()):
+            if i > 6:
+                break
+    runtime = next(e.runtime for e in engine.pool._entries.values() if e.spec.name == "solo")
+    deadline = time.monotonic() + 5
+    while runtime.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runtime.active == 0
+    r2 = httpx.post(url + "/v1/chat/completions", json={**body, "stream": False, "max_tokens": 3}, timeout=30)
+    assert r2.status_code == 200 and r2.json()["choices"][0]["finish_reason"] == "length"
+
+
+BAD = [
+    ({"messages": []}, "messages"),
+    ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"max_tokens": "lots"}, "max_tokens"),
+    ({"n": 5}, "n"),  # tiny decodes at most 4 together
+    ({"n": 1000}, "n"),
+    ({"temperature": [1]}, "temperature"),
+    ({"messages": [{"role": "user", "content": "cat " * 400}]}, "messages"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"properties": {"a": {"$ref": "#/x"}}}}}},
+     "response_format.json_schema.schema"),
+    ({"stop": 7}, "stop"),
+]
+
+
+@pytest.mark.parametrize(("patch", "param"), BAD)
+def test_bad_requests_are_400_naming_the_field(client: openai.OpenAI, patch: dict[str, Any], param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(**{"model": "tiny", "messages": USER, **patch})
+    body = info.value.body
+    assert isinstance(body, dict) and body["param"] == param, body
+    assert param.split(".")[0] in body["message"] or "context" in body["message"]
+
+
+def test_malformed_json_and_unknown_routes(server: tuple[str, Any]) -> None:
+    url = server[0]
+    r = httpx.post(url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_JSON"
+    r = httpx.post(url + "/v1/chat/completions", json=[1, 2])
+    assert r.status_code == 400 and "detail" not in r.json()
+    r = httpx.get(url + "/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+    r = httpx.post(url + "/v1/models")
+    assert r.status_code == 405 and "error" in r.json()
+
+
+def test_wrong_model_kind_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="embedder", messages=USER)  # type: ignore[arg-type]
+    assert "not a chat" in str(info.value)
+
+
+def test_unknown_model_is_404_listing_models(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-9", messages=USER)  # type: ignore[arg-type]
+    body = info.value.body
+    assert isinstance(body, dict) and body["code"] == "MODEL_NOT_FOUND"
+    assert body["details"]["availableModels"] == ["tiny", "solo", "embedder"]
+
+
+def test_hundred_bad_requests_leave_it_serving(server: tuple[str, Any]) -> None:
+    url = server[0] + "/v1/chat/completions"
+    with httpx.Client(timeout=30) as http:
+        for i in range(100):
+            patch, _ = BAD[i % len(BAD)]
+            r = http.post(url, json={"model": "tiny", "messages": USER, **patch})
+            assert r.status_code == 400
+        r = http.post(url, json={"model": "tiny", "messages": USER, "max_tokens": 3})
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+
+
+def test_cors(server: tuple[str, Any]) -> None:
+    r = httpx.options(server[0] + "/v1/models", headers={"Origin": "http://ui.example",
+                                                         "Access-Control-Request-Method": "GET"})
+    assert r.headers["access-control-allow-origin"] == "http://ui.example"
