@@ -27,8 +27,9 @@ def running_server(config: dict[str, Any]) -> Iterator[tuple[str, AsyncEngine]]:
     """Yields the base URL and the engine behind it; stops the server (and engine) afterwards."""
     engine = AsyncEngine(config)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -19,11 +19,20 @@ USER = [{"role": "user", "content": "hello world"}]
 
 @pytest.fixture(scope="module")
 def server(tiny_llama: Path, tiny_bert: Path) -> Iterator[tuple[str, Any]]:
-    config = {"cors": ["http://ui.example"], "models": [
-        {"name": "tiny", "model": str(tiny_llama), "context_length": 256, "parallel": 4, "aliases": ["t"]},
-        {"name": "solo", "model": str(tiny_llama), "context_length": 512, "parallel": 1},
-        {"name": "embedder", "model": str(tiny_bert), "type": "embedding"},
-    ]}
+    config = {
+        "cors": ["http://ui.example"],
+        "models": [
+            {
+                "name": "tiny",
+                "model": str(tiny_llama),
+                "context_length": 256,
+                "parallel": 4,
+                "aliases": ["t"],
+            },
+            {"name": "solo", "model": str(tiny_llama), "context_length": 512, "parallel": 1},
+            {"name": "embedder", "model": str(tiny_bert), "type": "embedding"},
+        ],
+    }
     with running_server(config) as running:
         yield running
 
@@ -54,8 +63,14 @@ def test_models_list_and_get(client: openai.OpenAI) -> None:
 
 
 def test_chat_sync(client: openai.OpenAI) -> None:
-    r = client.chat.completions.create(model="tiny", messages=USER, max_tokens=5, temperature=0,  # type: ignore[arg-type]
-                                       user="someone", extra_body={"made_up_field": 1})
+    r = client.chat.completions.create(
+        model="tiny",
+        messages=USER,
+        max_tokens=5,
+        temperature=0,  # type: ignore[arg-type]
+        user="someone",
+        extra_body={"made_up_field": 1},
+    )
     assert r.object == "chat.completion"
     assert r.choices[0].finish_reason == "length"
     assert r.usage is not None and r.usage.completion_tokens == 5
@@ -63,8 +78,14 @@ def test_chat_sync(client: openai.OpenAI) -> None:
 
 
 def test_chat_stream_sync_with_usage(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="t", messages=USER, max_tokens=6, temperature=0, stream=True,  # type: ignore[arg-type]
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="t",
+        messages=USER,
+        max_tokens=6,
+        temperature=0,
+        stream=True,  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     assert len({c.id for c in chunks}) == 1
@@ -76,8 +97,15 @@ def test_chat_stream_sync_with_usage(client: openai.OpenAI) -> None:
 
 
 async def test_chat_async_stream_and_not(aclient: openai.AsyncOpenAI) -> None:
-    r = await aclient.chat.completions.create(model="tiny", messages=USER, max_tokens=4, n=2, seed=3,  # type: ignore[arg-type]
-                                              logprobs=True, top_logprobs=2)
+    r = await aclient.chat.completions.create(
+        model="tiny",
+        messages=USER,
+        max_tokens=4,
+        n=2,
+        seed=3,  # type: ignore[arg-type]
+        logprobs=True,
+        top_logprobs=2,
+    )
     assert [c.index for c in r.choices] == [0, 1]
     assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.content or []) == 4
     stream = await aclient.chat.completions.create(model="tiny", messages=USER, max_tokens=4, stream=True)  # type: ignore[arg-type]
@@ -86,10 +114,20 @@ async def test_chat_async_stream_and_not(aclient: openai.AsyncOpenAI) -> None:
 
 
 def test_json_schema_and_seed(client: openai.OpenAI) -> None:
-    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
-              "additionalProperties": False}
-    kw: dict[str, Any] = {"model": "tiny", "messages": USER, "max_tokens": 20, "seed": 5, "temperature": 1,
-                          "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}},
+        "required": ["ok"],
+        "additionalProperties": False,
+    }
+    kw: dict[str, Any] = {
+        "model": "tiny",
+        "messages": USER,
+        "max_tokens": 20,
+        "seed": 5,
+        "temperature": 1,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    }
     a = client.chat.completions.create(**kw)
     b = client.chat.completions.create(**kw)
     assert isinstance(json.loads(a.choices[0].message.content or "")["ok"], bool)
@@ -97,12 +135,15 @@ def test_json_schema_and_seed(client: openai.OpenAI) -> None:
 
 
 def test_completions(client: openai.OpenAI) -> None:
-    r = client.completions.create(model="tiny", prompt=["the cat", "a dog"], max_tokens=3, echo=True, logprobs=2,
-                                  temperature=0)
+    r = client.completions.create(
+        model="tiny", prompt=["the cat", "a dog"], max_tokens=3, echo=True, logprobs=2, temperature=0
+    )
     assert r.object == "text_completion"
     assert r.choices[0].text.startswith("the cat") and r.choices[1].text.startswith("a dog")
     assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.tokens or []) == 3
-    stream = client.completions.create(model="tiny", prompt="the cat", max_tokens=3, temperature=0, stream=True)
+    stream = client.completions.create(
+        model="tiny", prompt="the cat", max_tokens=3, temperature=0, stream=True
+    )
     text = "".join(c.choices[0].text for c in stream if c.choices)
     single = client.completions.create(model="tiny", prompt="the cat", max_tokens=3, temperature=0)
     assert text == single.choices[0].text
@@ -116,12 +157,13 @@ def test_raw_sse_framing(server: tuple[str, Any]) -> None:
         raw = r.read().decode()
     events = raw.split("\n\n")
     assert events[-1] == "" and events[-2] == "data: [DONE]"
-    payloads = [e for e in events[:-2]]
+    payloads = events[:-2]
     assert all(e.startswith("data: {") and "\n" not in e for e in payloads)  # no comments, one line each
     chunks = [json.loads(e[6:]) for e in payloads]
     assert "role" in chunks[0]["choices"][0]["delta"]
-    assert all("role" not in c["choices"][0]["delta"] or c["choices"][0]["delta"]["role"] is None
-               for c in chunks[1:])
+    assert all(
+        "role" not in c["choices"][0]["delta"] or c["choices"][0]["delta"]["role"] is None for c in chunks[1:]
+    )
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
 
 
@@ -150,14 +192,23 @@ BAD = [
     ({"n": 1000}, "n"),
     ({"temperature": [1]}, "temperature"),
     ({"messages": [{"role": "user", "content": "cat " * 400}]}, "messages"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"properties": {"a": {"$ref": "#/x"}}}}}},
-     "response_format.json_schema.schema"),
+    (
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"schema": {"properties": {"a": {"$ref": "#/x"}}}},
+            }
+        },
+        "response_format.json_schema.schema",
+    ),
     ({"stop": 7}, "stop"),
 ]
 
 
 @pytest.mark.parametrize(("patch", "param"), BAD)
-def test_bad_requests_are_400_naming_the_field(client: openai.OpenAI, patch: dict[str, Any], param: str) -> None:
+def test_bad_requests_are_400_naming_the_field(
+    client: openai.OpenAI, patch: dict[str, Any], param: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(**{"model": "tiny", "messages": USER, **patch})
     body = info.value.body
@@ -167,7 +218,9 @@ def test_bad_requests_are_400_naming_the_field(client: openai.OpenAI, patch: dic
 
 def test_malformed_json_and_unknown_routes(server: tuple[str, Any]) -> None:
     url = server[0]
-    r = httpx.post(url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(
+        url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_JSON"
     r = httpx.post(url + "/v1/chat/completions", json=[1, 2])
     assert r.status_code == 400 and "detail" not in r.json()
@@ -203,6 +256,8 @@ def test_hundred_bad_requests_leave_it_serving(server: tuple[str, Any]) -> None:
 
 
 def test_cors(server: tuple[str, Any]) -> None:
-    r = httpx.options(server[0] + "/v1/models", headers={"Origin": "http://ui.example",
-                                                         "Access-Control-Request-Method": "GET"})
+    r = httpx.options(
+        server[0] + "/v1/models",
+        headers={"Origin": "http://ui.example", "Access-Control-Request-Method": "GET"},
+    )
     assert r.headers["access-control-allow-origin"] == "http://ui.example"

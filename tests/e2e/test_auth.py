@@ -1,0 +1,59 @@
+"""With an API key configured, every /v1 and /api route refuses requests without it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from claracore import AsyncEngine
+from claracore.server import create_app
+from tests.e2e.server import running_server
+
+KEY = "s3cret-key"
+USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_llama: Path) -> Iterator[tuple[str, Any]]:
+    config = {"api_key": KEY, "models": [{"name": "tiny", "model": str(tiny_llama), "context_length": 256}]}
+    with running_server(config) as running:
+        yield running
+
+
+def test_every_protected_route_refuses_without_the_key(server: tuple[str, Any], tiny_llama: Path) -> None:
+    app = create_app(AsyncEngine({"api_key": KEY, "models": []}))
+    # The OpenAPI document lists every route the app serves, however routers are nested.
+    routes = {path: ops for path, ops in app.openapi()["paths"].items() if path.startswith(("/v1", "/api"))}
+    assert len(routes) >= 4
+    with httpx.Client(base_url=server[0], timeout=10) as http:
+        for template, operations in routes.items():
+            path = re.sub(r"\{[^}]+\}", "tiny", template)
+            for method in operations:
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}):
+                    r = http.request(method, path, headers=headers, json={})
+                    assert r.status_code == 401, (method, path, headers, r.text)
+                    assert (
+                        r.json()["error"]["type"] == "authentication_error"
+                        if path.startswith("/v1")
+                        else True
+                    )
+
+
+def test_openai_client_without_and_with_the_key(server: tuple[str, Any]) -> None:
+    with openai.OpenAI(base_url=server[0] + "/v1", api_key="wrong", max_retries=0) as bad:
+        with pytest.raises(openai.AuthenticationError):
+            bad.models.list()
+    with openai.OpenAI(base_url=server[0] + "/v1", api_key=KEY, max_retries=0) as good:
+        r = good.chat.completions.create(model="tiny", messages=USER, max_tokens=2)  # type: ignore[arg-type]
+        assert r.usage is not None and r.usage.completion_tokens == 2
+
+
+def test_x_api_key_header_and_public_health(server: tuple[str, Any]) -> None:
+    assert httpx.get(server[0] + "/v1/models", headers={"X-API-Key": KEY}).status_code == 200
+    assert httpx.get(server[0] + "/health").status_code == 200
