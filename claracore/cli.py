@@ -1,0 +1,307 @@
+"""The `claracore` command (also `python -m claracore`): serve, models, chat, --version.
+
+Each command resolves one config (see `claracore.defaults`), then uses the same Engine the
+server and Python callers use. Known problems (a bad config, a missing model package, a port in
+use) end with one line on stderr and exit status 2, never a traceback: the person reading it
+needs the fix, not the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from claracore import __version__
+from claracore.config import Config, ModelSpec
+from claracore.defaults import add_models_dir, resolve_config
+from claracore.engine import AsyncEngine, Engine
+from claracore.errors import ClaraCoreError, ModelLoadError
+from claracore.protocol import openai as p
+
+log = logging.getLogger(__name__)
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A problem to report in one line (exit 2) that is not one of the engine's errors."""
+
+
+# ------------------------------------------------------------------ shared plumbing
+
+
+def _say(text: str = "", *, err: bool = False, end: str = "\n") -> None:
+    """The CLI's only way to write to the terminal (design: no print outside the CLI)."""
+    print(text, end=end, file=sys.stderr if err else sys.stdout, flush=True)  # noqa: T201
+
+
+def _setup_logging(level_name: str) -> None:
+    """Compact log lines on stderr; llama.cpp's chatter stays at WARNING unless debugging."""
+    level = getattr(logging, level_name.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("claracore.llama").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+    )
+
+
+def _config(args: argparse.Namespace) -> tuple[Config, str]:
+    """The config of `--config` (or the search), plus the models of `--models-dir` (or `models_dir`)."""
+    config, source = resolve_config(args.config, os.environ, Path.cwd())
+    folder = args.models_dir or config.models_dir
+    if folder:
+        config = add_models_dir(config, folder)
+    return config, source
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+# ------------------------------------------------------------------ serve
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before the app starts, so a busy port is a clear error instead of uvicorn's exit 3."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server in the foreground until Ctrl+C (SIGINT) or SIGTERM."""
+    from claracore.server.app import create_app
+
+    config, source = _config(args)
+    update: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    config = config.model_copy(update=update)
+    sock = _bind(config.host, config.port)
+    url = _url(config.host, config.port)
+    names = ", ".join(_label(spec) for spec in config.models) or "(none)"
+
+    def announce() -> None:
+        _say(f"ClaraCore {__version__} serving at {url} (OpenAI API: {url}/v1); models: {names}")
+        _say(f"config: {source}. Press Ctrl+C to stop.")
+
+    _run(create_app(AsyncEngine(config)), config, args.log_level, sock, announce)
+    return 0
+
+
+def _label(spec: ModelSpec) -> str:
+    return f"{spec.name} ({', '.join(spec.aliases)})" if spec.aliases else spec.name
+
+
+def _run(app: Any, config: Config, log_level: str, sock: socket.socket, announce: Callable[[], None]) -> None:
+    """Run uvicorn on the bound socket; uvicorn is imported only by `serve`."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, announcing the URL once the app has started and is listening."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                announce()
+
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=log_level,
+            log_config=None,  # keep our basicConfig format for uvicorn's loggers too
+            access_log=False,  # the app logs one line per request itself
+            lifespan="on",
+            timeout_graceful_shutdown=5,  # open streams must not hold Ctrl+C hostage
+        )
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl+C after a clean shutdown
+        server.run(sockets=[sock])
+
+
+# ------------------------------------------------------------------ models
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _memory(info: p.ModelInfo, spec: ModelSpec, gpu_offload: bool) -> str:
+    """The resident figure when loaded, else the pool's pre-load estimate from GGUF metadata."""
+    if info.memory is not None:
+        vram, ram = info.memory.vram_bytes, info.memory.ram_bytes
+    else:
+        from claracore.pool import loaders  # metadata only: nothing is loaded
+
+        try:
+            estimate = loaders.plan(spec, gpu_offload=gpu_offload).estimate
+        except (ModelLoadError, OSError, ValueError):
+            return "-"
+        vram, ram = estimate.vram_bytes, estimate.ram_bytes
+    return _size(vram + ram) + (f" ({_size(vram)} VRAM)" if vram else "")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print a table of the configured models without loading any of them."""
+    from claracore.runtime.native import supports_gpu_offload
+
+    config, source = _config(args)
+    engine = AsyncEngine(config)  # not Engine: its start() would preload models
+    try:
+        listing = engine.models()
+    finally:
+        asyncio.run(engine.close())
+    gpu = supports_gpu_offload()
+    rows = [["NAME", "TYPE", "STATE", "MEMORY", "ALIASES", "FILE"]]
+    for info, spec in zip(listing.data, config.models, strict=True):
+        state = f"{info.state}: {info.error}" if info.error else info.state
+        missing = "" if Path(spec.model).exists() else " (missing)"
+        rows.append(
+            [info.id, info.type, state, _memory(info, spec, gpu), ", ".join(info.aliases) or "-",
+             spec.model + missing]
+        )  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        _say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    _say(f"{len(config.models)} model(s) from {source}", err=True)
+    return 0
+
+
+# ------------------------------------------------------------------ chat
+
+
+def _reply(engine: Engine, args: argparse.Namespace, history: list[dict[str, str]]) -> str:
+    """Stream one answer to stdout as it is generated; Ctrl+C stops it (what came stays)."""
+    sampling = {
+        k: v for k, v in (("temperature", args.temperature), ("max_tokens", args.max_tokens)) if v is not None
+    }
+    stream = engine.chat(model=args.model, messages=history, stream=True, **sampling)
+    if isinstance(stream, p.ChatCompletion):  # cannot happen with stream=True; narrows the type
+        return stream.choices[0].message.content or ""
+    parts: list[str] = []
+    try:
+        for chunk in stream:
+            text = chunk.choices[0].delta.content if chunk.choices else None
+            if text:
+                parts.append(text)
+                _say(text, end="")
+    except KeyboardInterrupt:
+        _say(" [stopped]", end="")
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # cancels the generation in the engine at once when it stopped early
+    _say()
+    return "".join(parts)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A multi-turn terminal chat with one model, in-process; /reset, /exit, EOF."""
+    config, _ = _config(args)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (line editing and history for input())
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    with Engine(config) as engine:
+        name = engine.aio.model(args.model).id  # ModelNotFoundError lists what exists
+        _say(f"loading {name}...", err=True)
+        engine.load(name)
+        _say(f"chatting with {name}: /reset clears the conversation, /exit (or Ctrl+D) quits", err=True)
+        history = list(system)
+        while True:
+            try:
+                line = input(">>> " if interactive else "").strip()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if line in ("/exit", "/quit", "/bye"):
+                break
+            if line == "/reset":
+                history = list(system)
+                _say("(conversation cleared)", err=True)
+                continue
+            if not line:
+                continue
+            history.append({"role": "user", "content": line})
+            try:
+                answer = _reply(engine, args, history)
+            except ClaraCoreError as exc:  # e.g. the conversation outgrew the context
+                history.pop()
+                _say(f"error: {exc.message} (/reset starts over)", err=True)
+                continue
+            history.append({"role": "assistant", "content": answer})
+    return 0
+
+
+# ------------------------------------------------------------------ parser and main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every subcommand stores its handler in `func`."""
+    parser = argparse.ArgumentParser(prog="claracore", description="Serve local AI models from one process.")
+    parser.add_argument("--version", action="version", version=f"claracore {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="config.yaml to use (default: search, then bundled)")
+    common.add_argument("--models-dir", metavar="DIR", help="also serve every *.gguf in DIR")
+    levels = ["debug", "info", "warning", "error", "critical"]
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP server")
+    serve.add_argument("--host", help="address to bind (default: config, else 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port to bind (default: config, else 5800)")
+    serve.add_argument("--log-level", choices=levels, default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", parents=[common], help="list the configured models")
+    models.add_argument("--log-level", choices=levels, default="warning")
+    models.set_defaults(func=cmd_models)
+
+    chat = sub.add_parser("chat", parents=[common], help="chat with a model in the terminal")
+    chat.add_argument("model", metavar="MODEL", help="model name or alias")
+    chat.add_argument("--system", metavar="TEXT", help="system prompt")
+    chat.add_argument("--temperature", type=float, metavar="T")
+    chat.add_argument("--max-tokens", type=int, metavar="N")
+    chat.add_argument("--log-level", choices=levels, default="warning")
+    chat.set_defaults(func=cmd_chat)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 a reported error)."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        status: int = args.func(args)
+    except ClaraCoreError as exc:
+        _say(f"claracore: error: {exc.message}", err=True)
+        return EXIT_ERROR
+    except CliError as exc:
+        _say(f"claracore: error: {exc}", err=True)
+        return EXIT_ERROR
+    return status

