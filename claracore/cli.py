@@ -23,7 +23,7 @@ from claracore import __version__
 from claracore.config import Config, ModelSpec
 from claracore.defaults import add_models_dir, resolve_config
 from claracore.engine import AsyncEngine, Engine
-from claracore.errors import ClaraCoreError, ModelLoadError
+from claracore.errors import ClaraCoreError
 from claracore.protocol import openai as p
 
 log = logging.getLogger(__name__)
@@ -152,38 +152,28 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def _memory(info: p.ModelInfo, spec: ModelSpec, gpu_offload: bool) -> str:
-    """The resident figure when loaded, else the pool's pre-load estimate from GGUF metadata."""
-    if info.memory is not None:
-        vram, ram = info.memory.vram_bytes, info.memory.ram_bytes
-    else:
-        from claracore.pool import loaders  # metadata only: nothing is loaded
-
-        try:
-            estimate = loaders.plan(spec, gpu_offload=gpu_offload).estimate
-        except (ModelLoadError, OSError, ValueError):
-            return "-"
-        vram, ram = estimate.vram_bytes, estimate.ram_bytes
+def _memory(info: p.ModelInfo) -> str:
+    """The pool's figure: resident when loaded, else what a load would budget for."""
+    if info.memory is None:
+        return "-"
+    vram, ram = info.memory.vram_bytes, info.memory.ram_bytes
     return _size(vram + ram) + (f" ({_size(vram)} VRAM)" if vram else "")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Print a table of the configured models without loading any of them."""
-    from claracore.runtime.native import supports_gpu_offload
-
     config, source = _config(args)
     engine = AsyncEngine(config)  # not Engine: its start() would preload models
     try:
         listing = engine.models()
     finally:
         asyncio.run(engine.close())
-    gpu = supports_gpu_offload()
     rows = [["NAME", "TYPE", "STATE", "MEMORY", "ALIASES", "FILE"]]
     for info, spec in zip(listing.data, config.models, strict=True):
         state = f"{info.state}: {info.error}" if info.error else info.state
         missing = "" if Path(spec.model).exists() else " (missing)"
         rows.append(
-            [info.id, info.type, state, _memory(info, spec, gpu), ", ".join(info.aliases) or "-",
+            [info.id, info.type, state, _memory(info), ", ".join(info.aliases) or "-",
              spec.model + missing]
         )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]

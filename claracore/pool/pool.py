@@ -58,7 +58,8 @@ class _Entry:
         self.error: str | None = None
         self.failed_stat: tuple[float, int] | None = None
         self.runtime: Runtime | None = None
-        self.estimate: MemoryEstimate | None = None
+        self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
+        self.planned: MemoryEstimate | None = None  # what a load would reserve, for listings
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
         self.last_used = 0.0
@@ -128,6 +129,14 @@ class ModelPool:
         return self._entries[self.resolve(name)].spec
 
     def status(self) -> list[ModelStatus]:
+        """Every model; those not resident carry the estimate a load would budget for."""
+        with self._cv:
+            missing = [e for e in self._entries.values() if e.estimate is None and e.planned is None]
+        for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
+            try:
+                e.planned = self._planner(e.spec).estimate
+            except ClaraCoreError:
+                pass  # the load will report what is wrong with the file
         with self._cv:
             return [self._status(e) for e in self._entries.values()]
 
@@ -138,7 +147,7 @@ class ModelPool:
             aliases=tuple(e.spec.aliases),
             state=e.state,
             error=e.error,
-            estimate=e.estimate,
+            estimate=e.estimate or e.planned,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
         )

@@ -27,6 +27,7 @@ _init_lock = threading.Lock()
 _initialised = False
 _listeners: list[Callable[[int, str], None]] = []
 _last_level = logging.DEBUG
+_demote_warnings = False  # set while a context is created: see new_context
 
 
 @llama_cpp.llama_log_callback
@@ -35,6 +36,8 @@ def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     global _last_level
     msg = text.decode("utf-8", errors="replace")
     py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    if _demote_warnings and py_level == logging.WARNING:
+        py_level = logging.INFO
     _last_level = py_level
     for listener in list(_listeners):
         listener(level, msg)
@@ -96,8 +99,18 @@ class NativeModel:
 
 
 def new_context(model: NativeModel, params: llama_cpp.llama_context_params) -> llama_cpp.llama_context_p:
-    """Create a context; raises ValueError when llama.cpp cannot (usually out of memory)."""
-    ctx = llama_cpp.llama_init_from_model(model.model, params)
+    """Create a context; raises ValueError when llama.cpp cannot (usually out of memory).
+
+    With a unified KV cache llama.cpp compares the whole cache (context x parallel) with the
+    trained context and warns of an overflow that cannot happen, since no sequence may exceed
+    its own share; its warnings while creating the context are logged at INFO instead.
+    """
+    global _demote_warnings
+    _demote_warnings = True
+    try:
+        ctx = llama_cpp.llama_init_from_model(model.model, params)
+    finally:
+        _demote_warnings = False
     if not ctx:
         raise ValueError("llama.cpp could not create a context (out of memory, or bad parameters)")
     return ctx

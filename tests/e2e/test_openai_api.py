@@ -56,6 +56,7 @@ def test_models_list_and_get(client: openai.OpenAI) -> None:
     first = models.data[0].model_dump()
     assert first["object"] == "model" and first["type"] == "llm" and first["aliases"] == ["t"]
     assert first["state"] in ("unloaded", "loaded")
+    assert models.data[1].model_dump()["memory"]["ram_bytes"] > 0  # estimated before any load
     assert client.models.retrieve("t").id == "tiny"  # an alias resolves
     with pytest.raises(openai.NotFoundError) as info:
         client.models.retrieve("nope")
