@@ -3,6 +3,11 @@
 An error after the stream has started cannot change the status code any more, so it is sent as
 one `data: {"error": ...}` event followed by `[DONE]`, which OpenAI's clients raise as an error.
 No keep-alive comments: some clients choke on them, and tokens flow continuously anyway.
+
+Framing is done here rather than by a library: it is three lines, and on the per-token path
+every layer shows (sse-starlette's task group and memory stream cost about 3 % of single-stream
+tokens/s on 2 cores). A client that disconnects makes Starlette cancel this generator, whose
+`finally` closes the chunk iterator and so cancels the generation.
 """
 
 from __future__ import annotations
@@ -11,37 +16,37 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sse_starlette import EventSourceResponse
 
 from claracore.server.errors import error_body
 
 log = logging.getLogger("claracore.server")
 
-_NO_PING = 24 * 3600
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def sse_response(
     chunks: AsyncIterator[BaseModel], on_end: Callable[[BaseModel | None, str], None]
-) -> EventSourceResponse:
+) -> StreamingResponse:
     """Stream `chunks`; `on_end(last_chunk, outcome)` runs once however the stream ends."""
 
-    async def events() -> AsyncIterator[dict[str, str]]:
+    async def events() -> AsyncIterator[bytes]:
         last: BaseModel | None = None
         outcome = "disconnected"
         try:
             async for chunk in chunks:
                 last = chunk
-                yield {"data": chunk.model_dump_json()}
+                yield b"data: " + chunk.__pydantic_serializer__.to_json(chunk) + b"\n\n"
             outcome = "ok"
         except Exception as exc:
             outcome = f"error: {exc}"
-            yield {"data": json.dumps(error_body(exc))}
+            yield b"data: " + json.dumps(error_body(exc)).encode() + b"\n\n"
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
             on_end(last, outcome)
-        yield {"data": "[DONE]"}
+        yield b"data: [DONE]\n\n"
 
-    return EventSourceResponse(events(), ping=_NO_PING, sep="\n")
+    return StreamingResponse(events(), media_type="text/event-stream", headers=_HEADERS)
