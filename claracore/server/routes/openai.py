@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -40,31 +41,30 @@ def _log(route: str, model: str, started: float, usage: p.Usage | None, outcome:
     )
 
 
-def _stream(route: str, model: str, started: float, chunks: object) -> Response:
+def _respond(
+    route: str, model: str, started: float, result: BaseModel | AsyncIterator[BaseModel]
+) -> Response:
+    """A whole answer as JSON, or a stream as SSE; either way one log line when it is done."""
+    if isinstance(result, BaseModel):
+        _log(route, model, started, getattr(result, "usage", None))
+        return JSONResponse(result.model_dump(mode="json"))
+
     def done(last: BaseModel | None, outcome: str) -> None:
         _log(route, model, started, getattr(last, "usage", None), outcome)
 
-    return sse_response(chunks, done)  # type: ignore[arg-type]
+    return sse_response(result, done)
 
 
 @router.post("/chat/completions")
 async def chat_completions(request: p.ChatCompletionRequest, eng: Engine) -> Response:
     started = time.perf_counter()
-    result = await eng.chat(request)
-    if isinstance(result, p.ChatCompletion):
-        _log("chat", request.model, started, result.usage)
-        return JSONResponse(result.model_dump(mode="json"))
-    return _stream("chat", request.model, started, result)
+    return _respond("chat", request.model, started, await eng.chat(request))
 
 
 @router.post("/completions")
 async def completions(request: p.CompletionRequest, eng: Engine) -> Response:
     started = time.perf_counter()
-    result = await eng.complete(request)
-    if isinstance(result, p.Completion):
-        _log("completion", request.model, started, result.usage)
-        return JSONResponse(result.model_dump(mode="json"))
-    return _stream("completion", request.model, started, result)
+    return _respond("completion", request.model, started, await eng.complete(request))
 
 
 @router.get("/models")
