@@ -249,6 +249,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Report the llama.cpp build, the GPUs and whether offload works; always exit 0."""
+    from claracore.doctor import diagnose, render
+
+    for line in render(diagnose()):
+        _say(line)
+    return 0
+
+
 # ------------------------------------------------------------------ parser and main
 
 
@@ -279,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, metavar="N")
     chat.add_argument("--log-level", choices=levels, default="warning")
     chat.set_defaults(func=cmd_chat)
+
+    doctor = sub.add_parser("doctor", help="check that llama.cpp's build matches this machine's GPU")
+    doctor.add_argument("--log-level", choices=levels, default="warning")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
