@@ -153,6 +153,7 @@ class Config(BaseModel):
     cors: Cors = False
     api_key: str = ""
     models_dir: str | None = None
+    max_upload_mb: float = Field(default=25.0, gt=0)  # largest audio upload accepted (OpenAI's limit)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     models: list[ModelSpec] = Field(default_factory=list)
 

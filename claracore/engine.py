@@ -17,12 +17,13 @@ from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
-from claracore import generation
+from claracore import embeddings, generation, speech
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
 from claracore.hardware import budget_from, detect_memory
 from claracore.pool import loaders
-from claracore.pool.pool import ModelPool, ModelStatus
+from claracore.pool.pool import Lease, ModelPool, ModelStatus
+from claracore.protocol import audio as a
 from claracore.protocol import openai as p
 from claracore.protocol.validation import describe
 from claracore.runtime.native import supports_gpu_offload
@@ -169,17 +170,90 @@ class AsyncEngine:
         return await generation.collect_completion(gen)
 
     async def _start(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> generation.Generation:
-        kind = self.pool.kind(req.model)
-        if kind != "llm":  # refuse before loading a model that cannot answer
-            raise InvalidRequestError(
-                f"model '{req.model}' is a {kind} model, not a chat/completion model", param="model"
-            )
-        lease = await self.pool.acquire(req.model)
+        lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
         try:
             return await generation.start(lease, req)
         except BaseException:
             lease.release()
             raise
+
+    async def _acquire(self, model: str, kinds: tuple[str, ...], role: str) -> Lease:
+        """Lease `model`, refusing before any load when it is of the wrong type."""
+        kind = self.pool.kind(model)
+        if kind not in kinds:
+            raise InvalidRequestError(f"model '{model}' is a {kind} model, not {role}", param="model")
+        return await self.pool.acquire(model)
+
+    # ------------------------------------------------------------ embeddings, reranking, speech
+
+    async def embed(
+        self, request: p.EmbeddingRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> p.EmbeddingList:
+        """Embeddings as OpenAI's `embeddings.create` returns them (normalised, float or base64)."""
+        req = _request(p.EmbeddingRequest, request, kwargs)
+        lease = await self._acquire(req.model, ("embedding",), "an embedding model")
+        try:
+            return await embeddings.embed(lease, req)
+        finally:
+            lease.release()
+
+    async def rerank(
+        self, request: p.RerankRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> p.RerankResponse:
+        """Documents ranked by relevance to the query; an embedding model ranks by cosine similarity."""
+        req = _request(p.RerankRequest, request, kwargs)
+        lease = await self._acquire(req.model, ("reranker", "embedding"), "a reranker or embedding model")
+        try:
+            return await embeddings.rerank(lease, req)
+        finally:
+            lease.release()
+
+    async def transcribe(
+        self, file: bytes, /, *, task: Literal["transcribe", "translate"] = "transcribe", **options: Any
+    ) -> tuple[str, str]:
+        """(body, media type) of a transcription, or with task="translate" an English translation."""
+        opts = _request(a.TranscriptionOptions, None, options)
+        lease = await self._acquire(opts.model, ("stt",), "a speech-to-text model")
+        try:
+            return await speech.transcribe(lease, file, opts, task)
+        finally:
+            lease.release()
+
+    async def speak_stream(
+        self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> tuple[AsyncIterator[bytes], str]:
+        """(audio bytes as synthesised, media type). Leaving the iterator early stops synthesis."""
+        req = _request(a.SpeechRequest, request, kwargs)
+        media = speech.media_type(req.response_format)
+        lease = await self._acquire(self._voice(req), ("tts",), "a text-to-speech voice")
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in speech.speak(lease, req):
+                    yield chunk
+            finally:
+                lease.release()
+
+        return stream(), media
+
+    async def speak(
+        self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> bytes:
+        """The whole audio file of `input` spoken by `voice`."""
+        chunks, _media = await self.speak_stream(request, **kwargs)
+        return b"".join([c async for c in chunks])
+
+    def _voice(self, req: a.SpeechRequest) -> str:
+        """The voice's model: named by `voice`, else by `model`, else the first voice for an OpenAI name."""
+        voices = self.pool.of_kind("tts")
+        names = {n: s.name for s in voices for n in (s.name, *s.aliases)}
+        for wanted in (req.voice, req.model):
+            if wanted in names:
+                return names[wanted]
+        if req.voice in speech.OPENAI_VOICES and voices:
+            return voices[0].name
+        listed = ", ".join(names) or "(no voices are configured)"
+        raise InvalidRequestError(f"voice '{req.voice}' is not available; voices: {listed}", param="voice")
 
     # ------------------------------------------------------------ models
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
-from claracore.pool.estimate import MemoryEstimate, estimate_llm
+from claracore.pool.estimate import MemoryEstimate, estimate_file, estimate_llm
 from claracore.pool.gguf import GGUFError, infer_model_type, read_gguf
 from claracore.runtime.base import Runtime
 
@@ -97,6 +97,84 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     return LoadPlan(kind="llm", estimate=estimate, load=load)
 
 
+def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
+    """Embedding and rerank models: one context, many short sequences decoded together."""
+    from claracore.runtime.embedding import EmbeddingOptions, EmbeddingRuntime
+    from claracore.runtime.reranker import RerankRuntime
+
+    info = read_gguf(spec.model)
+    n_ctx = spec.context_length or info.context_length or 512
+    if info.context_length > 0:
+        n_ctx = min(n_ctx, info.context_length)
+    n_batch = max(spec.batch_size, n_ctx)  # a whole sequence must fit one batch for non-causal models
+    options = EmbeddingOptions(
+        path=str(spec.model),
+        n_ctx=n_ctx,
+        n_batch=n_batch,
+        n_threads=spec.threads,
+        gpu_layers=spec.gpu_layers if gpu_offload else 0,
+        use_mmap=spec.use_mmap,
+    )
+    estimate = estimate_llm(
+        info,
+        n_ctx=n_ctx,
+        n_seq=options.n_seq,
+        gpu_layers=options.gpu_layers,
+        n_batch=n_batch,
+        n_ubatch=n_batch,
+        embedding_only=True,
+    )
+    runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
+
+    def load() -> Runtime:
+        try:
+            return runtime_class(options, name=spec.name)
+        except ValueError as exc:
+            raise ModelLoadError(spec.name, str(exc)) from exc
+
+    return LoadPlan(kind=kind, estimate=estimate, load=load)
+
+
+def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+    from claracore.runtime.whisper import WhisperOptions, WhisperRuntime
+
+    on_gpu = gpu_offload and spec.gpu_layers != 0
+    options = WhisperOptions(
+        path=str(spec.model),
+        device="cuda" if on_gpu else "cpu",
+        compute_type="float16" if on_gpu else "int8",
+        threads=spec.threads or 0,
+    )
+
+    def load() -> Runtime:
+        try:
+            return WhisperRuntime(options, name=spec.name)
+        except ImportError as exc:
+            raise ModelLoadError(spec.name, f"speech to text needs the [stt] extra ({exc})") from exc
+        except ValueError as exc:
+            raise ModelLoadError(spec.name, str(exc)) from exc
+
+    return LoadPlan(kind="stt", estimate=estimate_file(spec.model, on_gpu=on_gpu), load=load)
+
+
+def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+    from claracore.runtime.piper import PiperOptions, PiperRuntime
+
+    def load() -> Runtime:
+        try:
+            return PiperRuntime(PiperOptions(path=str(spec.model)), name=spec.name)
+        except ImportError as exc:
+            raise ModelLoadError(spec.name, f"text to speech needs the [tts] extra ({exc})") from exc
+        except ValueError as exc:
+            raise ModelLoadError(spec.name, str(exc)) from exc
+
+    return LoadPlan(kind="tts", estimate=estimate_file(spec.model), load=load)
+
+
 _PLANNERS: dict[str, Callable[[ModelSpec, bool], LoadPlan]] = {
     "llm": _plan_llm,
+    "embedding": lambda spec, gpu: _plan_encoder(spec, gpu, "embedding"),
+    "reranker": lambda spec, gpu: _plan_encoder(spec, gpu, "reranker"),
+    "stt": _plan_stt,
+    "tts": _plan_tts,
 }

@@ -121,6 +121,10 @@ class ModelPool:
             return self._aliases[name]
         raise ModelNotFoundError(name, list(self._entries))
 
+    def of_kind(self, kind: str) -> list[ModelSpec]:
+        """The configured models of one type, in config order."""
+        return [e.spec for e in self._entries.values() if e.kind == kind]
+
     def kind(self, name: str) -> str:
         """The model's type (llm, embedding, ...), known without loading it."""
         return self._entries[self.resolve(name)].kind
@@ -135,8 +139,8 @@ class ModelPool:
         for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
             try:
                 e.planned = self._planner(e.spec).estimate
-            except ClaraCoreError:
-                pass  # the load will report what is wrong with the file
+            except Exception as exc:  # a listing never fails: the load reports what is wrong
+                log.debug("no estimate for %s: %s", e.spec.name, exc)
         with self._cv:
             return [self._status(e) for e in self._entries.values()]
 

@@ -12,7 +12,7 @@ from claracore import __version__
 from claracore.engine import AsyncEngine
 from claracore.server import errors
 from claracore.server.deps import key_digest
-from claracore.server.routes import openai
+from claracore.server.routes import audio, openai
 
 
 def create_app(engine: AsyncEngine) -> FastAPI:
@@ -45,6 +45,7 @@ def create_app(engine: AsyncEngine) -> FastAPI:
         )
     errors.install(app)
     app.include_router(openai.router)
+    app.include_router(audio.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

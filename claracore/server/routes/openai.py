@@ -75,3 +75,14 @@ async def list_models(eng: Engine) -> p.ModelList:
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, eng: Engine) -> p.ModelInfo:
     return eng.model(model_id)
+
+
+@router.post("/embeddings")
+async def embeddings(request: p.EmbeddingRequest, eng: Engine) -> Response:
+    return JSONResponse((await eng.embed(request)).model_dump(mode="json"))
+
+
+@router.post("/rerank")
+@router.post("/reranking")
+async def rerank(request: p.RerankRequest, eng: Engine) -> Response:
+    return JSONResponse((await eng.rerank(request)).model_dump(mode="json", exclude_none=True))

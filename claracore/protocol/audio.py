@@ -1,0 +1,32 @@
+"""Wire types of the audio routes (speech to text, text to speech)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+SpeechFormat = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
+
+
+class TranscriptionOptions(BaseModel):
+    """The form fields of /v1/audio/transcriptions and /translations (the file travels apart)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    response_format: TranscriptFormat = "json"
+    timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
+
+
+class SpeechRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    input: str = Field(min_length=1, max_length=4096)
+    voice: str
+    response_format: SpeechFormat = "wav"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    stream_format: Literal["audio", "sse"] | None = None

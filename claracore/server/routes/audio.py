@@ -1,0 +1,86 @@
+"""Speech routes: transcriptions and translations (multipart upload), and speech synthesis."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import Response, StreamingResponse
+
+from claracore.engine import AsyncEngine
+from claracore.errors import InvalidRequestError
+from claracore.protocol import audio as a
+from claracore.server.deps import engine, require_key
+
+router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_key)])
+Engine = Annotated[AsyncEngine, Depends(engine)]
+
+
+async def _read(upload: UploadFile, limit_mb: float) -> bytes:
+    """The upload, refused without reading it all when it is over the configured limit."""
+    limit = int(limit_mb * 2**20)
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidRequestError(f"the file is larger than the {limit_mb:g} MB limit", param="file")
+    return data
+
+
+async def _speech_to_text(eng: AsyncEngine, file: UploadFile, task: str, options: dict[str, Any]) -> Response:
+    audio = await _read(file, eng.config.max_upload_mb)
+    fields = {k: v for k, v in options.items() if v is not None}
+    body, media_type = await eng.transcribe(audio, task=task, **fields)  # type: ignore[arg-type]
+    return Response(body, media_type=media_type)
+
+
+@router.post("/transcriptions")
+async def transcriptions(
+    eng: Engine,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()],
+    language: Annotated[str | None, Form()] = None,
+    prompt: Annotated[str | None, Form()] = None,
+    temperature: Annotated[str | None, Form()] = None,
+    response_format: Annotated[str | None, Form()] = None,
+    granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
+) -> Response:
+    return await _speech_to_text(
+        eng,
+        file,
+        "transcribe",
+        {
+            "model": model,
+            "language": language,
+            "prompt": prompt,
+            "temperature": temperature,
+            "response_format": response_format,
+            "timestamp_granularities": granularities,
+        },
+    )
+
+
+@router.post("/translations")
+async def translations(
+    eng: Engine,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()],
+    prompt: Annotated[str | None, Form()] = None,
+    temperature: Annotated[str | None, Form()] = None,
+    response_format: Annotated[str | None, Form()] = None,
+) -> Response:
+    return await _speech_to_text(
+        eng,
+        file,
+        "translate",
+        {
+            "model": model,
+            "prompt": prompt,
+            "temperature": temperature,
+            "response_format": response_format,
+        },
+    )
+
+
+@router.post("/speech")
+async def speech(request: a.SpeechRequest, eng: Engine) -> Response:
+    chunks, media_type = await eng.speak_stream(request)
+    return StreamingResponse(chunks, media_type=media_type)

@@ -1,0 +1,91 @@
+"""Speech requests: transcription/translation (Whisper) and synthesis (Piper) for the engine.
+
+The runtimes block, so their work runs in threads (each runtime bounds how many jobs it runs at
+once). Synthesis yields audio sentence by sentence, so a client reading a stream hears the start
+while the rest is being made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from claracore.errors import InvalidRequestError
+from claracore.pool.pool import Lease
+from claracore.protocol import audio as a
+
+#: OpenAI's voice names: any of them selects the configured voice when it names no model itself.
+OPENAI_VOICES = frozenset(
+    {
+        "alloy",
+        "ash",
+        "ballad",
+        "coral",
+        "echo",
+        "fable",
+        "nova",
+        "onyx",
+        "sage",
+        "shimmer",
+        "verse",
+        "marin",
+        "cedar",
+    }
+)
+
+STREAMABLE = {"wav": "audio/wav", "pcm": "audio/pcm"}
+WHOLE = {"flac": "audio/flac"}
+
+
+async def transcribe(
+    lease: Lease, audio: bytes, options: a.TranscriptionOptions, task: str
+) -> tuple[str, str]:
+    """(body, media type) of a transcription or translation in the requested format."""
+    from claracore.runtime.whisper import format_transcription
+
+    if not audio:
+        raise InvalidRequestError("the uploaded file is empty", param="file")
+    runtime: Any = lease.runtime
+    result = await asyncio.to_thread(
+        runtime.transcribe,
+        audio,
+        language=options.language,
+        prompt=options.prompt,
+        temperature=options.temperature,
+        word_timestamps="word" in options.timestamp_granularities,
+        task=task,
+    )
+    return format_transcription(result, options.response_format)
+
+
+def media_type(fmt: str) -> str:
+    """The content type for a speech format; unsupported ones are a 400 that lists what works."""
+    if fmt in STREAMABLE:
+        return STREAMABLE[fmt]
+    if fmt in WHOLE:
+        return WHOLE[fmt]
+    raise InvalidRequestError(
+        f"response_format '{fmt}' is not available; use one of: {', '.join([*STREAMABLE, *WHOLE])}",
+        param="response_format",
+    )
+
+
+async def speak(lease: Lease, request: a.SpeechRequest) -> AsyncIterator[bytes]:
+    """Audio bytes as they are synthesised (WAV and PCM stream; FLAC comes whole at the end)."""
+    from claracore.runtime.audio import encode, wav_header
+
+    media_type(request.response_format)
+    runtime: Any = lease.runtime
+    chunks: Iterator[bytes] = await asyncio.to_thread(runtime.synthesize, request.input, speed=request.speed)
+    if request.response_format in WHOLE:
+        pcm = await asyncio.to_thread(lambda: list(chunks))
+        yield encode(pcm, runtime.sample_rate, request.response_format)
+        return
+    if request.response_format == "wav":
+        yield wav_header(runtime.sample_rate)
+    while True:
+        chunk = await asyncio.to_thread(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
