@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from claracore.errors import InvalidRequestError
+from claracore.errors import InvalidRequestError, ModelUnavailableError
 from claracore.runtime.audio import encode
 from claracore.runtime.piper import PiperOptions, PiperRuntime
 from claracore.runtime.whisper import WhisperOptions, WhisperRuntime, format_transcription
@@ -180,3 +180,15 @@ def test_bad_folder_is_a_value_error(tmp_path: Path) -> None:
         WhisperRuntime(WhisperOptions(str(tmp_path / "missing")))
     with pytest.raises(ValueError):
         PiperRuntime(PiperOptions(str(tmp_path / "missing.onnx")))
+
+
+def test_closed_runtimes_refuse_work(spoken: bytes) -> None:
+    """After close (the pool unloading the model) a call fails with ModelUnavailableError."""
+    w = WhisperRuntime(WhisperOptions(str(_locate(*WHISPER_DIR, "faster_whisper"))))
+    p = PiperRuntime(PiperOptions(str(_locate(*PIPER_VOICE, "piper"))))
+    w.close()
+    p.close()
+    with pytest.raises(ModelUnavailableError):
+        w.transcribe(spoken)
+    with pytest.raises(ModelUnavailableError):
+        p.synthesize(SENTENCE)

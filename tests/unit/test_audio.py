@@ -8,6 +8,7 @@ import json
 import struct
 import wave
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 
 from claracore.errors import InvalidRequestError
 from claracore.runtime import audio
+from claracore.runtime import piper as piper_rt
+from claracore.runtime import whisper as whisper_rt
 from claracore.runtime.piper import PiperRuntime, length_scale
 from claracore.runtime.whisper import Segment, Transcription, Word, format_transcription
 
@@ -226,3 +229,26 @@ def test_synthesize_rejects_empty_input_before_any_audio() -> None:
     with pytest.raises(InvalidRequestError) as e:
         rt.synthesize("   ")
     assert e.value.param == "input"
+
+
+# --- memory estimates -----------------------------------------------------------------------
+
+MIB = 2**20
+
+
+def test_whisper_estimate_grows_with_file_and_jobs(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"\0" * (4 * MIB))
+    one = whisper_rt.estimate_memory(whisper_rt.WhisperOptions(str(tmp_path), max_concurrent=1))
+    two = whisper_rt.estimate_memory(whisper_rt.WhisperOptions(str(tmp_path), max_concurrent=2))
+    f32 = whisper_rt.estimate_memory(
+        whisper_rt.WhisperOptions(str(tmp_path), compute_type="float32", max_concurrent=1)
+    )
+    assert one == 4 * MIB + 32 * MIB + 96 * MIB + 4 * MIB
+    assert two - one == 96 * MIB + 4 * MIB
+    assert f32 - one == 4 * MIB
+
+
+def test_piper_estimate(tmp_path: Path) -> None:
+    onnx = tmp_path / "v.onnx"
+    onnx.write_bytes(b"\0" * (3 * MIB))
+    assert piper_rt.estimate_memory(piper_rt.PiperOptions(str(onnx))) == 6 * MIB + 128 * MIB
