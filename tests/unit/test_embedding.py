@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from claracore.convert import cached_conversion, convert_bert, read_safetensors
 from claracore.errors import InvalidRequestError, ModelUnavailableError
 from claracore.runtime.embedding import EmbeddingOptions, EmbeddingRuntime
 
@@ -114,3 +117,112 @@ def test_bad_files_raise_value_error(tmp_path: Path, corrupt_gguf: Path, tiny_ll
         EmbeddingRuntime(EmbeddingOptions(path=str(tmp_path / "missing.gguf")))
     with pytest.raises(ValueError):
         EmbeddingRuntime(EmbeddingOptions(path=str(corrupt_gguf)))
+
+
+# ---------------------------------------------------------------- the BERT converter, on a tiny folder
+
+
+def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], bf16: tuple[str, ...] = ()) -> None:
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    blobs: list[bytes] = []
+    offset = 0
+    for name, arr in tensors.items():
+        if name in bf16:
+            raw = (arr.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+            dtype = "BF16"
+        else:
+            raw, dtype = arr.astype(np.float32).tobytes(), "F32"
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+
+
+def _tiny_st_folder(folder: Path, pooling: str = "cls") -> Path:
+    """A random 1-layer sentence-transformers BERT, as the Hugging Face hub lays one out."""
+    r = np.random.default_rng(5)
+    d, ff, n_pos = 16, 32, 64
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "cat", "##s", "the", "."]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    cfg = {
+        "model_type": "bert",
+        "hidden_act": "gelu",
+        "hidden_size": d,
+        "intermediate_size": ff,
+        "max_position_embeddings": n_pos,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 1,
+        "type_vocab_size": 2,
+        "layer_norm_eps": 1e-12,
+    }
+    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    modes = {f"pooling_mode_{m}": m.startswith(pooling) for m in ("cls_token", "mean_tokens", "max_tokens")}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(modes))
+
+    def t(*shape: int) -> np.ndarray:
+        return r.standard_normal(shape).astype(np.float32) * 0.1
+
+    w = {
+        "embeddings.position_ids": np.arange(n_pos, dtype=np.float32)[None],
+        "embeddings.word_embeddings.weight": t(len(vocab), d),
+        "embeddings.position_embeddings.weight": t(n_pos, d),
+        "embeddings.token_type_embeddings.weight": t(2, d),
+        "embeddings.LayerNorm.weight": np.ones(d, np.float32),
+        "embeddings.LayerNorm.bias": np.zeros(d, np.float32),
+        "pooler.dense.weight": t(d, d),
+        "pooler.dense.bias": t(d),
+    }
+    p = "encoder.layer.0."
+    for name in (
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+    ):
+        w[p + name + ".weight"], w[p + name + ".bias"] = t(d, d), t(d)
+    w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"] = t(ff, d), t(ff)
+    w[p + "output.dense.weight"], w[p + "output.dense.bias"] = t(d, ff), t(d)
+    for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+        w[p + ln + ".weight"], w[p + ln + ".bias"] = np.ones(d, np.float32), np.zeros(d, np.float32)
+    _write_safetensors(folder / "model.safetensors", w, bf16=("embeddings.word_embeddings.weight",))
+    return folder
+
+
+def test_convert_tiny_folder_then_embed(tmp_path: Path) -> None:
+    folder = _tiny_st_folder(tmp_path / "st")
+    out = convert_bert(folder, tmp_path / "out" / "tiny.gguf")
+    rt = EmbeddingRuntime(EmbeddingOptions(path=str(out)))
+    try:
+        assert (rt.n_embd, rt.n_ctx, rt.pooling) == (16, 64, 2)  # CLS pooling from 1_Pooling
+        assert rt.tokenize("hello cats.") == [2, 5, 7, 8, 10, 3]  # ##s joins its word
+        vecs = rt.embed([rt.tokenize("hello world"), rt.tokenize("the cat")])
+        assert len(vecs) == 2 and abs(np.linalg.norm(vecs[0]) - 1) < 1e-5
+    finally:
+        rt.close()
+    weights = read_safetensors(folder / "model.safetensors")  # BF16 widened to f32
+    assert weights["embeddings.word_embeddings.weight"].dtype == np.float32
+
+
+def test_cached_conversion_reuses_and_invalidates(tmp_path: Path) -> None:
+    folder = _tiny_st_folder(tmp_path / "st")
+    cache = tmp_path / "cache"
+    first = cached_conversion(folder, cache)
+    mtime = first.stat().st_mtime_ns
+    assert cached_conversion(folder, cache) == first and first.stat().st_mtime_ns == mtime
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["layer_norm_eps"] = 1e-6
+    (folder / "config.json").write_text(json.dumps(cfg, indent=1))  # new size and mtime
+    second = cached_conversion(folder, cache)
+    assert second != first and second.exists()
+    assert sorted(p.suffix for p in cache.iterdir()) == [".gguf", ".gguf"]  # no temp files left
+
+
+def test_convert_rejects_what_llama_cpp_cannot_run(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max"):
+        convert_bert(_tiny_st_folder(tmp_path / "max", pooling="max"), tmp_path / "max.gguf")
+    with pytest.raises(ValueError, match=r"no config\.json"):
+        convert_bert(tmp_path / "empty", tmp_path / "empty.gguf")
+    assert not (tmp_path / "max.gguf").exists()
