@@ -34,8 +34,7 @@ OPENAI_VOICES = frozenset(
     }
 )
 
-STREAMABLE = {"wav": "audio/wav", "pcm": "audio/pcm"}
-WHOLE = {"flac": "audio/flac"}
+STREAMABLE = ("wav", "pcm")  # PCM can be sent as it is made; FLAC is encoded whole
 
 
 async def transcribe(
@@ -56,19 +55,20 @@ async def transcribe(
         word_timestamps="word" in options.timestamp_granularities,
         task=task,
     )
-    return format_transcription(result, options.response_format)
+    return format_transcription(result, options.response_format, task=task)
 
 
 def media_type(fmt: str) -> str:
     """The content type for a speech format; unsupported ones are a 400 that lists what works."""
-    if fmt in STREAMABLE:
-        return STREAMABLE[fmt]
-    if fmt in WHOLE:
-        return WHOLE[fmt]
-    raise InvalidRequestError(
-        f"response_format '{fmt}' is not available; use one of: {', '.join([*STREAMABLE, *WHOLE])}",
-        param="response_format",
-    )
+    from claracore.runtime.audio import MEDIA_TYPES, available_formats
+
+    formats = available_formats()
+    if fmt not in formats:
+        raise InvalidRequestError(
+            f"response_format '{fmt}' is not available; use one of: {', '.join(formats)}",
+            param="response_format",
+        )
+    return MEDIA_TYPES[fmt]
 
 
 async def speak(lease: Lease, request: a.SpeechRequest) -> AsyncIterator[bytes]:
@@ -78,7 +78,7 @@ async def speak(lease: Lease, request: a.SpeechRequest) -> AsyncIterator[bytes]:
     media_type(request.response_format)
     runtime: Any = lease.runtime
     chunks: Iterator[bytes] = await asyncio.to_thread(runtime.synthesize, request.input, speed=request.speed)
-    if request.response_format in WHOLE:
+    if request.response_format not in STREAMABLE:
         pcm = await asyncio.to_thread(lambda: list(chunks))
         yield encode(pcm, runtime.sample_rate, request.response_format)
         return
