@@ -1,4 +1,4 @@
-"""The `claracore` command (also `python -m claracore`): serve, models, chat, --version.
+"""The `claracore` command (also `python -m claracore`): serve, models, chat, doctor, convert-embedding.
 
 Each command resolves one config (see `claracore.defaults`), then uses the same Engine the
 server and Python callers use. Known problems (a bad config, a missing model package, a port in
@@ -261,6 +261,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_embedding(args: argparse.Namespace) -> int:
+    """Convert a sentence-transformers BERT folder to GGUF (cached) and print the file's path."""
+    from claracore.convert import cached_conversion
+    from claracore.defaults import data_dir
+
+    cache = Path(args.out) if args.out else data_dir(os.environ) / "converted"
+    try:
+        path = cached_conversion(Path(args.folder), cache)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    _say(str(path))
+    return 0
+
+
 # ------------------------------------------------------------------ parser and main
 
 
@@ -295,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check that llama.cpp's build matches this machine's GPU")
     doctor.add_argument("--log-level", choices=levels, default="warning")
     doctor.set_defaults(func=cmd_doctor)
+
+    convert = sub.add_parser("convert-embedding", help="turn a sentence-transformers BERT folder into GGUF")
+    convert.add_argument("folder", metavar="DIR", help="holds model.safetensors, config.json, vocab.txt")
+    convert.add_argument("--out", metavar="DIR", help="cache folder (default: DATA_DIR/converted)")
+    convert.add_argument("--log-level", choices=levels, default="warning")
+    convert.set_defaults(func=cmd_convert_embedding)
     return parser
 
 

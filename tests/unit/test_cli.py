@@ -255,3 +255,26 @@ def test_serve_answers_and_stops_on_sigint(tmp_path: Path, tiny_llama: Path) -> 
     assert code == 0, text
     assert f"serving at http://127.0.0.1:{port}" in text and "models: tiny" in text
     assert "Traceback" not in text
+
+
+def test_convert_embedding_prints_the_cached_gguf(tmp_path: Path) -> None:
+    """Converting twice gives the same cached file; a folder that is not BERT exits 2 in one line."""
+    from tests.unit.test_embedding import _tiny_st_folder  # a tiny sentence-transformers folder
+
+    folder = _tiny_st_folder(tmp_path / "st")
+    run = [
+        sys.executable,
+        "-m",
+        "claracore",
+        "convert-embedding",
+        str(folder),
+        "--out",
+        str(tmp_path / "cache"),
+    ]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    out = Path(first.stdout.strip())
+    assert out.suffix == ".gguf" and out.is_file() and second.stdout == first.stdout
+    bad = subprocess.run([*run[:4], str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
