@@ -136,7 +136,7 @@ def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
 
 
 def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
-    from claracore.runtime.whisper import WhisperOptions, WhisperRuntime
+    from claracore.runtime.whisper import WhisperOptions, WhisperRuntime, estimate_memory
 
     on_gpu = gpu_offload and spec.gpu_layers != 0
     options = WhisperOptions(
@@ -154,11 +154,14 @@ def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         except ValueError as exc:
             raise ModelLoadError(spec.name, str(exc)) from exc
 
-    return LoadPlan(kind="stt", estimate=estimate_file(spec.model, on_gpu=on_gpu), load=load)
+    estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the folder is missing
+    need = estimate_memory(options)  # measured: weights plus working memory per concurrent job
+    estimate = MemoryEstimate(vram_bytes=need if on_gpu else 0, ram_bytes=0 if on_gpu else need)
+    return LoadPlan(kind="stt", estimate=estimate, load=load)
 
 
 def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
-    from claracore.runtime.piper import PiperOptions, PiperRuntime
+    from claracore.runtime.piper import PiperOptions, PiperRuntime, estimate_memory
 
     def load() -> Runtime:
         try:
@@ -168,7 +171,9 @@ def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         except ValueError as exc:
             raise ModelLoadError(spec.name, str(exc)) from exc
 
-    return LoadPlan(kind="tts", estimate=estimate_file(spec.model), load=load)
+    estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the file is missing
+    estimate = MemoryEstimate(vram_bytes=0, ram_bytes=estimate_memory(PiperOptions(path=str(spec.model))))
+    return LoadPlan(kind="tts", estimate=estimate, load=load)
 
 
 _PLANNERS: dict[str, Callable[[ModelSpec, bool], LoadPlan]] = {

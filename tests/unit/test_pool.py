@@ -200,3 +200,34 @@ def test_plan_uses_the_configured_settings(tiny_llama: Path) -> None:
     big = loaders.plan(spec("a", tiny_llama).model_copy(update={"parallel": 4}), gpu_offload=False).estimate
     assert big.kv_bytes == 2 * small.kv_bytes
     assert small.vram_bytes == big.vram_bytes == 0  # no offload without a GPU build
+
+
+async def test_every_kind_shares_one_budget(tiny_llama: Path, tiny_bert: Path, tiny_rerank: Path) -> None:
+    """Embedding and rerank models are priced, evicted and TTL-unloaded like LLMs."""
+    specs = [
+        spec("chat", tiny_llama),
+        ModelSpec(name="embed", model=str(tiny_bert)),
+        ModelSpec(name="rank", model=str(tiny_rerank), ttl=0.2),
+    ]
+    costs = [cost(s) for s in specs]
+    pool, _ = make_pool(specs, ram=max(costs) + min(costs) - 1, ttl_interval=0.05)  # any one fits, no two
+    try:
+        assert {s.name: s.kind for s in pool.status()} == {
+            "chat": "llm",
+            "embed": "embedding",
+            "rank": "reranker",
+        }
+        for name in ("embed", "rank", "chat"):
+            async with pool.lease(name) as lease:
+                assert lease.runtime.kind == pool.kind(name)
+                assert [s.name for s in pool.status() if s.state == "loaded"] == [
+                    name
+                ]  # the others were evicted
+        async with pool.lease("rank"):
+            pass
+        deadline = time.monotonic() + 5
+        while state(pool, "rank") == "loaded" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert state(pool, "rank") == "unloaded"
+    finally:
+        pool.close()
