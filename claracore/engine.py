@@ -356,6 +356,22 @@ class Engine:
         result = self._portal.call(self.aio.complete(request, **kwargs))
         return result if isinstance(result, p.Completion) else self._portal.iterate(result)
 
+    def embed(
+        self, request: p.EmbeddingRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> p.EmbeddingList:
+        return self._portal.call(self.aio.embed(request, **kwargs))
+
+    def rerank(
+        self, request: p.RerankRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> p.RerankResponse:
+        return self._portal.call(self.aio.rerank(request, **kwargs))
+
+    def transcribe(self, file: bytes, /, **options: Any) -> tuple[str, str]:
+        return self._portal.call(self.aio.transcribe(file, **options))
+
+    def speak(self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any) -> bytes:
+        return self._portal.call(self.aio.speak(request, **kwargs))
+
     def models(self) -> p.ModelList:
         return self.aio.models()
 
