@@ -20,6 +20,7 @@ from tests.e2e.server import running_server
 @pytest.fixture(scope="module")
 def server(tiny_bert: Path, tiny_rerank: Path) -> Iterator[tuple[str, Any]]:
     config = {
+        "max_upload_mb": 0.01,  # 10 KB: small enough to test the upload limit
         "models": [
             {"name": "embed", "model": str(tiny_bert)},
             {"name": "rank", "model": str(tiny_rerank)},
@@ -121,8 +122,15 @@ def _wav_bytes(seconds: float = 0.5, rate: int = 16000) -> bytes:
 def test_speech_routes_without_models_explain(server: tuple[str, Any]) -> None:
     r = httpx.post(server[0] + "/v1/audio/speech", json={"model": "tts-1", "input": "hi", "voice": "alloy"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "voice"
-    files = {"file": ("a.wav", _wav_bytes(), "audio/wav")}
+    files = {"file": ("a.wav", _wav_bytes(0.1), "audio/wav")}
     r = httpx.post(server[0] + "/v1/audio/transcriptions", files=files, data={"model": "embed"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    big = {"file": ("a.wav", _wav_bytes(1.0), "audio/wav")}  # 32 KB, over the 10 KB limit
+    r = httpx.post(server[0] + "/v1/audio/transcriptions", files=big, data={"model": "embed"})
+    assert (
+        r.status_code == 400
+        and r.json()["error"]["param"] == "file"
+        and "limit" in r.json()["error"]["message"]
+    )
     r = httpx.post(server[0] + "/v1/audio/transcriptions", data={"model": "embed"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"
