@@ -22,6 +22,7 @@ import numpy as np
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
 from claracore.runtime.native import NativeModel, new_context
+from claracore.runtime.native import tokenize as native_tokenize
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,7 @@ class EmbeddingRuntime:
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
         """Tokenize with the model's special tokens ([CLS] ... [SEP] for BERT)."""
-        raw = text.encode("utf-8")
-        cap = len(raw) + 8
-        buf = (llama_cpp.llama_token * cap)()
-        n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buf, cap, add_special, True)
-        if n < 0:
-            cap = -n
-            buf = (llama_cpp.llama_token * cap)()
-            n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buf, cap, add_special, True)
-        return list(buf[:n])
+        return native_tokenize(self.vocab, text, add_special=add_special, parse_special=True)
 
     # ------------------------------------------------------------ pooled vectors
 

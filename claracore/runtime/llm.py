@@ -29,6 +29,7 @@ import llama_cpp
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
 from claracore.runtime.chat_template import ChatTemplate
 from claracore.runtime.native import CACHE_TYPES, FLASH_ATTN, NativeModel, ensure_backend, new_context
+from claracore.runtime.native import tokenize as native_tokenize
 from claracore.runtime.sampling import SamplingParams, TokenLogprob, build_chain, free_chain, token_logprob
 
 log = logging.getLogger(__name__)
@@ -221,15 +222,7 @@ class LlmRuntime:
 
     def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
         """Tokenize; `add_special` adds BOS where the model wants one (never twice)."""
-        raw = text.encode("utf-8")
-        cap = len(raw) + 8
-        buf = (llama_cpp.llama_token * cap)()
-        n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buf, cap, add_special, parse_special)
-        if n < 0:
-            cap = -n
-            buf = (llama_cpp.llama_token * cap)()
-            n = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), buf, cap, add_special, parse_special)
-        tokens = list(buf[:n])
+        tokens = native_tokenize(self.vocab, text, add_special=add_special, parse_special=parse_special)
         if len(tokens) >= 2 and tokens[0] == self.bos and tokens[1] == self.bos:
             tokens.pop(0)  # templates that write BOS themselves
         return tokens

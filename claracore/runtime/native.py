@@ -98,6 +98,21 @@ class NativeModel:
             self.model = None  # type: ignore[assignment]
 
 
+def tokenize(
+    vocab: llama_cpp.llama_vocab_p, text: str, *, add_special: bool, parse_special: bool
+) -> list[int]:
+    """llama.cpp's tokenizer; the first call's buffer fits almost every text, a second fits the rest."""
+    raw = text.encode("utf-8")
+    cap = len(raw) + 8
+    buf = (llama_cpp.llama_token * cap)()
+    n = llama_cpp.llama_tokenize(vocab, raw, len(raw), buf, cap, add_special, parse_special)
+    if n < 0:
+        cap = -n
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(vocab, raw, len(raw), buf, cap, add_special, parse_special)
+    return list(buf[:n])
+
+
 def new_context(model: NativeModel, params: llama_cpp.llama_context_params) -> llama_cpp.llama_context_p:
     """Create a context; raises ValueError when llama.cpp cannot (usually out of memory).
 

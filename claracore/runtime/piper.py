@@ -64,8 +64,7 @@ def _import_piper() -> Any:
         import piper
     except ImportError as e:
         raise ImportError(
-            "text to speech needs the optional piper-tts package (GPL-3.0): "
-            "pip install 'claracore[tts]'"
+            "text to speech needs the optional piper-tts package (GPL-3.0): pip install 'claracore[tts]'"
         ) from e
     return piper
 
