@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,10 +16,14 @@ from claracore.server.deps import key_digest
 from claracore.server.routes import audio, openai
 
 
-def create_app(engine: AsyncEngine) -> FastAPI:
+def create_app(
+    engine: AsyncEngine, *, config_path: Path | None = None, data_dir: Path | None = None
+) -> FastAPI:
     """The app; its lifespan preloads models at start-up and frees them all at shutdown.
 
-    The API key and CORS come from `engine.config`.
+    The API key and CORS come from `engine.config`. `config_path` is the YAML file the management
+    API edits (None: edits are refused), `data_dir` holds ClaraCore's SQLite store (None: a
+    temporary folder, so tests and embedded uses never touch the user's data).
     """
 
     @asynccontextmanager
@@ -31,6 +36,8 @@ def create_app(engine: AsyncEngine) -> FastAPI:
 
     app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.engine = engine
+    app.state.config_path = config_path
+    app.state.data_dir = data_dir
     key = engine.config.api_key
     app.state.key_digest = key_digest(key) if key else None
     cors = engine.config.cors
