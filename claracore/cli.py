@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -109,8 +110,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _say(f"ClaraCore {__version__} serving at {url} (OpenAI API: {url}/v1); models: {names}")
         _say(f"config: {source}. Press Ctrl+C to stop.")
 
-    _run(create_app(AsyncEngine(config)), config, args.log_level, sock, announce)
+    app = create_app(AsyncEngine(config))
+    app.state.hard_restart = functools.partial(_reexec, sock)
+    _run(app, config, args.log_level, sock, announce)
     return 0
+
+
+def _reexec(sock: socket.socket) -> None:
+    """A hard restart: the same command line in a fresh process image (same pid, same port)."""
+    logging.getLogger(__name__).warning("hard restart: re-executing %s", " ".join(sys.argv))
+    sock.close()
+    os.execv(sys.executable, [sys.executable, "-m", "claracore", *sys.argv[1:]])
 
 
 def _label(spec: ModelSpec) -> str:

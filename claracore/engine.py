@@ -275,6 +275,19 @@ class AsyncEngine:
     async def unload_all(self) -> list[str]:
         return await self.pool.unload_all()
 
+    async def reconfigure(self, config: ConfigLike) -> dict[str, list[str]]:
+        """Adopt a new configuration while serving (a soft restart): models whose definition did
+        not change keep running; changed and removed ones unload once their requests finish.
+        Returns the model names by outcome (added, changed, removed, kept)."""
+        new = _config(config)
+        mem = new.memory
+        budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
+        report = await asyncio.to_thread(
+            self.pool.reconfigure, new.models, budget_vram=budget_vram, budget_ram=budget_ram
+        )
+        self.config = new
+        return report
+
     async def close(self) -> None:
         """Unload every model and free native memory; the engine cannot be used afterwards."""
         await asyncio.to_thread(self.pool.close)

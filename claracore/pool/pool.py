@@ -63,6 +63,7 @@ class _Entry:
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
         self.last_used = 0.0
+        self.retired = False  # replaced by a reconfigure: closes when its last request ends
 
 
 class Lease:
@@ -107,6 +108,7 @@ class ModelPool:
             self._entries[spec.name] = _Entry(spec)
             for alias in spec.aliases:
                 self._aliases[alias] = spec.name
+        self._retiring: list[_Entry] = []  # replaced definitions still serving their last requests
         self._closed = False
         self._reaper = threading.Thread(target=self._reap, args=(ttl_interval,), name="pool-ttl", daemon=True)
         self._reaper.start()
@@ -202,10 +204,57 @@ class ModelPool:
         return result
 
     def _release(self, entry: _Entry) -> None:
+        runtime = None
         with self._cv:
             entry.in_flight -= 1
             entry.last_used = self._clock()
+            if entry.retired and entry.in_flight == 0 and entry.loading is None:
+                runtime, entry.runtime, entry.estimate = entry.runtime, None, None
+                self._retiring.remove(entry)
             self._cv.notify_all()
+        if runtime is not None:
+            log.info("unloading the replaced definition of %s", entry.spec.name)
+            runtime.close()
+
+    def reconfigure(
+        self, specs: list[ModelSpec], *, budget_vram: int | None = None, budget_ram: int | None = None
+    ) -> dict[str, list[str]]:
+        """Apply a new model list without stopping: unchanged models keep running, new ones load
+        on first use, and changed or removed ones finish the requests they have on the old
+        definition and then unload. Returns the names by outcome."""
+        closing: list[Runtime] = []
+        report: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "kept": []}
+        with self._cv:
+            old, new = self._entries, {}
+            for spec in specs:
+                prev = old.get(spec.name)
+                if prev is not None and prev.spec == spec:
+                    new[spec.name] = prev
+                    report["kept"].append(spec.name)
+                else:
+                    new[spec.name] = _Entry(spec)
+                    report["changed" if prev is not None else "added"].append(spec.name)
+            for name, prev in old.items():
+                if new.get(name) is prev:
+                    continue
+                if name not in new:
+                    report["removed"].append(name)
+                if prev.in_flight == 0 and prev.loading is None:
+                    if prev.runtime is not None:
+                        closing.append(prev.runtime)
+                else:
+                    prev.retired = True
+                    self._retiring.append(prev)
+            self._entries = new
+            self._aliases = {alias: spec.name for spec in specs for alias in spec.aliases}
+            if budget_vram is not None:
+                self.budget_vram = budget_vram
+            if budget_ram is not None:
+                self.budget_ram = budget_ram
+            self._cv.notify_all()
+        for runtime in closing:
+            runtime.close()
+        return report
 
     # ------------------------------------------------------------ loading and eviction
 
@@ -273,10 +322,10 @@ class ModelPool:
                         e.estimate.vram_bytes,
                         e.estimate.ram_bytes,
                         e.in_flight,
-                        e.spec.pinned,
+                        e.spec.pinned or e.retired,  # a retired definition closes by itself
                         e.last_used,
                     )
-                    for e in self._entries.values()
+                    for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
                 ]
                 decision = plan_eviction(
@@ -303,12 +352,11 @@ class ModelPool:
             return evicted
 
     def _available(self, *, exclude: _Entry) -> dict[str, int]:
-        used_vram = sum(
-            e.estimate.vram_bytes for e in self._entries.values() if e.estimate and e is not exclude
-        )
-        used_ram = sum(
-            e.estimate.ram_bytes for e in self._entries.values() if e.estimate and e is not exclude
-        )
+        held = [
+            e.estimate for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude
+        ]
+        used_vram = sum(est.vram_bytes for est in held)
+        used_ram = sum(est.ram_bytes for est in held)
         return {"vram": max(0, self.budget_vram - used_vram), "ram": max(0, self.budget_ram - used_ram)}
 
     # ------------------------------------------------------------ explicit control

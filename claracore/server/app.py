@@ -13,7 +13,7 @@ from claracore import __version__
 from claracore.engine import AsyncEngine
 from claracore.server import errors
 from claracore.server.deps import key_digest
-from claracore.server.routes import audio, openai
+from claracore.server.routes import audio, control, openai
 
 
 def create_app(
@@ -53,6 +53,7 @@ def create_app(
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(audio.router)
+    app.include_router(control.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

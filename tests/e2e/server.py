@@ -23,12 +23,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(config: dict[str, Any]) -> Iterator[tuple[str, AsyncEngine]]:
-    """Yields the base URL and the engine behind it; stops the server (and engine) afterwards."""
+def running_server(config: dict[str, Any], **app_options: Any) -> Iterator[tuple[str, AsyncEngine]]:
+    """Yields the base URL and the engine behind it; stops the server (and engine) afterwards.
+
+    `app_options` go to `create_app` (config_path, data_dir).
+    """
     engine = AsyncEngine(config)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(create_app(engine, **app_options), host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
