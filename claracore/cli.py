@@ -22,7 +22,7 @@ from typing import Any
 
 from claracore import __version__
 from claracore.config import Config, ModelSpec
-from claracore.defaults import add_models_dir, resolve_config
+from claracore.defaults import add_models_dir, data_dir, find_config, resolve_config
 from claracore.engine import AsyncEngine, Engine
 from claracore.errors import ClaraCoreError
 from claracore.protocol import openai as p
@@ -110,7 +110,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _say(f"ClaraCore {__version__} serving at {url} (OpenAI API: {url}/v1); models: {names}")
         _say(f"config: {source}. Press Ctrl+C to stop.")
 
-    app = create_app(AsyncEngine(config))
+    # The file the management API edits: the one in use, or for the bundled default the data
+    # directory's config.yaml, which the config search finds on the next start.
+    config_file = find_config(args.config, os.environ, Path.cwd())
+    if config_file is None:
+        config_file = Path.cwd() / data_dir(os.environ) / "config.yaml"
+    app = create_app(AsyncEngine(config), config_path=config_file)
     app.state.hard_restart = functools.partial(_reexec, sock)
     _run(app, config, args.log_level, sock, announce)
     return 0

@@ -30,15 +30,16 @@ _SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})$")
 def config_search_paths(env: Mapping[str, str], cwd: Path) -> list[Path]:
     """The config files looked for when no `--config` is given, first match wins.
 
-    `$CLARACORE_CONFIG` (relative to `cwd`), `./config.yaml`, then `$CLARACORE_HOME/config.yaml`;
-    the variables only count when set and non-empty.
+    `$CLARACORE_CONFIG` (relative to `cwd`), `./config.yaml`, then `config.yaml` in the data
+    directory (`$CLARACORE_HOME` or the user data folder), which is where the management API
+    saves edits of the bundled default, so they survive a restart. `$CLARACORE_CONFIG` only
+    counts when set and non-empty.
     """
     paths: list[Path] = []
     if named := env.get("CLARACORE_CONFIG"):
         paths.append(cwd / Path(named).expanduser())
     paths.append(cwd / "config.yaml")
-    if home := env.get("CLARACORE_HOME"):
-        paths.append(cwd / Path(home).expanduser() / "config.yaml")
+    paths.append(cwd / data_dir(env) / "config.yaml")
     return paths
 
 

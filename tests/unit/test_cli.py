@@ -70,7 +70,11 @@ def test_search_paths_in_order(tmp_path: Path) -> None:
         tmp_path / "config.yaml",
         tmp_path / "home" / "config.yaml",
     ]
-    assert config_search_paths({}, tmp_path) == [tmp_path / "config.yaml"]
+    xdg = {"XDG_DATA_HOME": str(tmp_path / "xdg")}  # no $CLARACORE_HOME: the user data folder
+    assert config_search_paths(xdg, tmp_path) == [
+        tmp_path / "config.yaml",
+        tmp_path / "xdg" / "claracore" / "config.yaml",
+    ]
 
 
 def test_find_config_precedence(tmp_path: Path) -> None:
