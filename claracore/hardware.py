@@ -101,3 +101,17 @@ def budget_from(
     """
     margin = int(margin_gb * GIB)
     return _gib(vram_gb, memory.vram_free, margin), _gib(ram_gb, memory.ram_available, margin)
+
+
+def system_specs() -> dict[str, Any]:
+    """`GET /api/system/specs`: os, arch, cpu, ramGB, gpuInfo (probes in `hardware_probe`)."""
+    from claracore.hardware_probe import detect  # imported here: it imports the doctor, which imports us
+
+    return detect().specs_json()
+
+
+def system_detection() -> dict[str, Any]:
+    """`GET /api/system/detection`: what the planner needs, including `recommendedBackend`."""
+    from claracore.hardware_probe import detect
+
+    return detect().detection_json()
