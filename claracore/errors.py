@@ -9,6 +9,7 @@ catch by kind. Nothing here knows about HTTP.
     │   └── ContextLengthExceededError code CONTEXT_LENGTH_EXCEEDED
     ├── ConfigError                    code INVALID_CONFIG        (names file and key path)
     ├── ModelNotFoundError             code MODEL_NOT_FOUND       (lists the available models)
+    ├── ConflictError                  code ALREADY_EXISTS        (e.g. a folder already tracked)
     ├── ModelLoadError                 code MODEL_LOAD_FAILED     (missing or corrupt file)
     ├── InsufficientMemoryError        code INSUFFICIENT_MEMORY   (needed vs available)
     ├── ModelUnavailableError          code MODEL_UNAVAILABLE     (unloaded while a request waited)
@@ -78,6 +79,12 @@ class ModelNotFoundError(ClaraCoreError):
         )
         self.name = name
         self.available = available
+
+
+class ConflictError(ClaraCoreError):
+    """The thing to create already exists (a tracked folder, a model name)."""
+
+    code = "ALREADY_EXISTS"
 
 
 class ModelLoadError(ClaraCoreError):

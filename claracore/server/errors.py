@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from claracore.errors import (
     ClaraCoreError,
     ConfigError,
+    ConflictError,
     EngineClosedError,
     InsufficientMemoryError,
     InvalidRequestError,
@@ -41,6 +42,7 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (InvalidRequestError, 400),
     (ConfigError, 400),
     (ModelNotFoundError, 404),
+    (ConflictError, 409),
     (InsufficientMemoryError, 503),
     (ModelLoadError, 503),
     (ModelUnavailableError, 503),
