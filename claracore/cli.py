@@ -79,7 +79,18 @@ def _url(host: str, port: int) -> str:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind before the app starts, so a busy port is a clear error instead of uvicorn's exit 3."""
+    """Bind before the app starts, so a busy port is a clear error instead of uvicorn's exit 3.
+
+    After a hard restart the listening socket is inherited (see `_reexec`) rather than bound
+    again, so the port is never released and no connection is refused in between.
+    """
+    inherited = os.environ.pop(_LISTEN_FD, None)
+    if inherited is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sock = socket.socket(fileno=int(inherited))
+            if sock.getsockname()[1] == port:
+                return sock
+            sock.close()
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -121,11 +132,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_LISTEN_FD = "CLARACORE_LISTEN_FD"
+
+
 def _reexec(sock: socket.socket) -> None:
-    """A hard restart: the same command line in a fresh process image (same pid, same port)."""
+    """A hard restart: the same command line in a fresh process image (same pid, same port).
+
+    The listening socket stays open across exec and its fd number travels in the environment,
+    so the new process serves on it at once and the port is never free for anyone else.
+    """
     logging.getLogger(__name__).warning("hard restart: re-executing %s", " ".join(sys.argv))
-    sock.close()
-    os.execv(sys.executable, [sys.executable, "-m", "claracore", *sys.argv[1:]])
+    sock.set_inheritable(True)
+    env = {**os.environ, _LISTEN_FD: str(sock.fileno())}
+    os.execve(sys.executable, [sys.executable, "-m", "claracore", *sys.argv[1:]], env)
 
 
 def _label(spec: ModelSpec) -> str:

@@ -1,0 +1,161 @@
+"""Soft and hard restart, and model load/unload, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.e2e.server import free_port, running_server
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+def write_config(path: Path, models: list[dict[str, Any]]) -> None:
+    path.write_text(yaml.safe_dump({"models": models}))
+
+
+def states(url: str) -> dict[str, str]:
+    return {m["id"]: m["state"] for m in httpx.get(url + "/v1/models").json()["data"]}
+
+
+def chat(url: str, model: str, **extra: Any) -> httpx.Response:
+    return httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": model, "messages": USER, "max_tokens": 3, **extra},
+        timeout=30,
+    )
+
+
+def test_soft_restart_only_unloads_what_changed(
+    tmp_path: Path, tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    a = {"name": "a", "model": str(tiny_llama), "context_length": 256}
+    b = {"name": "b", "model": str(tiny_llama_gqa), "context_length": 256}
+    write_config(cfg, [a, b])
+    with running_server({"models": [a, b]}, config_path=cfg) as (url, engine):
+        assert chat(url, "a").status_code == 200 and chat(url, "b").status_code == 200
+        assert states(url) == {"a": "loaded", "b": "loaded"}
+        c = {"name": "c", "model": str(tiny_llama), "context_length": 128}
+        write_config(cfg, [a, {**b, "temperature": 0.1}, c])
+        r = httpx.post(url + "/api/server/restart").json()
+        assert r["message"] == "Server restarted successfully" and r["reloadedAt"].endswith("Z")
+        assert r["models"] == {"added": ["c"], "changed": ["b"], "removed": [], "kept": ["a"]}
+        assert states(url) == {"a": "loaded", "b": "unloaded", "c": "unloaded"}
+        assert engine.config.models[1].temperature == 0.1
+        assert chat(url, "b").status_code == 200 and chat(url, "c").status_code == 200
+
+
+def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Path, tiny_llama: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    a = {"name": "a", "model": str(tiny_llama), "context_length": 512, "parallel": 1}
+    write_config(cfg, [a])
+    with running_server({"models": [a]}, config_path=cfg) as (url, engine):
+        body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 1}
+        lines: list[str] = []
+        started = threading.Event()
+
+        def stream() -> None:
+            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
+                for line in r.iter_lines():
+                    lines.append(line)
+                    started.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert started.wait(10)
+        write_config(cfg, [{**a, "top_k": 5}])
+        assert httpx.post(url + "/api/server/restart").json()["models"]["changed"] == ["a"]
+        reader.join(30)
+        lines = [x for x in lines if x]
+        assert lines[-1] == "data: [DONE]" and not any('"error"' in x for x in lines)
+        assert engine.pool._retiring == []  # the old definition closed after its last request
+        assert chat(url, "a").status_code == 200
+
+
+def test_bad_config_on_restart_changes_nothing(tmp_path: Path, tiny_llama: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    a = {"name": "a", "model": str(tiny_llama)}
+    write_config(cfg, [a])
+    with running_server({"models": [a]}, config_path=cfg) as (url, engine):
+        cfg.write_text("models:\n  - name: a\n    model: x\n    temperature: 9\n")
+        r = httpx.post(url + "/api/server/restart")
+        assert r.status_code == 400 and r.json()["code"] == "INVALID_CONFIG"
+        assert "models.0" in str(r.json()["details"])
+        assert engine.config.models[0].model == str(tiny_llama)
+
+
+def test_load_unload_routes(tiny_llama: Path) -> None:
+    with running_server({"models": [{"name": "a", "model": str(tiny_llama), "aliases": ["x"]}]}) as (url, _):
+        r = httpx.post(url + "/api/models/x/load").json()
+        assert r == {"message": "Model a loaded", "model": "a", "state": "loaded"}
+        assert httpx.post(url + "/api/models/a/unload").json()["unloaded"] is True
+        assert httpx.post(url + "/api/models/a/unload").json()["unloaded"] is False
+        httpx.post(url + "/api/models/a/load")
+        r = httpx.post(url + "/api/models/unload").json()
+        assert r["message"] == "All models unloaded successfully" and r["unloadedCount"] == 1
+        missing = httpx.post(url + "/api/models/nope/load")
+        assert missing.status_code == 404
+        assert (
+            set(missing.json()) == {"error", "code", "details"}
+            and missing.json()["code"] == "MODEL_NOT_FOUND"
+        )
+        assert (
+            httpx.post(url + "/api/server/restart/hard").status_code == 400
+        )  # embedded: no process to replace
+
+
+def test_hard_restart_replaces_the_process(tmp_path: Path, tiny_llama: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    write_config(cfg, [{"name": "a", "model": str(tiny_llama)}])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "claracore", "serve", "--config", str(cfg), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(url + "/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        deadline = time.monotonic() + 60
+        while not up():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        assert chat(url, "a").status_code == 200
+        r = httpx.post(url + "/api/server/restart/hard")
+        assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
+        # The listening socket is handed over across exec, so the port never goes away: the
+        # sign of a new process is that the loaded model is gone.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if states(url) == {"a": "unloaded"}:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        assert states(url) == {"a": "unloaded"} and proc.poll() is None  # same pid, fresh process
+        assert chat(url, "a").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
