@@ -1,4 +1,4 @@
-"""ClaraCore: serve local AI models (chat, completions; embeddings and speech to come) from one process.
+"""ClaraCore: serve local AI models (chat, completions, embeddings, reranking, speech) from one process.
 
 from claracore import Engine
 with Engine({"models": [{"name": "smol", "model": "SmolLM2.gguf"}]}) as engine:
