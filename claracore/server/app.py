@@ -14,6 +14,8 @@ from claracore.engine import AsyncEngine
 from claracore.server import errors
 from claracore.server.deps import key_digest
 from claracore.server.routes import audio, control, openai
+from claracore.server.routes import settings as settings_routes
+from claracore.server.routes import system as system_routes
 
 
 def create_app(
@@ -54,6 +56,8 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(audio.router)
     app.include_router(control.router)
+    app.include_router(system_routes.router)
+    app.include_router(settings_routes.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
