@@ -14,6 +14,7 @@ from claracore.engine import AsyncEngine
 from claracore.server import errors
 from claracore.server.deps import key_digest
 from claracore.server.routes import audio, control, openai
+from claracore.server.routes import config as config_routes
 from claracore.server.routes import settings as settings_routes
 from claracore.server.routes import system as system_routes
 
@@ -56,6 +57,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(audio.router)
     app.include_router(control.router)
+    app.include_router(config_routes.router)
     app.include_router(system_routes.router)
     app.include_router(settings_routes.router)
 
