@@ -287,6 +287,17 @@ def _folder(row: tuple[Any, ...]) -> Folder:
 
 def _file_row(f: ModelFile, folder: str) -> tuple[Any, ...]:
     return (
-        f.path, folder, f.size, f.mtime, f.name, f.kind, f.digest, f.arch, f.params, f.quant,
-        f.context_length, f.mmproj, f.error,
+        f.path,
+        folder,
+        f.size,
+        f.mtime,
+        f.name,
+        f.kind,
+        f.digest,
+        f.arch,
+        f.params,
+        f.quant,
+        f.context_length,
+        f.mmproj,
+        f.error,
     )

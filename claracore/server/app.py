@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +17,10 @@ from claracore.server import errors
 from claracore.server.deps import key_digest
 from claracore.server.routes import audio, control, openai
 from claracore.server.routes import config as config_routes
+from claracore.server.routes import folders as folder_routes
 from claracore.server.routes import settings as settings_routes
 from claracore.server.routes import system as system_routes
+from claracore.store import Store
 
 
 def create_app(
@@ -36,11 +40,18 @@ def create_app(
             yield
         finally:
             await engine.close()
+            store.close()
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.config_path = config_path
     app.state.data_dir = data_dir
+    # Without a data directory the store lives in a scratch folder made once for this app.
+    scratch = None if data_dir is not None else tempfile.mkdtemp(prefix="claracore-")
+    store = Store(Path(scratch or data_dir or ".") / "claracore.db")
+    app.state.store = store
     key = engine.config.api_key
     app.state.key_digest = key_digest(key) if key else None
     cors = engine.config.cors
@@ -56,6 +67,7 @@ def create_app(
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(audio.router)
+    app.include_router(folder_routes.router)
     app.include_router(control.router)
     app.include_router(config_routes.router)
     app.include_router(system_routes.router)

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from claracore.engine import AsyncEngine
 from claracore.server.errors import Unauthorized
+from claracore.store import Store
 
 
 def key_digest(key: str) -> bytes:
@@ -30,3 +31,9 @@ async def require_key(request: Request) -> None:
     given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
     if not given or not hmac.compare_digest(key_digest(given), expected):
         raise Unauthorized("a valid API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)")
+
+
+def store(request: Request) -> Store:
+    """The app's SQLite store (tracked folders, scanned files, settings)."""
+    db: Store = request.app.state.store
+    return db
