@@ -54,6 +54,7 @@ def create_app(
     app.state.store = store
     key = engine.config.api_key
     app.state.key_digest = key_digest(key) if key else None
+    settings_routes.restore_auth(app)  # a key set through the settings route outlives restarts
     cors = engine.config.cors
     if cors:
         origins = ["*"] if cors is True else list(cors)

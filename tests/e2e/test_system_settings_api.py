@@ -15,7 +15,6 @@ import uvicorn
 
 from claracore import AsyncEngine
 from claracore.server import create_app
-from claracore.store import Store
 from tests.e2e.server import free_port
 
 KEY = "first-secret-key-1234"
@@ -27,8 +26,6 @@ HF = "hf_abcdefghijklmnopqrstuvwxyzWXYZ"
 def serve(tmp_path: Path, config: dict[str, Any] | None = None) -> Iterator[tuple[str, Any]]:
     """A real server whose app has a store in `tmp_path`; yields (url, app)."""
     app = create_app(AsyncEngine(config or {"models": []}), data_dir=tmp_path)
-    if getattr(app.state, "store", None) is None:  # until create_app opens the store itself
-        app.state.store = Store(tmp_path / "claracore.db")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -163,3 +160,12 @@ def test_hf_key_is_stored_usable_and_only_shown_masked(server: tuple[str, Any]) 
         assert r.status_code == 400 and set(r.json()) == {"error", "code", "details"}
     assert httpx.post(url + "/api/settings/hf-api-key", json={"apiKey": ""}).status_code == 200
     assert httpx.get(url + "/api/settings/hf-api-key").json()["apiKeySet"] is False
+
+
+def test_a_key_set_through_settings_outlives_a_restart(tmp_path: Path) -> None:
+    with serve(tmp_path) as (url, _):
+        r = httpx.post(url + "/api/settings/system", json={"requireApiKey": True, "apiKey": KEY})
+        assert r.status_code == 200
+    with serve(tmp_path) as (url, _):
+        assert httpx.get(url + "/api/settings/system").status_code == 401
+        assert httpx.get(url + "/api/settings/system", headers=bearer(KEY)).status_code == 200

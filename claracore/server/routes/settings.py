@@ -16,9 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from claracore.errors import ClaraCoreError, InvalidRequestError
+from claracore.errors import InvalidRequestError
 from claracore.protocol.manage import PREFERENCES, HFKeyUpdate, SystemSettingsUpdate
-from claracore.server.deps import key_digest, require_key
+from claracore.server.deps import key_digest, require_key, store
+from claracore.store import Store
 
 router = APIRouter(prefix="/api/settings", dependencies=[Depends(require_key)])
 
@@ -37,16 +38,10 @@ def mask(secret: str, keep_prefix: int = 0) -> str:
     return f"{secret[:keep_prefix]}…{secret[-4:]}"
 
 
-def _store(request: Request) -> Any:
-    store = getattr(request.app.state, "store", None)
-    if store is None:
-        raise ClaraCoreError("the settings store is not available")
-    return store
-
-
 def restore_auth(app: Any) -> None:
     """At start-up: a key set through the settings route overrides the config file's `api_key`."""
-    auth = app.state.store.get_setting(AUTH)
+    db: Store = app.state.store
+    auth = db.get_setting(AUTH)
     if isinstance(auth, dict):
         digest = auth.get("keySha256")
         app.state.key_digest = bytes.fromhex(digest) if auth.get("requireApiKey") and digest else None
@@ -54,7 +49,7 @@ def restore_auth(app: Any) -> None:
 
 def _auth(request: Request) -> dict[str, Any]:
     """The stored auth record, or the config file's key (its digest only) when none is stored."""
-    auth = _store(request).get_setting(AUTH)
+    auth = store(request).get_setting(AUTH)
     if isinstance(auth, dict):
         return auth
     digest: bytes | None = request.app.state.key_digest
@@ -80,7 +75,7 @@ def _presented_key(request: Request) -> str:
 @router.get("/system")
 async def get_system(request: Request) -> dict[str, Any]:
     hw = await _hardware(request)
-    stored = _store(request).get_setting(SYSTEM, {}) or {}
+    stored = store(request).get_setting(SYSTEM, {}) or {}
     auth = _auth(request)
     body: dict[str, Any] = {
         "gpuType": hw["gpuType"],
@@ -100,7 +95,7 @@ async def get_system(request: Request) -> dict[str, Any]:
 @router.post("/system")
 async def set_system(request: Request, update: SystemSettingsUpdate) -> dict[str, Any]:
     """Merge the given fields; a key change or `requireApiKey` must leave a usable key behind."""
-    store = _store(request)
+    db = store(request)
     given = update.model_dump(include=update.model_fields_set)
     auth = dict(_auth(request))
     was_required = request.app.state.key_digest is not None
@@ -130,9 +125,9 @@ async def set_system(request: Request, update: SystemSettingsUpdate) -> dict[str
     auth["requireApiKey"] = require
     prefs = {k: v for k, v in given.items() if k in PREFERENCES and v is not None}
     if prefs:
-        store.set_setting(SYSTEM, {**(store.get_setting(SYSTEM, {}) or {}), **prefs})
+        db.set_setting(SYSTEM, {**(db.get_setting(SYSTEM, {}) or {}), **prefs})
     if "apiKey" in given or "requireApiKey" in given:
-        store.set_setting(AUTH, auth)
+        db.set_setting(AUTH, auth)
         digest = auth.get("keySha256")
         request.app.state.key_digest = bytes.fromhex(digest) if require and digest else None
     return {"message": "settings saved", **await get_system(request)}
@@ -140,13 +135,13 @@ async def set_system(request: Request, update: SystemSettingsUpdate) -> dict[str
 
 @router.get("/hf-api-key")
 async def get_hf_key(request: Request) -> dict[str, Any]:
-    token = _store(request).get_setting(HF_TOKEN) or ""
+    token = store(request).get_setting(HF_TOKEN) or ""
     return {"apiKeySet": bool(token), "apiKey": mask(token, keep_prefix=3)}
 
 
 @router.post("/hf-api-key")
 async def set_hf_key(request: Request, update: HFKeyUpdate) -> dict[str, Any]:
     """Stored as given (downloads must send it); "" removes it."""
-    _store(request).set_setting(HF_TOKEN, update.apiKey or None)
+    store(request).set_setting(HF_TOKEN, update.apiKey or None)
     return {"message": "HuggingFace API key saved" if update.apiKey else "HuggingFace API key removed",
             **await get_hf_key(request)}  # fmt: skip
