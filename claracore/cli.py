@@ -295,6 +295,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_system(args: argparse.Namespace) -> int:
+    """Print what the hardware probes found (what the planner and /api/system/detection use)."""
+    import json
+
+    from claracore.hardware_probe import detect, render
+
+    found = detect()
+    if args.json:
+        _say(json.dumps({"specs": found.specs_json(), "detection": found.detection_json()}, indent=2))
+    else:
+        for line in render(found):
+            _say(line)
+    return 0
+
+
 def cmd_convert_embedding(args: argparse.Namespace) -> int:
     """Convert a sentence-transformers BERT folder to GGUF (cached) and print the file's path."""
     from claracore.convert import cached_conversion
@@ -343,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check that llama.cpp's build matches this machine's GPU")
     doctor.add_argument("--log-level", choices=levels, default="warning")
     doctor.set_defaults(func=cmd_doctor)
+
+    system = sub.add_parser("system", help="show the detected OS, CPU, RAM, GPUs and recommended backend")
+    system.add_argument("--json", action="store_true", help="print the /api/system specs and detection JSON")
+    system.add_argument("--log-level", choices=levels, default="warning")
+    system.set_defaults(func=cmd_system)
 
     convert = sub.add_parser("convert-embedding", help="turn a sentence-transformers BERT folder into GGUF")
     convert.add_argument("folder", metavar="DIR", help="holds model.safetensors, config.json, vocab.txt")

@@ -172,3 +172,15 @@ def test_arch_names_follow_the_spec(tmp_path: Path, machine: str, expected: str)
 def test_detection_dataclass_is_usable_directly() -> None:
     d = Detection(os="linux", arch="amd64", cpu="x", cpu_cores=1, cpu_threads=2, ram_total=GIB)
     assert d.detection_json()["totalRAMGB"] == 1.0
+
+
+def test_cli_system_prints_the_detection(capsys: pytest.CaptureFixture[str]) -> None:
+    from claracore.cli import main
+
+    assert main(["system"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU:" in out and "RAM:" in out and "recommended backend:" in out
+    assert main(["system", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["detection"]["recommendedBackend"] == system_detection()["recommendedBackend"]
+    assert set(data["specs"]) == set(system_specs())
