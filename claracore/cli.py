@@ -26,6 +26,7 @@ from claracore.defaults import add_models_dir, data_dir, find_config, resolve_co
 from claracore.engine import AsyncEngine, Engine
 from claracore.errors import ClaraCoreError
 from claracore.protocol import openai as p
+from claracore.store import Store
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 2
@@ -324,6 +325,58 @@ def cmd_convert_embedding(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ scan
+
+
+def _scan_store() -> Store | None:
+    """The data directory's store, so a rescan reads only changed files; None when unavailable."""
+    import sqlite3
+
+    from claracore.defaults import data_dir
+
+    try:
+        return Store(data_dir(os.environ) / "claracore.db")
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("scanning without the cache: %s", exc)
+        return None
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """List the models in DIR (and why other model-like files were skipped)."""
+    from claracore.scanner import scan_folder
+
+    folder = Path(args.folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+
+    def progress(done: int, total: int, _path: str) -> None:
+        if done == total or done % 100 == 0:
+            _say(f"\rscanning {folder}: {done}/{total} files", err=True, end="\n" if done == total else "")
+
+    store = None if args.no_cache else _scan_store()
+    try:
+        result = scan_folder(folder, recursive=args.recursive, store=store, progress=progress)
+    except OSError as exc:
+        raise CliError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    finally:
+        if store is not None:
+            store.close()
+    def size(n: int) -> str:
+        return _size(n) if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+    rows = [(m.name, m.kind or "", size(m.size), m.path) for m in result.models]
+    if rows:
+        widths = [max(len(r[i]) for r in [("NAME", "TYPE", "SIZE", "FILE"), *rows]) for i in range(3)]
+        for row in [("NAME", "TYPE", "SIZE", "FILE"), *rows]:
+            _say("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    _say(f"{len(result.models)} model(s) in {folder}")
+    if result.skipped:
+        _say(f"skipped {len(result.skipped)}:")
+        for skip in result.skipped:
+            _say(f"  {skip.path}: {skip.reason}")
+    return 0
+
+
 # ------------------------------------------------------------------ parser and main
 
 
@@ -363,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     system.add_argument("--json", action="store_true", help="print the /api/system specs and detection JSON")
     system.add_argument("--log-level", choices=levels, default="warning")
     system.set_defaults(func=cmd_system)
+
+    scan = sub.add_parser("scan", help="list the models in a folder (GGUF, Whisper, Piper)")
+    scan.add_argument("folder", metavar="DIR", help="the folder to scan")
+    scan.add_argument("--recursive", "-r", action="store_true", help="also scan sub-folders")
+    scan.add_argument("--no-cache", action="store_true", help="read every header, not the data dir's cache")
+    scan.add_argument("--log-level", choices=levels, default="warning")
+    scan.set_defaults(func=cmd_scan)
 
     convert = sub.add_parser("convert-embedding", help="turn a sentence-transformers BERT folder into GGUF")
     convert.add_argument("folder", metavar="DIR", help="holds model.safetensors, config.json, vocab.txt")

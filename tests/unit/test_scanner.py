@@ -190,3 +190,22 @@ def test_rescan_of_thousands_of_unchanged_files_reads_no_header(
     (root / "embed.gguf").unlink()
     scan_folder(root, recursive=True, store=store)
     assert str(root / "embed.gguf") not in {f.path for f in store.files(str(root))}
+
+
+def test_cli_scan_prints_models_and_skips(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from claracore.cli import main
+
+    monkeypatch.setenv("CLARACORE_HOME", str(tmp_path / "home"))
+    assert main(["scan", str(tree), "--recursive"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "TYPE", "SIZE", "FILE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:7]}
+    assert rows["chat"][1] == "llm" and rows["chat"][-1] == str(tree / "chat.gguf")
+    assert rows["whisper-tiny"][1] == "stt" and rows["voice"][1] == "tts"
+    assert "6 model(s)" in out and "corrupt.gguf: file is truncated" in out
+    assert "scanning" in err and (tmp_path / "home" / "claracore.db").is_file()
+    assert main(["scan", str(tree / "notes.txt")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
