@@ -173,3 +173,19 @@ def test_validation_report(tmp_path: Path, tiny_llama: Path, corrupt_gguf: Path)
     assert warnings[0].startswith("models.1 ('long').context_length: 4096 is above the 512")
     assert warnings[1].startswith("models.2 ('gone').model: Model file path may not exist")
     assert warnings[2].startswith("models.3 ('bad').model: cannot be used")
+
+
+def test_split_and_mmproj_files(tmp_path: Path, tiny_llama: Path) -> None:
+    from tests.unit.test_scanner import write_split_part
+
+    first = write_split_part(tmp_path / "big-00001-of-00002.gguf", 0, 2)
+    missing_part = edit.check_model_file(str(first))
+    assert not missing_part["valid"] and "parts" in missing_part["error"]
+    write_split_part(tmp_path / "big-00002-of-00002.gguf", 1, 2)
+    assert edit.check_model_file(str(first))["valid"]
+    config = parse_config(
+        {"models": [{"name": "v", "model": str(tiny_llama), "mmproj": str(tmp_path / "mm.gguf")}]}
+    )
+    assert edit.validation_report(config)["warnings"] == [
+        f"models.0 ('v').mmproj: Model file path may not exist: {tmp_path / 'mm.gguf'}"
+    ]
