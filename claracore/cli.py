@@ -127,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config_file = find_config(args.config, os.environ, Path.cwd())
     if config_file is None:
         config_file = Path.cwd() / data_dir(os.environ) / "config.yaml"
-    app = create_app(AsyncEngine(config), config_path=config_file)
+    app = create_app(AsyncEngine(config), config_path=config_file, data_dir=Path.cwd() / data_dir(os.environ))
     app.state.hard_restart = functools.partial(_reexec, sock)
     _run(app, config, args.log_level, sock, announce)
     return 0
@@ -361,6 +361,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
     def size(n: int) -> str:
         return _size(n) if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
