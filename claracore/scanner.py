@@ -170,7 +170,12 @@ def _walk(root: Path, recursive: bool, skipped: list[Skipped]) -> tuple[list[_Ca
                 if recursive and not entry.name.startswith("."):
                     stack.append(Path(entry.path))
                 continue
-            _classify(Path(entry.path), names, candidates, projectors, skipped)
+            try:
+                regular = entry.is_file()
+            except OSError:
+                regular = False
+            if regular:  # a FIFO or socket named *.gguf would block the read forever
+                _classify(Path(entry.path), names, candidates, projectors, skipped)
     candidates = [c for c in candidates if c.size >= 0]
     candidates.sort(key=lambda c: str(c.path))
     return candidates, sorted(projectors)

@@ -139,6 +139,14 @@ def test_projectors_pair_by_name_when_several_models_share_a_folder(tmp_path: Pa
     }
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_special_files_are_never_opened(tmp_path: Path, tiny_llama: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.gguf")  # opening it for reading would block the scan forever
+    shutil.copy(tiny_llama, tmp_path / "ok.gguf")
+    result = scan_folder(tmp_path, recursive=False)
+    assert [m.name for m in result.models] == ["ok"] and result.skipped == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
 def test_unreadable_file_is_skipped_with_reason(tmp_path: Path, tiny_llama: Path) -> None:
     locked = tmp_path / "locked.gguf"
