@@ -31,7 +31,9 @@ def running_server(config: dict[str, Any], **app_options: Any) -> Iterator[tuple
     engine = AsyncEngine(config)
     port = free_port()
     app = create_app(engine, **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
