@@ -25,17 +25,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import gguf
-
-from claracore.pool.gguf import ENCODER_ARCHITECTURES, GGUFError, GGUFInfo, read_gguf, split_parts
+from claracore.pool.gguf import GGUFError, GGUFInfo, gguf_model_type, read_gguf, split_parts
 from claracore.store import ModelFile, Store
 
 log = logging.getLogger(__name__)
 
 _SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
-_EMBED_POOLING = frozenset(
-    int(p) for p in (gguf.PoolingType.MEAN, gguf.PoolingType.CLS, gguf.PoolingType.LAST)
-)
 
 #: Called once per candidate file with (done, total, path), for progress displays.
 Progress = Callable[[int, int, str], None]
@@ -94,15 +89,8 @@ def model_name(path: Path) -> str:
 
 
 def gguf_kind(info: GGUFInfo) -> str:
-    """The model type from metadata (the same rules as `pool.gguf.infer_model_type`, without a
-    second read of the header): reranker, embedding, else llm."""
-    if info.pooling_type == int(gguf.PoolingType.RANK) or info.classifier_labels:
-        return "reranker"
-    if info.architecture in ENCODER_ARCHITECTURES or info.causal is False:
-        return "embedding"
-    if info.pooling_type in _EMBED_POOLING:
-        return "embedding"
-    return "llm"
+    """The model type from already-read metadata, so a scan reads each header once."""
+    return gguf_model_type(info)
 
 
 def scan_folder(

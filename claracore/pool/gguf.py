@@ -495,7 +495,12 @@ def infer_model_type(path: str | Path) -> ModelType:
         if path.with_name(path.name + ".json").is_file():
             return "tts"
         raise GGUFError(path, "ONNX file without its Piper voice config (.onnx.json)")
-    info = read_gguf(path)
+    return gguf_model_type(read_gguf(path))
+
+
+def gguf_model_type(info: GGUFInfo) -> ModelType:
+    """The type a GGUF's metadata says: reranker (rank pooling or classifier labels), embedding
+    (encoder architecture, non-causal attention, or mean/CLS/last pooling), else llm."""
     if info.pooling_type == int(gguf.PoolingType.RANK) or info.classifier_labels:
         return "reranker"
     if info.architecture in ENCODER_ARCHITECTURES or info.causal is False:
