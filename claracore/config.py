@@ -40,9 +40,9 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 def _gb_or_auto(value: object) -> float | Literal["auto"]:
     if value == "auto":
         return "auto"
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1 << 20:
         return float(value)
-    raise ValueError("expected a number of GB >= 0 or 'auto'")
+    raise ValueError("expected a number of GB (0 to 1048576) or 'auto'")
 
 
 def _bool_or_auto(value: object) -> bool | Literal["auto"]:
@@ -91,23 +91,23 @@ class ModelSpec(BaseModel):
     embedding: bool = False  # the spec's older way to say type: embedding
     aliases: list[NonEmpty] = Field(default_factory=list)
     mmproj: str | None = None
-    context_length: int | None = Field(default=None, ge=16)
-    gpu_layers: int = Field(default=0, ge=-1)  # -1: every layer
-    batch_size: int = Field(default=512, ge=1)
-    threads: int | None = Field(default=None, ge=1)  # None: detect
+    context_length: int | None = Field(default=None, ge=16, le=1 << 24)  # past any trained context
+    gpu_layers: int = Field(default=0, ge=-1, le=65536)  # -1: every layer
+    batch_size: int = Field(default=512, ge=1, le=1 << 20)
+    threads: int | None = Field(default=None, ge=1, le=4096)  # None: detect
     parallel: int = Field(default=4, ge=1, le=64)  # sequences decoded together
     cache_type_k: CacheType = "f16"
     cache_type_v: CacheType = "f16"
     flash_attn: BoolOrAuto = "auto"
     use_mmap: bool = True
     chat_template: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1 << 24)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=1 << 20)
     min_p: float | None = Field(default=None, ge=0, le=1)
-    repeat_penalty: float | None = Field(default=None, gt=0)
-    ttl: float | None = Field(default=None, ge=0)  # idle seconds before unload; None: never
+    repeat_penalty: float | None = Field(default=None, gt=0, le=100)
+    ttl: float | None = Field(default=None, ge=0, le=10 * 365 * 86400)  # idle seconds; None: never
     pinned: bool = False
     preload: bool = False
 
@@ -140,7 +140,7 @@ class MemoryBudget(BaseModel):
 
     vram_gb: GbOrAuto = "auto"
     ram_gb: GbOrAuto = "auto"
-    margin_gb: float = Field(default=1.0, ge=0)
+    margin_gb: float = Field(default=1.0, ge=0, le=1 << 20)
 
 
 class Config(BaseModel):
@@ -153,7 +153,7 @@ class Config(BaseModel):
     cors: Cors = False
     api_key: str = ""
     models_dir: str | None = None
-    max_upload_mb: float = Field(default=25.0, gt=0)  # largest audio upload accepted (OpenAI's limit)
+    max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     models: list[ModelSpec] = Field(default_factory=list)
 
