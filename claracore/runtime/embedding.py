@@ -38,6 +38,19 @@ class EmbeddingOptions:
     use_mmap: bool = True
 
 
+class _Pending:
+    """One call's inputs waiting for the context, and its result once decoded."""
+
+    __slots__ = ("inputs", "width", "result", "error", "done")
+
+    def __init__(self, inputs: Sequence[Sequence[int]], width: int) -> None:
+        self.inputs = inputs
+        self.width = width
+        self.result: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class EmbeddingRuntime:
     """A loaded pooled model. `embed` is thread-safe: one lock guards the llama context."""
 
@@ -48,7 +61,9 @@ class EmbeddingRuntime:
         """Load the model and create its context (blocking); ValueError on a bad file."""
         self.options = options
         self.name = name or os.path.basename(options.path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the context: llama.cpp contexts are not thread-safe
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Pending] = []
         self._model = NativeModel.load(options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap)
         try:
             self._init_context()
@@ -152,19 +167,50 @@ class EmbeddingRuntime:
         yield range(start, len(inputs))
 
     def _pooled(self, inputs: Sequence[Sequence[int]], width: int) -> np.ndarray:
-        """Decode every input (one sequence each) and read `width` pooled floats per sequence."""
-        out = np.empty((len(inputs), width), dtype=np.float32)
+        """Decode every input (one sequence each) and read `width` pooled floats per sequence.
+
+        Calls that arrive while the context is busy are decoded together: each call queues its
+        inputs, and whoever next holds the context decodes everything queued, so concurrent
+        requests share batches instead of taking turns.
+        """
+        mine = _Pending(inputs, width)
+        with self._pending_lock:
+            self._pending.append(mine)
         with self._lock:
-            if self._ctx is None:
-                raise ModelUnavailableError(f"model '{self.name}' is unloaded")
-            for group in self._groups(inputs):
-                self._decode(inputs, group)
-                for seq, i in enumerate(group):
-                    ptr = llama_cpp.llama_get_embeddings_seq(self._ctx, seq)
-                    if not ptr:
-                        raise RuntimeError("llama.cpp returned no pooled output for a sequence")
-                    out[i] = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (width,))
-        return out
+            if not mine.done:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._decode_pending(batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.result is not None
+        return mine.result
+
+    def _decode_pending(self, batch: list[_Pending]) -> None:
+        """Decode the queued calls of each output width in shared groups; called with the lock."""
+        for width in {p.width for p in batch}:
+            calls = [p for p in batch if p.width == width]
+            flat = [tokens for p in calls for tokens in p.inputs]
+            try:
+                if self._ctx is None:
+                    raise ModelUnavailableError(f"model '{self.name}' is unloaded")
+                out = np.empty((len(flat), width), dtype=np.float32)
+                for group in self._groups(flat):
+                    self._decode(flat, group)
+                    for seq, i in enumerate(group):
+                        ptr = llama_cpp.llama_get_embeddings_seq(self._ctx, seq)
+                        if not ptr:
+                            raise RuntimeError("llama.cpp returned no pooled output for a sequence")
+                        floats = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
+                        out[i] = np.ctypeslib.as_array(floats, (width,))
+            except Exception as exc:
+                for p in calls:
+                    p.error, p.done = exc, True
+                continue
+            start = 0
+            for p in calls:
+                p.result, p.done = out[start : start + len(p.inputs)], True
+                start += len(p.inputs)
 
     def _decode(self, inputs: Sequence[Sequence[int]], group: range) -> None:
         batch = self._batch

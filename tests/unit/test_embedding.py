@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -226,3 +228,39 @@ def test_convert_rejects_what_llama_cpp_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no config\.json"):
         convert_bert(tmp_path / "empty", tmp_path / "empty.gguf")
     assert not (tmp_path / "max.gguf").exists()
+
+
+def test_concurrent_calls_share_one_decode(tiny_bert: Path) -> None:
+    """Calls that arrive while the context is busy are decoded together, not one after another."""
+    rt = EmbeddingRuntime(EmbeddingOptions(path=str(tiny_bert)))
+    try:
+        texts = ["the cat", "a red dog", "hello world", "blue sea"]
+        alone = [rt.embed([rt.tokenize(t)])[0] for t in texts]
+        decodes: list[int] = []
+        real = rt._decode
+
+        def counting(inputs: Any, group: range) -> None:
+            decodes.append(len(group))
+            real(inputs, group)
+
+        rt._decode = counting  # type: ignore[method-assign]
+        results: dict[int, list[float]] = {}
+        with rt._lock:  # the context is busy: every call below queues behind it
+            workers = [
+                threading.Thread(
+                    target=lambda i=i: results.__setitem__(i, rt.embed([rt.tokenize(texts[i])])[0])
+                )
+                for i in range(4)
+            ]
+            for w in workers:
+                w.start()
+            deadline = time.monotonic() + 5
+            while len(rt._pending) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        for w in workers:
+            w.join(10)
+        assert decodes == [4]  # one decode, four sequences
+        for i in range(4):
+            assert np.allclose(results[i], alone[i], atol=1e-5)
+    finally:
+        rt.close()
