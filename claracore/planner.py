@@ -47,12 +47,16 @@ _OPTION_KEYS = {
 
 
 class ModelFileLike(Protocol):
-    """What the planner needs of a tracked file (`store.ModelFile` has it)."""
+    """What the planner needs of a tracked file (`store.ModelFile` has it); read-only."""
 
-    path: str
-    name: str
-    kind: str | None
-    mmproj: str | None
+    @property
+    def path(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def mmproj(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class ModelPlan:
     path: str
     type: str
     spec: ModelSpec | None = None
+    planned: ModelSpec | None = None  # the planner's own choice, before hand edits were kept
     estimate: MemoryEstimate | None = None
     dropped: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -192,6 +197,15 @@ class Plan:
     backend: str
     vram_budget: int
     ram_budget: int
+
+    def record(self) -> dict[str, dict[str, Any]]:
+        """What the planner chose per path (its planned fields): store it, pass it back as
+        `generated` next time, and a value that differs from it is known to be a hand edit."""
+        return {
+            m.path: m.planned.model_dump(mode="json", include=set(PLANNED))
+            for m in self.models
+            if m.planned is not None
+        }
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -253,6 +267,7 @@ def plan(
         old = by_path.get(os.path.normpath(f.path))
         p = _plan_one(f, options, backend, vram_budget, ram_budget, read)
         if p.spec is not None:
+            p.planned = p.spec
             p.spec = _merge(p.spec, old, (generated or {}).get(f.path), p.notes)
             p.spec = _unique(p.spec, taken)
             p.name = p.spec.name

@@ -19,6 +19,7 @@ from claracore.server.routes import audio, control, openai
 from claracore.server.routes import config as config_routes
 from claracore.server.routes import folders as folder_routes
 from claracore.server.routes import settings as settings_routes
+from claracore.server.routes import setup as setup_routes
 from claracore.server.routes import system as system_routes
 from claracore.store import Store
 
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(config_routes.router)
     app.include_router(system_routes.router)
     app.include_router(settings_routes.router)
+    app.include_router(setup_routes.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
