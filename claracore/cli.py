@@ -378,6 +378,90 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ setup
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Scan (DIRs, else the tracked folders), detect the hardware, plan and write config.yaml.
+
+    DIRs become tracked folders, so the server's regenerate-from-db plans the same models later.
+    Hand edits of models already in the file are kept, as the server's regeneration does.
+    """
+    from claracore import config_edit as edit
+    from claracore.config import load_config, save_config
+    from claracore.defaults import find_config
+    from claracore.hardware import system_detection
+    from claracore.planner import GENERATED, Hardware, PlanOptions, plan
+    from claracore.scanner import scan_folder
+    from claracore.store import utc_now
+
+    raw = {
+        "forceBackend": args.force_backend,
+        "forceVRAM": args.force_vram,
+        "forceRAM": args.force_ram,
+        "throughputFirst": args.throughput_first or None,
+        "minContext": args.min_context,
+        "preferredContext": args.prefer_context,
+    }
+    options = PlanOptions.from_api({k: v for k, v in raw.items() if v is not None})
+    path = find_config(args.config, os.environ, Path.cwd()) or data_dir(os.environ) / "config.yaml"
+    existing = load_config(path) if path.exists() else None
+    folders = [Path(d).expanduser().resolve() for d in args.dirs]
+    for folder in folders:
+        if not folder.is_dir():
+            raise CliError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+    store = Store(data_dir(os.environ) / "claracore.db")
+    try:
+        for folder in folders:
+            if store.folder(str(folder)) is None:
+                store.add_folder(str(folder), recursive=True)
+        tracked = [f for f in store.folders() if f.enabled]
+        if not tracked:
+            raise CliError("no model folders: name one (claracore setup DIR) or track one in the server")
+        for entry in tracked:
+            if not os.path.isdir(entry.path):
+                _say(f"skipping {entry.path}: it no longer exists", err=True)
+                continue
+
+            def scanning(done: int, total: int, _path: str, where: str = entry.path) -> None:
+                _say(f"\rscanning {where}: {done}/{total} files", err=True, end="\n" if done == total else "")
+
+            result = scan_folder(entry.path, recursive=entry.recursive, store=store, progress=scanning)
+            store.set_folder_scan(entry.path, len(result.models), utc_now())
+        _say("detecting hardware", err=True)
+        hardware = Hardware.from_detection(system_detection())
+
+        def planning(done: int, total: int, _path: str) -> None:
+            _say(f"\rplanning: {done}/{total} models", err=True, end="\n" if done == total else "")
+
+        files = [f for f in store.files() if os.path.exists(f.path)]
+        generated = store.get_setting(GENERATED, {}) or {}
+        result_plan = plan(
+            files, hardware, options, existing=existing, generated=generated, progress=planning
+        )
+        config = edit.validated(
+            edit.as_data(result_plan.config), source=str(path), base_dir=path.absolute().parent
+        )
+        save_config(config, path)
+        store.set_setting(GENERATED, result_plan.record())
+    finally:
+        store.close()
+    vram, ram = result_plan.vram_budget / 2**30, result_plan.ram_budget / 2**30
+    _say(f"backend {result_plan.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
+    for m in result_plan.models:
+        if m.dropped:
+            _say(f"  {m.name}: dropped: {m.dropped}")
+        elif m.spec is not None:
+            s = m.spec
+            cost = f", ~{_size(m.estimate.total)}" if m.estimate is not None else ""
+            _say(
+                f"  {s.name} ({m.type}): context {s.context_length or 'auto'}, gpu_layers {s.gpu_layers}, "
+                f"kv {s.cache_type_k}, parallel {s.parallel}{cost}"
+            )
+    _say(f"wrote {path} ({len(config.models)} model(s))")
+    return 0
+
+
 # ------------------------------------------------------------------ parser and main
 
 
@@ -424,6 +508,26 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-cache", action="store_true", help="read every header, not the data dir's cache")
     scan.add_argument("--log-level", choices=levels, default="warning")
     scan.set_defaults(func=cmd_scan)
+
+    setup = sub.add_parser("setup", help="scan model folders, detect the hardware and write a fitting config")
+    setup.add_argument(
+        "dirs", nargs="*", metavar="DIR", help="model folders to track (default: those tracked)"
+    )
+    setup.add_argument(
+        "--config", metavar="PATH", help="config.yaml to write (default: search, then data dir)"
+    )
+    setup.add_argument(
+        "--force-vram", type=float, metavar="GB", help="plan for this much VRAM, not the detected"
+    )
+    setup.add_argument(
+        "--force-ram", type=float, metavar="GB", help="plan for this much RAM, not the detected"
+    )
+    setup.add_argument("--force-backend", choices=["cpu", "cuda", "rocm", "vulkan", "metal"])
+    setup.add_argument("--prefer-context", type=int, metavar="N", help="preferred context length (tokens)")
+    setup.add_argument("--min-context", type=int, metavar="N", help="drop models that cannot reach N tokens")
+    setup.add_argument("--throughput-first", action="store_true", help="more parallel slots before context")
+    setup.add_argument("--log-level", choices=levels, default="warning")
+    setup.set_defaults(func=cmd_setup)
 
     convert = sub.add_parser("convert-embedding", help="turn a sentence-transformers BERT folder into GGUF")
     convert.add_argument("folder", metavar="DIR", help="holds model.safetensors, config.json, vocab.txt")

@@ -21,6 +21,7 @@ from claracore.pool.estimate import MemoryEstimate, estimate_llm
 from claracore.pool.gguf import GGUFInfo, read_gguf
 
 GIB = 1 << 30
+GENERATED = "planner.generated"  # store setting: `Plan.record()` of the last config written
 BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")
 MAX_CONTEXT = 1 << 24  # 16M tokens: beyond every trained context that exists; more is a typo
 MAX_MEMORY_GB = 1 << 16  # 64 TiB

@@ -166,3 +166,32 @@ def _read_ignoring_copy(path: str) -> GGUFInfo:
 def test_hardware_from_detection() -> None:
     hw = Hardware.from_detection({"totalVRAMGB": 8.0, "totalRAMGB": 16.0, "recommendedBackend": "vulkan"})
     assert (hw.vram_bytes, hw.ram_bytes, hw.backend) == (8 * GIB, 16 * GIB, "vulkan")
+
+
+def test_cli_setup_scans_plans_and_writes(
+    tmp_path: Path, big: ModelFile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from claracore import cli, hardware
+    from claracore.config import load_config
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(big.path, models / "big.gguf")
+    monkeypatch.setenv("CLARACORE_HOME", str(tmp_path / "home"))
+    detection = {"totalVRAMGB": 1.0, "totalRAMGB": 1.0, "recommendedBackend": "cuda"}
+    monkeypatch.setattr(hardware, "system_detection", lambda: detection)
+    out = tmp_path / "config.yaml"
+    args = ["setup", str(models), "--config", str(out), "--prefer-context", "4096", "--throughput-first"]
+    assert cli.main(args) == 0
+    spec = _one(load_config(out))
+    assert (spec.context_length, spec.gpu_layers) == (4096, -1) and spec.parallel >= 4
+    captured = capsys.readouterr()
+    assert "scanning" in captured.err and "planning: 1/1 models" in captured.err
+    assert f"wrote {out}" in captured.out
+    # Again from the tracked folder alone (no DIR), forced onto the CPU: replanned.
+    assert cli.main(["setup", "--config", str(out), "--force-backend", "cpu"]) == 0
+    assert _one(load_config(out)).gpu_layers == 0
+    assert cli.main(["setup", "--config", str(out), "--force-vram", "-3"]) == 2
+    assert "forceVRAM" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from claracore.config import save_config
 from claracore.engine import AsyncEngine
 from claracore.errors import ClaraCoreError, ConflictError, InvalidRequestError
 from claracore.hardware import system_detection
-from claracore.planner import Hardware, PlanOptions, plan
+from claracore.planner import GENERATED, Hardware, PlanOptions, plan
 from claracore.scanner import scan_folder
 from claracore.server.deps import engine, require_key, store
 from claracore.server.routes import config as config_routes
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
 Db = Annotated[Store, Depends(store)]
 Engine = Annotated[AsyncEngine, Depends(engine)]
-GENERATED = "planner.generated"  # setting: the planner's last choices per file path
 # Percent of the whole job at the start of each phase; a phase fills its span as files go by.
 _SPAN = {
     "detecting": (0, 5),
