@@ -21,6 +21,7 @@ from claracore.pool.gguf import GGUFError, infer_model_type, read_gguf
 #: What GET /api/config shows instead of a set API key; POSTed back, it keeps the current key.
 MASK = "********"
 
+
 class NoConfigFileError(ConflictError):
     """The server was started without a config file, so there is nothing to save edits to."""
 
