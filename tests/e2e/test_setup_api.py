@@ -136,3 +136,25 @@ def test_bad_options_are_400_and_write_nothing(
     _error(api.post("/api/config/generate-all", json=options), param)
     assert config_path.read_text() == before
     assert api.get("/api/setup/progress").json()["status"] == "idle"
+
+
+def test_saved_system_settings_are_the_default_options(
+    api: httpx.Client, tree: Path, config_path: Path
+) -> None:
+    """POST /api/settings/system's preferences apply when a generation request leaves them out."""
+    assert api.post("/api/config/folders", json={"folderPaths": [str(tree)]}).status_code == 200
+    saved = {"backend": "cpu", "ramGB": 8.0, "preferredContext": 256}
+    assert api.post("/api/settings/system", json=saved).status_code == 200
+    assert api.post("/api/config/generate-all", json={"minContext": 128}).status_code == 200
+    state, _ = _wait(api)
+    assert state["status"] == "completed", state
+    chat = load_config(config_path).find_model("chat")
+    assert chat is not None and chat.context_length == 256 and chat.gpu_layers == 0
+    # an explicit option still wins over the saved one
+    assert (
+        api.post("/api/config/generate-all", json={"minContext": 128, "preferredContext": 128}).status_code
+        == 200
+    )
+    _wait(api)
+    chat = load_config(config_path).find_model("chat")
+    assert chat is not None and chat.context_length == 128

@@ -26,6 +26,7 @@ from claracore.planner import GENERATED, Hardware, PlanOptions, plan
 from claracore.scanner import scan_folder
 from claracore.server.deps import engine, require_key, store
 from claracore.server.routes import config as config_routes
+from claracore.server.routes.settings import SYSTEM
 from claracore.store import Store, utc_now
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,26 @@ async def _options(request: Request, nested: bool) -> PlanOptions:
     body = await config_routes._json(request)
     if not isinstance(body, dict):
         raise InvalidRequestError("the request body must be a JSON object")
-    return PlanOptions.from_api(body.get("options") if nested else body)
+    return PlanOptions.from_api(body.get("options") if nested else body, _saved_preferences(request))
+
+
+#: POST /api/settings/system's preferences, as the planner's options: what a request leaves out.
+_FROM_SETTINGS = {
+    "backend": "forceBackend",
+    "vramGB": "forceVRAM",
+    "ramGB": "forceRAM",
+    "preferredContext": "preferredContext",
+    "throughputFirst": "throughputFirst",
+    "enableJinja": "enableJinja",
+}
+
+
+def _saved_preferences(request: Request) -> dict[str, Any]:
+    saved = request.app.state.store.get_setting(SYSTEM, {}) or {}
+    prefs = {option: saved[key] for key, option in _FROM_SETTINGS.items() if saved.get(key) is not None}
+    if prefs.get("forceBackend") == "auto":
+        del prefs["forceBackend"]  # "auto" means detect, which is what no option does
+    return prefs
 
 
 async def _start(
