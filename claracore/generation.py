@@ -19,7 +19,8 @@ from claracore.config import ModelSpec
 from claracore.errors import ClaraCoreError, InvalidRequestError
 from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
-from claracore.runtime.llm import Delta, Event, Failed, Finished, Job, LlmRuntime
+from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job
+from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import SamplingParams, TokenLogprob, grammar_for
 
 _DEFAULTS = SamplingParams()

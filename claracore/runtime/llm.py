@@ -14,23 +14,23 @@ the prompt's KV to their sibling slots for free instead of decoding it again.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
 from claracore.runtime.chat_template import ChatTemplate
+from claracore.runtime.jobs import Delta, Failed, Finished, Job, Slot, common_prefix, scan_stops
 from claracore.runtime.native import CACHE_TYPES, FLASH_ATTN, NativeModel, ensure_backend, new_context
 from claracore.runtime.native import tokenize as native_tokenize
-from claracore.runtime.sampling import SamplingParams, TokenLogprob, build_chain, free_chain, token_logprob
+from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
 
 log = logging.getLogger(__name__)
 
@@ -50,109 +50,6 @@ class LlmOptions:
     cache_type_v: str = "f16"
     flash_attn: bool | str = "auto"
     chat_template: str | None = None
-
-
-# ---------------------------------------------------------------- events sent to the caller
-
-
-@dataclass(frozen=True)
-class Delta:
-    """New text for choice `index` (may be empty when a stop string is being held back)."""
-
-    index: int
-    text: str
-    logprobs: tuple[TokenLogprob, ...] = ()
-
-
-@dataclass(frozen=True)
-class Finished:
-    """Choice `index` is done: `reason` is "stop" or "length"."""
-
-    index: int
-    reason: str
-    completion_tokens: int
-    prompt_tokens: int
-    cached_tokens: int
-
-
-@dataclass(frozen=True)
-class Failed:
-    error: BaseException
-
-
-Event = Delta | Finished | Failed
-
-
-@dataclass
-class Job:
-    """One request: `n` choices sharing one prompt, each with its own sampling parameters.
-
-    `emit` is called from the worker thread; it must be cheap and must not block (the engine
-    passes `loop.call_soon_threadsafe`-based delivery). Set `cancelled` from any thread.
-    """
-
-    prompt: list[int]
-    params: list[SamplingParams]
-    max_tokens: int
-    emit: Callable[[Event], None]
-    stop: tuple[str, ...] = ()
-    logprobs: bool = False
-    top_logprobs: int = 0
-    cancelled: bool = False
-    chains: list[Any] = field(default_factory=list)
-    remaining: int = 0  # choices not yet finished
-
-    @property
-    def n(self) -> int:
-        return len(self.params)
-
-
-# ---------------------------------------------------------------- per-sequence state
-
-
-class _Slot:
-    """One sequence id of the context and what its KV cache holds."""
-
-    __slots__ = (
-        "seq",
-        "tokens",
-        "job",
-        "choice",
-        "chain",
-        "pending",
-        "next_token",
-        "batch_idx",
-        "n_gen",
-        "held",
-        "decoder",
-        "cached",
-        "siblings",
-        "max_tokens",
-    )
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.tokens: list[int] = []  # tokens whose KV is in the cache, in position order
-        self.job: Job | None = None
-        self.choice = 0
-        self.chain: Any = None
-        self.pending: list[int] = []  # prompt tokens still to decode
-        self.next_token = -1  # sampled but not yet decoded
-        self.batch_idx = -1  # row in the current batch whose logits this slot samples from
-        self.n_gen = 0
-        self.held = ""  # text held back because it may begin a stop string
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.cached = 0
-        self.siblings: list[_Slot] = []  # for n > 1: slots that take a copy of this prompt
-        self.max_tokens = 0
-
-    def reset_output(self) -> None:
-        self.n_gen = 0
-        self.held = ""
-        self.decoder.reset()
-        self.next_token = -1
-        self.batch_idx = -1
-        self.siblings = []
 
 
 class LlmRuntime:
@@ -204,7 +101,7 @@ class LlmRuntime:
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
-        self._slots = [_Slot(i) for i in range(self.parallel)]
+        self._slots = [Slot(i) for i in range(self.parallel)]
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
@@ -375,9 +272,9 @@ class LlmRuntime:
                 self._fail_jobs([job], exc, forget=True)
                 raise
 
-    def _place(self, job: Job, free: list[_Slot]) -> None:
+    def _place(self, job: Job, free: list[Slot]) -> None:
         """Give `job` its slots: the primary decodes the prompt, siblings copy it afterwards."""
-        primary = max(free, key=lambda s: _common_prefix(s.tokens, job.prompt))
+        primary = max(free, key=lambda s: common_prefix(s.tokens, job.prompt))
         free.remove(primary)
         keep = self._reuse_prefix(primary, job.prompt)
         primary.pending = job.prompt[keep:]
@@ -391,7 +288,7 @@ class LlmRuntime:
         for sibling in primary.siblings:
             sibling.pending = []  # waits for the primary's prompt, then copies its KV
 
-    def _reuse_prefix(self, slot: _Slot, prompt: list[int]) -> int:
+    def _reuse_prefix(self, slot: Slot, prompt: list[int]) -> int:
         """Keep the longest cached prefix of `prompt` for `slot`; returns how many tokens it kept.
 
         The slot's own cache is tried first; if another slot (busy or not) holds a longer prefix,
@@ -399,10 +296,10 @@ class LlmRuntime:
         unified KV cache `seq_cp` only tags cells, it copies no data.
         """
         limit = len(prompt) - 1  # the last prompt token is always decoded, for its logits
-        own = min(_common_prefix(slot.tokens, prompt), limit)
+        own = min(common_prefix(slot.tokens, prompt), limit)
         others = [s for s in self._slots if s is not slot]
-        donor = max(others, key=lambda s: _common_prefix(s.tokens, prompt)) if others else slot
-        shared = min(_common_prefix(donor.tokens, prompt), limit)
+        donor = max(others, key=lambda s: common_prefix(s.tokens, prompt)) if others else slot
+        shared = min(common_prefix(donor.tokens, prompt), limit)
         if shared > own:
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
             llama_cpp.llama_memory_seq_cp(self._mem, donor.seq, slot.seq, 0, shared)
@@ -460,7 +357,7 @@ class LlmRuntime:
         b.seq_id[i][0] = seq
         b.logits[i] = logits
 
-    def _copy_prompt(self, src: _Slot, dst: _Slot) -> None:
+    def _copy_prompt(self, src: Slot, dst: Slot) -> None:
         llama_cpp.llama_memory_seq_rm(self._mem, dst.seq, -1, -1)
         llama_cpp.llama_memory_seq_cp(self._mem, src.seq, dst.seq, -1, -1)
         dst.tokens = list(src.tokens)
@@ -471,7 +368,7 @@ class LlmRuntime:
         jobs = {id(s.job): s.job for s in self._slots if s.job is not None and s.batch_idx >= 0}
         self._fail_jobs(jobs.values(), RuntimeError(f"llama_decode failed with status {rc}"), forget=True)
 
-    def _sample(self, slot: _Slot, idx: int) -> None:
+    def _sample(self, slot: Slot, idx: int) -> None:
         job = slot.job
         assert job is not None
         token = llama_cpp.llama_sampler_sample(slot.chain, self._ctx, idx)
@@ -483,7 +380,7 @@ class LlmRuntime:
             return
         slot.n_gen += 1
         text = slot.held + slot.decoder.decode(self.piece(token))
-        stop_at, hold = _scan_stops(text, job.stop)
+        stop_at, hold = scan_stops(text, job.stop)
         if stop_at >= 0:
             job.emit(Delta(slot.choice, text[:stop_at], lp))
             self._finish(slot, "stop", flush=False)
@@ -497,7 +394,7 @@ class LlmRuntime:
             return
         slot.next_token = token
 
-    def _finish(self, slot: _Slot, reason: str, *, flush: bool) -> None:
+    def _finish(self, slot: Slot, reason: str, *, flush: bool) -> None:
         """End one choice. `flush` releases text held back for stop strings that never matched."""
         job = slot.job
         assert job is not None
@@ -509,7 +406,7 @@ class LlmRuntime:
         self._release(slot)  # before telling the caller, so a finished request never holds a slot
         job.emit(done)
 
-    def _release(self, slot: _Slot, *, forget: bool = False) -> None:
+    def _release(self, slot: Slot, *, forget: bool = False) -> None:
         """Free the slot for the next job; its KV stays cached for prefix reuse unless `forget`."""
         job = slot.job
         if job is not None:
@@ -522,32 +419,3 @@ class LlmRuntime:
         if forget:
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
             slot.tokens = []
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _scan_stops(text: str, stops: tuple[str, ...]) -> tuple[int, int]:
-    """Where the first stop string starts in `text` (-1 if none), and how many trailing
-    characters must be held back because they could begin one."""
-    if not stops:
-        return -1, 0
-    first = -1
-    for stop in stops:
-        at = text.find(stop)
-        if at >= 0 and (first < 0 or at < first):
-            first = at
-    if first >= 0:
-        return first, 0
-    hold = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), hold, -1):
-            if text.endswith(stop[:k]):
-                hold = k
-                break
-    return -1, hold

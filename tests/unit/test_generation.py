@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from claracore import AsyncEngine, ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
-from claracore.runtime.llm import _scan_stops
+from claracore.runtime.jobs import scan_stops
 
 USER = [{"role": "user", "content": "hello world"}]
 
@@ -70,10 +70,10 @@ async def test_stream_has_role_first_one_id_and_usage_last(engine: AsyncEngine) 
 
 
 def test_scan_stops_holds_back_partial_matches() -> None:
-    assert _scan_stops("hello wor", ("world",)) == (-1, 3)
-    assert _scan_stops("hello world!", ("world",)) == (6, 0)
-    assert _scan_stops("abc", ()) == (-1, 0)
-    assert _scan_stops("xx<|e", ("<|end|>", "zzz")) == (-1, 3)
+    assert scan_stops("hello wor", ("world",)) == (-1, 3)
+    assert scan_stops("hello world!", ("world",)) == (6, 0)
+    assert scan_stops("abc", ()) == (-1, 0)
+    assert scan_stops("xx<|e", ("<|end|>", "zzz")) == (-1, 3)
 
 
 async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
