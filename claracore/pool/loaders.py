@@ -55,6 +55,25 @@ def plan(spec: ModelSpec, *, gpu_offload: bool) -> LoadPlan:
         raise ModelLoadError(spec.name, exc.message) from exc
 
 
+def _loader(
+    spec: ModelSpec, make: Callable[[], Runtime], *, extra: str | None = None
+) -> Callable[[], Runtime]:
+    """`make`, with a runtime's refusal (ValueError) or a missing optional library (ImportError,
+    naming the extra that brings it) reported as this model's ModelLoadError."""
+
+    def load() -> Runtime:
+        try:
+            return make()
+        except ImportError as exc:
+            if extra is None:
+                raise
+            raise ModelLoadError(spec.name, f"this model needs the [{extra}] extra ({exc})") from exc
+        except ValueError as exc:
+            raise ModelLoadError(spec.name, str(exc)) from exc
+
+    return load
+
+
 def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
 
@@ -88,13 +107,9 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         n_outputs_max=spec.parallel,
     )
 
-    def load() -> Runtime:
-        try:
-            return LlmRuntime(options, name=spec.name)
-        except ValueError as exc:
-            raise ModelLoadError(spec.name, str(exc)) from exc
-
-    return LoadPlan(kind="llm", estimate=estimate, load=load)
+    return LoadPlan(
+        kind="llm", estimate=estimate, load=_loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    )
 
 
 def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
@@ -126,12 +141,7 @@ def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
     )
     runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
 
-    def load() -> Runtime:
-        try:
-            return runtime_class(options, name=spec.name)
-        except ValueError as exc:
-            raise ModelLoadError(spec.name, str(exc)) from exc
-
+    load = _loader(spec, lambda: runtime_class(options, name=spec.name))
     return LoadPlan(kind=kind, estimate=estimate, load=load)
 
 
@@ -146,13 +156,7 @@ def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         threads=spec.threads or 0,
     )
 
-    def load() -> Runtime:
-        try:
-            return WhisperRuntime(options, name=spec.name)
-        except ImportError as exc:
-            raise ModelLoadError(spec.name, f"speech to text needs the [stt] extra ({exc})") from exc
-        except ValueError as exc:
-            raise ModelLoadError(spec.name, str(exc)) from exc
+    load = _loader(spec, lambda: WhisperRuntime(options, name=spec.name), extra="stt")
 
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the folder is missing
     need = estimate_memory(options)  # measured: weights plus working memory per concurrent job
@@ -163,13 +167,9 @@ def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
 def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     from claracore.runtime.piper import PiperOptions, PiperRuntime, estimate_memory
 
-    def load() -> Runtime:
-        try:
-            return PiperRuntime(PiperOptions(path=str(spec.model)), name=spec.name)
-        except ImportError as exc:
-            raise ModelLoadError(spec.name, f"text to speech needs the [tts] extra ({exc})") from exc
-        except ValueError as exc:
-            raise ModelLoadError(spec.name, str(exc)) from exc
+    load = _loader(
+        spec, lambda: PiperRuntime(PiperOptions(path=str(spec.model)), name=spec.name), extra="tts"
+    )
 
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the file is missing
     estimate = MemoryEstimate(vram_bytes=0, ram_bytes=estimate_memory(PiperOptions(path=str(spec.model))))
