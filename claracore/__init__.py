@@ -5,25 +5,72 @@ with Engine({"models": [{"name": "smol", "model": "SmolLM2.gguf"}]}) as engine:
     print(engine.chat(model="smol", messages=[{"role": "user", "content": "Hi"}]))
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 # libllama (and with it the GPU runtime) loads before numpy and the other extension modules. On
 # a CUDA build the first offloaded load segfaulted in every process that had imported numpy-based
 # modules first, and in none that imported llama_cpp first (GPU check, 2026-11-26). The cause is
 # not yet understood; this order is what was seen to work.
-import llama_cpp  # noqa: F401
+try:
+    import llama_cpp  # noqa: F401
+except (ImportError, OSError, RuntimeError):
+    # No usable llama-cpp-python yet: `python -m claracore.native build` is how one gets
+    # installed, so the package must import without it. The engine re-raises the real error.
+    pass
 
-from claracore.config import Config, MemoryBudget, ModelSpec, load_config, save_config
-from claracore.engine import AsyncEngine, Engine
-from claracore.errors import (
-    ClaraCoreError,
-    ConfigError,
-    ContextLengthExceededError,
-    EngineClosedError,
-    InsufficientMemoryError,
-    InvalidRequestError,
-    ModelLoadError,
-    ModelNotFoundError,
-    ModelUnavailableError,
-)
+# The public names load on first use, so the builder and the config tools don't pull in the
+# engine (and with it llama_cpp and numpy) just by importing claracore.
+_EXPORTS = {
+    "Config": "claracore.config",
+    "MemoryBudget": "claracore.config",
+    "ModelSpec": "claracore.config",
+    "load_config": "claracore.config",
+    "save_config": "claracore.config",
+    "AsyncEngine": "claracore.engine",
+    "Engine": "claracore.engine",
+    **dict.fromkeys(
+        (
+            "ClaraCoreError",
+            "ConfigError",
+            "ContextLengthExceededError",
+            "EngineClosedError",
+            "InsufficientMemoryError",
+            "InvalidRequestError",
+            "ModelLoadError",
+            "ModelNotFoundError",
+            "ModelUnavailableError",
+        ),
+        "claracore.errors",
+    ),
+}
+
+if TYPE_CHECKING:
+    from claracore.config import Config, MemoryBudget, ModelSpec, load_config, save_config
+    from claracore.engine import AsyncEngine, Engine
+    from claracore.errors import (
+        ClaraCoreError,
+        ConfigError,
+        ContextLengthExceededError,
+        EngineClosedError,
+        InsufficientMemoryError,
+        InvalidRequestError,
+        ModelLoadError,
+        ModelNotFoundError,
+        ModelUnavailableError,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'claracore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where built wheels are cached (default: %(default)s)")  # fmt: skip
     build.add_argument("--llama-cpp-python", dest="version", metavar="VERSION",
                        help="version to build (default: the installed one)")  # fmt: skip
+    build.add_argument("--source", type=Path, metavar="PATH",
+                       help="a llama-cpp-python source tree or sdist to build, instead of "
+                            "fetching the sdist")  # fmt: skip
+    build.add_argument("--offline", action="store_true",
+                       help="no package index: build --source with the installed scikit-build-core, "
+                            "cmake and ninja")  # fmt: skip
+    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one of the preset's cache variables, e.g. "
+                            "CMAKE_CUDA_ARCHITECTURES=90 to build for one GPU generation only")  # fmt: skip
     build.add_argument("--dry-run", action="store_true", help="print CMAKE_ARGS and the commands only")
     sub.add_parser("presets", help="list the presets and their CMAKE_ARGS")
     return parser
@@ -65,7 +74,29 @@ def main(argv: Sequence[str] | None = None, runner: Runner = subprocess_runner) 
         for name in BACKENDS:
             _say(f"{name:9} {cmake_args(presets[name])}")
         return 0
-    plan = plan_build(presets[args.backend], args.version or installed_version(), args.wheelhouse)
+    parser = build_parser()
+    overrides: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not key.replace("_", "").isalnum():
+            parser.error(f"--set wants KEY=VALUE with a CMake variable name, not {item!r}")
+        overrides[key.strip()] = value
+    if args.offline and args.source is None:
+        parser.error("--offline needs --source: without an index there is nothing to fetch the sdist from")
+    if args.source is not None and not args.source.exists():
+        parser.error(f"--source {args.source} does not exist")
+    try:
+        plan = plan_build(
+            presets[args.backend],
+            args.version or installed_version(),
+            args.wheelhouse,
+            overrides=overrides,
+            source=args.source,
+            offline=args.offline,
+        )
+    except BuildError as exc:
+        _say(f"error: {exc}", err=True)
+        return EXIT_ERROR
     if args.dry_run:
         for line in dry_run_lines(plan):
             _say(line)

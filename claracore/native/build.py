@@ -8,10 +8,13 @@ compile twice (a CUDA build of llama.cpp takes minutes).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
+import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,25 +113,37 @@ def check_toolchain(
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """Everything one build does, computed without side effects (what --dry-run prints)."""
+    """Everything one build does, computed without side effects (what --dry-run prints).
+
+    `source` is a local llama-cpp-python source tree or sdist to build instead of fetching one;
+    `offline` builds it with what is installed (no index, no isolated build environment), for a
+    machine without a package index, such as a lent GPU box.
+    """
 
     preset: Preset
     version: str
     cache_dir: Path
     cmake_args: str
     python: str
+    source: Path | None = None
+    offline: bool = False
+    jobs: int = os.cpu_count() or 1
 
     @property
     def env(self) -> dict[str, str]:
         # FORCE_CMAKE is read by older llama-cpp-python releases; harmless on newer ones.
-        return {"CMAKE_ARGS": self.cmake_args, "FORCE_CMAKE": "1"}
+        # CMAKE_BUILD_PARALLEL_LEVEL matters when CMake falls back to make, which builds serially.
+        jobs = str(self.jobs)
+        return {"CMAKE_ARGS": self.cmake_args, "FORCE_CMAKE": "1", "CMAKE_BUILD_PARALLEL_LEVEL": jobs}
 
     def build_command(self) -> list[str]:
+        what = str(self.source) if self.source else f"llama-cpp-python=={self.version}"
+        offline = ["--no-index", "--no-build-isolation"] if self.offline else []
         return [
             # --no-cache-dir: pip's own cache of wheels built from the sdist ignores CMAKE_ARGS,
             # so without it pip hands back whatever build it made last (usually the CPU one).
-            self.python, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir",
-            "--no-binary", "llama-cpp-python", f"llama-cpp-python=={self.version}", "-w", str(self.cache_dir),
+            self.python, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", *offline,
+            "--no-binary", "llama-cpp-python", what, "-w", str(self.cache_dir),
         ]  # fmt: skip
 
     def install_command(self, wheel: Path) -> list[str]:
@@ -138,18 +153,71 @@ class BuildPlan:
         return [self.python, "-c", VERIFY_SCRIPT]
 
 
-def cache_key(preset: str, version: str) -> str:
-    """The wheelhouse sub-folder for one preset and llama-cpp-python version."""
-    return f"{preset}-{version}"
+def cache_key(preset: str, version: str, overrides: Mapping[str, str] | None = None) -> str:
+    """The wheelhouse sub-folder for one preset, llama-cpp-python version and set of overrides.
+
+    Overrides (say one CUDA architecture instead of five) make a different binary, so they get
+    their own folder, named by a short hash so the plain preset keeps its readable name.
+    """
+    if not overrides:
+        return f"{preset}-{version}"
+    digest = hashlib.sha256(json.dumps(sorted(overrides.items())).encode()).hexdigest()[:8]
+    return f"{preset}-{version}-{digest}"
 
 
-def plan_build(preset: Preset, version: str, wheelhouse: Path, python: str = sys.executable) -> BuildPlan:
+def with_overrides(preset: Preset, overrides: Mapping[str, str]) -> Preset:
+    """`preset` with some cache variables replaced or added (`--set KEY=VALUE`)."""
+    return Preset(name=preset.name, description=preset.description, cache={**preset.cache, **overrides})
+
+
+_VERSION = re.compile(r"""__version__\s*=\s*["']([^"']+)["']""")
+_SDIST = re.compile(r"llama_cpp_python-(\d[^/]*?)\.(tar\.gz|zip)$")
+
+
+def source_version(source: Path) -> str:
+    """The llama-cpp-python version of a source tree or sdist, read the way its build reads it.
+
+    The version keys the wheel cache, so a wrong guess here would hand back another build.
+    """
+    if source.is_dir():
+        init = source / "llama_cpp" / "__init__.py"
+        match = _VERSION.search(init.read_text(encoding="utf-8")) if init.is_file() else None
+        if match is None:
+            raise BuildError(f"{source} is not a llama-cpp-python source tree (no version in {init})")
+        return match.group(1)
+    match = _SDIST.search(source.name)
+    if match is not None:
+        return match.group(1)
+    if source.name.endswith((".tar.gz", ".tgz")) and tarfile.is_tarfile(source):
+        with tarfile.open(source) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith("llama_cpp/__init__.py") and (handle := tar.extractfile(member)):
+                    if found := _VERSION.search(handle.read().decode("utf-8")):
+                        return found.group(1)
+    raise BuildError(f"cannot tell the llama-cpp-python version of {source}")
+
+
+def plan_build(
+    preset: Preset,
+    version: str,
+    wheelhouse: Path,
+    python: str = sys.executable,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    source: Path | None = None,
+    offline: bool = False,
+) -> BuildPlan:
+    overrides = dict(overrides or {})
+    if source is not None:
+        version = source_version(source)
     return BuildPlan(
         preset=preset,
         version=version,
-        cache_dir=wheelhouse / cache_key(preset.name, version),
-        cmake_args=cmake_args(preset),
+        cache_dir=wheelhouse / cache_key(preset.name, version, overrides),
+        cmake_args=cmake_args(with_overrides(preset, overrides)),
         python=python,
+        source=source,
+        offline=offline,
     )
 
 

@@ -104,5 +104,6 @@ def test_vram_budget_evicts_the_idle_model(big_models: tuple[Path, Path]) -> Non
         settle()
         with_b = vram_used()
         assert abs(with_b - with_a) < 0.1 * one  # a's VRAM went back before b took its share
-        r = engine.chat(model="b", messages=user, max_tokens=16, temperature=0)
+        # </s> (id 2) banned: a random model may pick it at any step, and this checks decoding
+        r = engine.chat(model="b", messages=user, max_tokens=16, temperature=0, logit_bias={"2": -100})
         assert r.usage.completion_tokens == 16

@@ -21,6 +21,7 @@ from claracore.native.build import (
     dry_run_lines,
     plan_build,
     run_build,
+    source_version,
 )
 from claracore.native.presets import BACKENDS, GPU_BACKENDS, PRESETS_FILE, load_presets
 
@@ -147,7 +148,8 @@ class FakeRunner:
         self.calls.append((argv, dict(env)))
         if argv[1:4] == ["-m", "pip", "wheel"]:
             out = Path(argv[argv.index("-w") + 1])
-            version = next(a for a in argv if a.startswith("llama-cpp-python==")).split("==")[1]
+            pinned = [a.split("==")[1] for a in argv if a.startswith("llama-cpp-python==")]
+            version = pinned[0] if pinned else "0.3.36"  # a --source build
             out.mkdir(parents=True, exist_ok=True)
             (out / f"llama_cpp_python-{version}-cp311-cp311-linux_x86_64.whl").write_bytes(b"wheel")
             return 0, "built"
@@ -262,3 +264,88 @@ def test_module_entry_point_lists_presets() -> None:
     out = subprocess.run([sys.executable, "-m", "claracore.native", "presets"], capture_output=True,
                          text=True, cwd=REPO, check=True).stdout  # fmt: skip
     assert "cuda" in out and "-DGGML_CUDA=ON" in out
+
+
+# ------------------------------------------------------------------ local source, offline, overrides
+
+
+def _source_tree(root: Path, version: str = "0.3.36") -> Path:
+    tree = root / f"llama_cpp_python-{version}"
+    (tree / "llama_cpp").mkdir(parents=True)
+    (tree / "llama_cpp" / "__init__.py").write_text(f'from .llama_cpp import *\n__version__ = "{version}"\n')
+    return tree
+
+
+def test_source_version_reads_a_tree_an_sdist_name_or_a_tarball(tmp_path: Path) -> None:
+    import tarfile
+
+    tree = _source_tree(tmp_path, "0.3.40")
+    assert source_version(tree) == "0.3.40"
+    assert source_version(tmp_path / "llama_cpp_python-0.3.41.tar.gz") == "0.3.41"
+    trimmed = tmp_path / "trimmed.tar.gz"
+    with tarfile.open(trimmed, "w:gz") as tar:
+        tar.add(tree, arcname=tree.name)
+    assert source_version(trimmed) == "0.3.40"
+    with pytest.raises(BuildError, match="not a llama-cpp-python source tree"):
+        source_version(tmp_path)
+
+
+def test_an_offline_build_of_a_local_source_uses_no_index(tmp_path: Path) -> None:
+    tree = _source_tree(tmp_path / "src")
+    plan = plan_build(PRESETS["cuda"], "9.9.9", tmp_path / "wh", "py", source=tree, offline=True)
+    assert plan.version == "0.3.36"  # the source's own, not the installed one
+    runner = FakeRunner(["libggml-cuda.so"], offload=True)
+    run_build(plan, runner, say=_quiet)
+    argv, env = runner.calls[0]
+    assert argv[-3:] == [str(tree), "-w", str(plan.cache_dir)]
+    assert "--no-index" in argv and "--no-build-isolation" in argv
+    assert not any(a.startswith("llama-cpp-python==") for a in argv)
+    assert int(env["CMAKE_BUILD_PARALLEL_LEVEL"]) >= 1
+    online = plan_build(PRESETS["cuda"], "0.3.36", tmp_path / "wh", "py", source=tree)
+    assert "--no-index" not in online.build_command()
+
+
+def test_overrides_change_cmake_args_and_get_their_own_cache(tmp_path: Path) -> None:
+    one_arch = {"CMAKE_CUDA_ARCHITECTURES": "90"}
+    plan = plan_build(PRESETS["cuda"], "0.3.36", tmp_path, "py", overrides=one_arch)
+    assert shlex.split(plan.cmake_args) == [
+        "-DGGML_NATIVE=OFF",
+        "-DGGML_CUDA=ON",
+        "-DCMAKE_CUDA_ARCHITECTURES=90",
+    ]
+    assert plan.cache_dir.name.startswith("cuda-0.3.36-")
+    assert plan.cache_dir != plan_build(PRESETS["cuda"], "0.3.36", tmp_path, "py").cache_dir
+    assert (
+        plan.cache_dir == plan_build(PRESETS["cuda"], "0.3.36", tmp_path, "py", overrides=one_arch).cache_dir
+    )
+    assert cache_key("cuda", "0.3.36", {}) == "cuda-0.3.36"
+    added = plan_build(PRESETS["cpu"], "0.3.36", tmp_path, "py", overrides={"GGML_AVX512": "ON"})
+    assert "-DGGML_AVX512=ON" in shlex.split(added.cmake_args)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--offline"], "--offline needs --source"),
+        (["--set", "CMAKE_CUDA_ARCHITECTURES"], "--set wants KEY=VALUE"),
+        (["--set", "bad key=1"], "--set wants KEY=VALUE"),
+        (["--source", "/nonexistent/llama"], "does not exist"),
+    ],
+)
+def test_bad_build_options_exit_2_with_the_reason(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def runner(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str]:
+        raise AssertionError("ran a command despite bad options")
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["build", "--backend", "cuda", "--wheelhouse", str(tmp_path), *argv], runner=runner)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_builder_imports_without_the_engine() -> None:
+    """It must run before any llama-cpp-python is installed, so it may not pull in the engine."""
+    code = "import sys, claracore.native.__main__; print(sorted(m for m in sys.modules if 'claracore' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert "claracore.engine" not in out.stdout and "claracore.native.build" in out.stdout
