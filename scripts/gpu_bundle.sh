@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare what scripts/gpu_check.sh needs on a GPU machine that has no package index:
 #   BUNDLE/llama_cpp_python-VERSION.tar.gz  llama-cpp-python's sdist without the parts no build reads
-#                                           (its 75 MB of test models, docs, the web UI), ~7 MB
+#                                           (its 75 MB of test models, docs, tests), ~10 MB
 #   BUNDLE/whl/*.whl                        ClaraCore's and the benchmark peer's Python dependencies
 #                                           that the machine's image lacks, for its Python
 # Run it here, where the index is reachable. The bundle stays well under 64 MiB.
@@ -23,10 +23,10 @@ tar xzf "$tmp/llama_cpp_python-$VERSION.tar.gz" -C "$tmp"
 src="llama_cpp_python-$VERSION"
 v="$src/vendor/llama.cpp"
 tar czf "$BUNDLE/$src.tar.gz" -C "$tmp" \
-  --exclude="$src/.git" --exclude="$v/.git" --exclude="$src/docs" --exclude="$src/examples" --exclude="$src/tests" --exclude="$src/docker" \
-  --exclude="$v/models" --exclude="$v/docs" --exclude="$v/media" --exclude="$v/tools/ui" \
-  --exclude="$v/tests" --exclude="$v/benches" --exclude="$v/examples" --exclude="$v/gguf-py" \
-  --exclude="$v/conversion" --exclude="$v/scripts" --exclude="$v/.github" "$src"
+  --exclude="$src/.git" --exclude="$v/.git" --exclude="$src/docs" --exclude="$src/examples" \
+  --exclude="$src/tests" --exclude="$src/docker" --exclude="$v/models" --exclude="$v/docs" \
+  --exclude="$v/media" --exclude="$v/tools/ui/tests" --exclude="$v/tests" --exclude="$v/benches" \
+  --exclude="$v/examples" --exclude="$v/gguf-py" --exclude="$v/conversion" --exclude="$v/.github" "$src"
 
 # What the image's Python lacks (its package list is in the device tool's KINDS.md): ClaraCore's
 # own dependencies, the openai client the benchmark drives, and llama_cpp.server's for the peer.

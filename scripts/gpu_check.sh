@@ -13,7 +13,9 @@
 # Environment: CUDA_ARCH (default 90: Hopper; one architecture keeps the build to minutes),
 #   BACKEND (default cuda; cpu rehearses the whole script on a machine without a GPU),
 #   SUMMARY, WORK (default /tmp/claracore-gpu), WHEELHOUSE (default $WORK/wheels), PYTHON,
-#   BENCH_MODEL (a GGUF to benchmark instead of the generated one, e.g. a small one on a CPU).
+#   BENCH_MODEL (a GGUF to benchmark instead of the generated one, e.g. a small one on a CPU),
+#   PEER=llama-server (skip the builder: build llama.cpp's libraries and llama-server with cmake
+#   from the same preset, and benchmark against llama-server too, on the same libraries).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${1:-.gpu}
@@ -46,31 +48,44 @@ sdist=$(compgen -G "$BUNDLE/llama_cpp_python-*.tar.gz" | head -1)
 tar xzf "$sdist" -C "$WORK/src"
 src=$(compgen -G "$WORK/src/llama_cpp_python-*" | head -1)
 
-# 1. the builder, as a user runs it (plus --source/--offline for a machine without an index)
 sets=()
 [ "$BACKEND" = cuda ] && sets=(--set "CMAKE_CUDA_ARCHITECTURES=$ARCH")
-say "== python -m claracore.native build --backend $BACKEND ${sets[*]} --source $(basename "$src") --offline"
-timeout 330 "$PY" -m claracore.native build --backend "$BACKEND" "${sets[@]}" --source "$src" --offline \
-  --wheelhouse "$WHEELHOUSE" 2>&1 | tee "$WORK/build.log" | grep -vE "^\s*$" | tail -4 | tee -a "$SUMMARY"
-build_rc=${PIPESTATUS[0]}
-say "builder exit code $build_rc after $(elapsed)"
-if [ "$build_rc" != 0 ]; then
-  grep -E "error|Error|ERROR" "$WORK/build.log" | tail -15 | tee -a "$SUMMARY"
-  fail=1
-  # Fallback so one lent GPU still checks the runtime: the same preset's CMake variables, built as
-  # bare shared libraries and pointed at with LLAMA_CPP_LIB_PATH.
+
+# The preset's CMake variables, built as bare shared libraries (plus llama-server when asked) and
+# pointed at with LLAMA_CPP_LIB_PATH: the fallback when the builder fails, and the route that gives
+# ClaraCore and llama-server the very same libraries for the side-by-side benchmark.
+cmake_libs() {
+  local server=OFF targets=(--target llama ggml)
+  [ "${PEER:-}" = llama-server ] && server=ON targets=(--target llama ggml llama-server)
   eval "$("$PY" -m claracore.native build --backend "$BACKEND" "${sets[@]}" --source "$src" --dry-run \
     | head -1)"
-  say "== fallback: cmake $CMAKE_ARGS, shared libraries only"
+  say "== cmake $CMAKE_ARGS, shared libraries (llama-server: $server)"
   eval "cmake -S '$src/vendor/llama.cpp' -B '$WORK/build' -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=ON $CMAKE_ARGS -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_CURL=OFF" > "$WORK/configure.log" 2>&1 \
-    && timeout 330 cmake --build "$WORK/build" -j "$(nproc)" > "$WORK/cmake-build.log" 2>&1 \
+    -DLLAMA_BUILD_TOOLS=$server -DLLAMA_BUILD_SERVER=$server -DLLAMA_BUILD_COMMON=$server \
+    -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_CURL=OFF" \
+    > "$WORK/configure.log" 2>&1 \
+    && timeout 330 cmake --build "$WORK/build" -j "$(nproc)" "${targets[@]}" > "$WORK/cmake-build.log" 2>&1 \
     || { tail -n 30 "$WORK/configure.log" "$WORK/cmake-build.log" | tee -a "$SUMMARY"; exit 1; }
   LLAMA_CPP_LIB_PATH=$(dirname "$(find "$WORK/build" -name 'libllama.so' | head -1)")
   export LLAMA_CPP_LIB_PATH PYTHONPATH="$src:$PYTHONPATH"
-  say "fallback built after $(elapsed): $LLAMA_CPP_LIB_PATH"
+  say "built after $(elapsed): $LLAMA_CPP_LIB_PATH"
+}
+
+# 1. the builder, as a user runs it (plus --source/--offline for a machine without an index)
+if [ "${PEER:-}" = llama-server ]; then
+  cmake_libs
+else
+  say "== python -m claracore.native build --backend $BACKEND ${sets[*]} --source $(basename "$src") --offline"
+  timeout 330 "$PY" -m claracore.native build --backend "$BACKEND" "${sets[@]}" --source "$src" --offline \
+    --wheelhouse "$WHEELHOUSE" 2>&1 | tee "$WORK/build.log" | grep -vE "^\s*$" | tail -4 | tee -a "$SUMMARY"
+  build_rc=${PIPESTATUS[0]}
+  say "builder exit code $build_rc after $(elapsed)"
+  if [ "$build_rc" != 0 ]; then
+    grep -E "error|Error|ERROR" "$WORK/build.log" | tail -15 | tee -a "$SUMMARY"
+    fail=1
+    cmake_libs  # so one lent GPU still checks the runtime
+  fi
 fi
 "$PY" -c "import llama_cpp; print('llama_cpp', llama_cpp.__version__, 'from', llama_cpp.__file__,
       '| offload:', llama_cpp.llama_supports_gpu_offload())" 2>&1 | tee -a "$SUMMARY"
@@ -104,7 +119,9 @@ make_tiny_llama('$model', n_embd=1024, n_layer=16, n_head=16, n_head_kv=4, n_ff=
 else
   say "== bench_server.py, $model, --gpu-layers -1"
 fi
-timeout 150 "$PY" scripts/bench_server.py --model "$model" --gpu-layers -1 --repeat 1 2>&1 \
+peer=()
+[ "${PEER:-}" = llama-server ] && peer=(--llama-server "$WORK/build/bin/llama-server")
+timeout 150 "$PY" scripts/bench_server.py --model "$model" --gpu-layers -1 --repeat 1 "${peer[@]}" 2>&1 \
   | grep -vE "^llama_context: n_ctx_seq" | tee -a "$SUMMARY"
 [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 say "== finished in $(elapsed), exit code $fail"
