@@ -170,8 +170,10 @@ def diagnose(offload: Callable[[], tuple[tuple[int, int] | None, str]] = check_o
     lib_dir = _loaded_lib_dir()
     try:
         version = metadata.version("llama-cpp-python")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
+    except metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH, as gpu_check.sh uses
+        import llama_cpp
+
+        version = f"{getattr(llama_cpp, '__version__', 'unknown')} (not pip-installed)"
     offloaded, error = offload()
     report = Report(
         llama_version=version,
