@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
-from claracore import embeddings, generation, speech
+from claracore import embeddings, generation, replies, speech
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
 from claracore.hardware import budget_from, detect_memory
@@ -127,8 +127,8 @@ class AsyncEngine:
         gen = await self._start(req)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return generation.stream_chat(gen, include)
-        return await generation.collect_chat(gen)
+            return replies.stream_chat(gen, include)
+        return await replies.collect_chat(gen)
 
     @overload
     async def complete(
@@ -166,8 +166,8 @@ class AsyncEngine:
         gen = await self._start(req)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return generation.stream_completion(gen, include)
-        return await generation.collect_completion(gen)
+            return replies.stream_completion(gen, include)
+        return await replies.collect_completion(gen)
 
     async def _start(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> generation.Generation:
         lease = await self._acquire(req.model, ("llm",), "a chat/completion model")

@@ -1,8 +1,9 @@
-"""Chat and completion requests turned into runtime jobs, and runtime events into OpenAI shapes.
+"""Chat and completion requests turned into runtime jobs, and the events those jobs send back.
 
 This is the "serving" layer between the engine facade and the LLM runtime: it validates what
 pydantic cannot (message contents, logit_bias keys), renders and tokenizes prompts, picks the
-sampling defaults (request, then config, then llama.cpp's), and assembles responses or chunks.
+sampling defaults (request, then config, then llama.cpp's) and submits the jobs. Turning the
+events into OpenAI responses or chunks is `claracore.replies`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job
 from claracore.runtime.llm import LlmRuntime
-from claracore.runtime.sampling import SamplingParams, TokenLogprob, grammar_for
+from claracore.runtime.sampling import SamplingParams, grammar_for
 
 _DEFAULTS = SamplingParams()
 
@@ -139,7 +140,7 @@ def _max_tokens(spec: ModelSpec, *values: int | None, default: int = 2**31 - 1) 
 def prepare_chat(
     lease: Lease, request: p.ChatCompletionRequest, emit: Callable[[int], Callable[[Event], None]]
 ) -> _Prepared:
-    runtime = _llm(lease)
+    runtime = llm_of(lease)
     prompt = runtime.tokenize(render_chat(runtime, request))
     job = Job(
         prompt=prompt,
@@ -156,7 +157,7 @@ def prepare_chat(
 def prepare_completion(
     lease: Lease, request: p.CompletionRequest, emit: Callable[[int], Callable[[Event], None]]
 ) -> _Prepared:
-    runtime = _llm(lease)
+    runtime = llm_of(lease)
     raw = request.prompt
     items: list[str | list[int]]
     if isinstance(raw, str):
@@ -194,7 +195,8 @@ def prepare_completion(
     return _Prepared(f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model, jobs, request.n, echoed)
 
 
-def _llm(lease: Lease) -> LlmRuntime:
+def llm_of(lease: Lease) -> LlmRuntime:
+    """The lease's runtime, or a 400 naming the model when it is not a text generator."""
     runtime = lease.runtime
     if not isinstance(runtime, LlmRuntime):
         raise InvalidRequestError(
@@ -217,7 +219,7 @@ class Generation:
         self.prepared = prepared
         self._channel = channel
         self._open = len(prepared.jobs) * prepared.n
-        runtime = _llm(lease)
+        runtime = llm_of(lease)
         submitted: list[Job] = []
         try:
             for job in prepared.jobs:
@@ -269,170 +271,3 @@ async def start(lease: Lease, request: p.ChatCompletionRequest | p.CompletionReq
     else:
         prepared = prepare_completion(lease, request, channel.emitter)
     return Generation(lease, prepared, channel)
-
-
-def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
-    return p.Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-        prompt_tokens_details={"cached_tokens": cached},
-    )
-
-
-def chat_logprobs(runtime: LlmRuntime, items: tuple[TokenLogprob, ...]) -> p.ChoiceLogprobs:
-    def entry(token: int, logprob: float) -> p.TopLogprob:
-        raw = runtime.piece(token)
-        return p.TopLogprob(token=raw.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(raw))
-
-    return p.ChoiceLogprobs(
-        content=[
-            p.TokenLogprob(
-                **entry(lp.token_id, lp.logprob).model_dump(), top_logprobs=[entry(t, v) for t, v in lp.top]
-            )
-            for lp in items
-        ]
-    )
-
-
-def completion_logprobs(
-    runtime: LlmRuntime, items: tuple[TokenLogprob, ...], offset: int
-) -> p.CompletionLogprobs:
-    out = p.CompletionLogprobs()
-    for lp in items:
-        text = runtime.token_text(lp.token_id)
-        out.tokens.append(text)
-        out.token_logprobs.append(lp.logprob)
-        out.top_logprobs.append({runtime.token_text(t): v for t, v in lp.top} if lp.top else None)
-        out.text_offset.append(offset)
-        offset += len(text)
-    return out
-
-
-class _Totals:
-    def __init__(self) -> None:
-        self.prompt = self.completion = self.cached = 0
-
-    def add(self, ev: Finished) -> None:
-        self.completion += ev.completion_tokens
-        if ev.index == 0:  # the prompt is shared by the n choices of one job
-            self.prompt += ev.prompt_tokens
-            self.cached += ev.cached_tokens
-
-    def usage(self) -> p.Usage:
-        return usage(self.prompt, self.completion, self.cached)
-
-
-@dataclass
-class _Collected:
-    """Every choice's whole text, token logprobs and finish reason, and the usage totals."""
-
-    texts: list[str]
-    logprobs: list[list[TokenLogprob]]
-    reasons: list[Any]
-    totals: _Totals
-
-
-async def _collect(gen: Generation) -> _Collected:
-    prep = gen.prepared
-    count = len(prep.jobs) * prep.n
-    out = _Collected(
-        [prep.prompt_texts[i // prep.n] for i in range(count)],
-        [[] for _ in range(count)],
-        [None] * count,
-        _Totals(),
-    )
-    async for index, ev in gen:
-        if isinstance(ev, Delta):
-            out.texts[index] += ev.text
-            out.logprobs[index].extend(ev.logprobs)
-        else:
-            out.reasons[index] = ev.reason
-            out.totals.add(ev)
-    return out
-
-
-async def collect_chat(gen: Generation) -> p.ChatCompletion:
-    runtime, prep = _llm(gen.lease), gen.prepared
-    got = await _collect(gen)
-    want_lp = prep.jobs[0].logprobs
-    choices = [
-        p.ChatChoice(
-            index=i,
-            message=p.AssistantMessage(content=got.texts[i]),
-            finish_reason=got.reasons[i],
-            logprobs=chat_logprobs(runtime, tuple(got.logprobs[i])) if want_lp else None,
-        )
-        for i in range(prep.n)
-    ]
-    return p.ChatCompletion(
-        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
-    )
-
-
-async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.ChatCompletionChunk]:
-    """Chunks as OpenAI sends them: the role in each choice's first delta, one stable id."""
-    runtime, prep = _llm(gen.lease), gen.prepared
-    totals = _Totals()
-
-    def chunk(choices: list[p.ChunkChoice], usage: p.Usage | None = None) -> p.ChatCompletionChunk:
-        return p.ChatCompletionChunk(
-            id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage
-        )
-
-    yield chunk(
-        [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
-    )
-    async for index, ev in gen:
-        if isinstance(ev, Delta):
-            lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
-            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=ev.text), logprobs=lp)])
-        else:
-            totals.add(ev)
-            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=ev.reason)])  # type: ignore[arg-type]
-    if include_usage:
-        yield chunk([], totals.usage())
-
-
-async def collect_completion(gen: Generation) -> p.Completion:
-    runtime, prep = _llm(gen.lease), gen.prepared
-    got = await _collect(gen)
-    want_lp = prep.jobs[0].logprobs
-    choices = [
-        p.CompletionChoice(
-            index=i,
-            text=text,
-            finish_reason=got.reasons[i],
-            logprobs=completion_logprobs(runtime, tuple(got.logprobs[i]), len(prep.prompt_texts[i // prep.n]))
-            if want_lp
-            else None,
-        )
-        for i, text in enumerate(got.texts)
-    ]
-    return p.Completion(
-        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
-    )
-
-
-async def stream_completion(gen: Generation, include_usage: bool) -> AsyncIterator[p.Completion]:
-    runtime, prep = _llm(gen.lease), gen.prepared
-    totals = _Totals()
-    offsets = [len(prep.prompt_texts[i // prep.n]) for i in range(len(prep.jobs) * prep.n)]
-
-    def chunk(choices: list[p.CompletionChoice], usage: p.Usage | None = None) -> p.Completion:
-        return p.Completion(id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage)
-
-    if any(prep.prompt_texts):
-        yield chunk(
-            [p.CompletionChoice(index=i, text=prep.prompt_texts[i // prep.n]) for i in range(len(offsets))]
-        )
-    async for index, ev in gen:
-        if isinstance(ev, Delta):
-            lp = completion_logprobs(runtime, ev.logprobs, offsets[index]) if ev.logprobs else None
-            offsets[index] += len(ev.text)
-            yield chunk([p.CompletionChoice(index=index, text=ev.text, logprobs=lp)])
-        else:
-            totals.add(ev)
-            yield chunk([p.CompletionChoice(index=index, text="", finish_reason=ev.reason)])  # type: ignore[arg-type]
-    if include_usage:
-        yield chunk([], totals.usage())

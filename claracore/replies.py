@@ -1,0 +1,184 @@
+"""Runtime events assembled into OpenAI's shapes: whole responses, stream chunks, usage, logprobs.
+
+Kept apart from `claracore.generation` so the wire format has one owner: preparing a request
+never needs to know how its answer is spelt, and a new response shape touches only this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from claracore.generation import Generation, llm_of
+from claracore.protocol import openai as p
+from claracore.runtime.jobs import Delta, Finished
+from claracore.runtime.llm import LlmRuntime
+from claracore.runtime.sampling import TokenLogprob
+
+
+def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
+    return p.Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details={"cached_tokens": cached},
+    )
+
+
+def chat_logprobs(runtime: LlmRuntime, items: tuple[TokenLogprob, ...]) -> p.ChoiceLogprobs:
+    def entry(token: int, logprob: float) -> p.TopLogprob:
+        raw = runtime.piece(token)
+        return p.TopLogprob(token=raw.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(raw))
+
+    return p.ChoiceLogprobs(
+        content=[
+            p.TokenLogprob(
+                **entry(lp.token_id, lp.logprob).model_dump(), top_logprobs=[entry(t, v) for t, v in lp.top]
+            )
+            for lp in items
+        ]
+    )
+
+
+def completion_logprobs(
+    runtime: LlmRuntime, items: tuple[TokenLogprob, ...], offset: int
+) -> p.CompletionLogprobs:
+    out = p.CompletionLogprobs()
+    for lp in items:
+        text = runtime.token_text(lp.token_id)
+        out.tokens.append(text)
+        out.token_logprobs.append(lp.logprob)
+        out.top_logprobs.append({runtime.token_text(t): v for t, v in lp.top} if lp.top else None)
+        out.text_offset.append(offset)
+        offset += len(text)
+    return out
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.prompt = self.completion = self.cached = 0
+
+    def add(self, ev: Finished) -> None:
+        self.completion += ev.completion_tokens
+        if ev.index == 0:  # the prompt is shared by the n choices of one job
+            self.prompt += ev.prompt_tokens
+            self.cached += ev.cached_tokens
+
+    def usage(self) -> p.Usage:
+        return usage(self.prompt, self.completion, self.cached)
+
+
+@dataclass
+class _Collected:
+    """Every choice's whole text, token logprobs and finish reason, and the usage totals."""
+
+    texts: list[str]
+    logprobs: list[list[TokenLogprob]]
+    reasons: list[Any]
+    totals: _Totals
+
+
+async def _collect(gen: Generation) -> _Collected:
+    prep = gen.prepared
+    count = len(prep.jobs) * prep.n
+    out = _Collected(
+        [prep.prompt_texts[i // prep.n] for i in range(count)],
+        [[] for _ in range(count)],
+        [None] * count,
+        _Totals(),
+    )
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            out.texts[index] += ev.text
+            out.logprobs[index].extend(ev.logprobs)
+        else:
+            out.reasons[index] = ev.reason
+            out.totals.add(ev)
+    return out
+
+
+async def collect_chat(gen: Generation) -> p.ChatCompletion:
+    runtime, prep = llm_of(gen.lease), gen.prepared
+    got = await _collect(gen)
+    want_lp = prep.jobs[0].logprobs
+    choices = [
+        p.ChatChoice(
+            index=i,
+            message=p.AssistantMessage(content=got.texts[i]),
+            finish_reason=got.reasons[i],
+            logprobs=chat_logprobs(runtime, tuple(got.logprobs[i])) if want_lp else None,
+        )
+        for i in range(prep.n)
+    ]
+    return p.ChatCompletion(
+        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
+    )
+
+
+async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.ChatCompletionChunk]:
+    """Chunks as OpenAI sends them: the role in each choice's first delta, one stable id."""
+    runtime, prep = llm_of(gen.lease), gen.prepared
+    totals = _Totals()
+
+    def chunk(choices: list[p.ChunkChoice], usage: p.Usage | None = None) -> p.ChatCompletionChunk:
+        return p.ChatCompletionChunk(
+            id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage
+        )
+
+    yield chunk(
+        [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
+    )
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
+            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=ev.text), logprobs=lp)])
+        else:
+            totals.add(ev)
+            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=ev.reason)])  # type: ignore[arg-type]
+    if include_usage:
+        yield chunk([], totals.usage())
+
+
+async def collect_completion(gen: Generation) -> p.Completion:
+    runtime, prep = llm_of(gen.lease), gen.prepared
+    got = await _collect(gen)
+    want_lp = prep.jobs[0].logprobs
+    choices = [
+        p.CompletionChoice(
+            index=i,
+            text=text,
+            finish_reason=got.reasons[i],
+            logprobs=completion_logprobs(runtime, tuple(got.logprobs[i]), len(prep.prompt_texts[i // prep.n]))
+            if want_lp
+            else None,
+        )
+        for i, text in enumerate(got.texts)
+    ]
+    return p.Completion(
+        id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
+    )
+
+
+async def stream_completion(gen: Generation, include_usage: bool) -> AsyncIterator[p.Completion]:
+    runtime, prep = llm_of(gen.lease), gen.prepared
+    totals = _Totals()
+    offsets = [len(prep.prompt_texts[i // prep.n]) for i in range(len(prep.jobs) * prep.n)]
+
+    def chunk(choices: list[p.CompletionChoice], usage: p.Usage | None = None) -> p.Completion:
+        return p.Completion(id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage)
+
+    if any(prep.prompt_texts):
+        yield chunk(
+            [p.CompletionChoice(index=i, text=prep.prompt_texts[i // prep.n]) for i in range(len(offsets))]
+        )
+    async for index, ev in gen:
+        if isinstance(ev, Delta):
+            lp = completion_logprobs(runtime, ev.logprobs, offsets[index]) if ev.logprobs else None
+            offsets[index] += len(ev.text)
+            yield chunk([p.CompletionChoice(index=index, text=ev.text, logprobs=lp)])
+        else:
+            totals.add(ev)
+            yield chunk([p.CompletionChoice(index=index, text="", finish_reason=ev.reason)])  # type: ignore[arg-type]
+    if include_usage:
+        yield chunk([], totals.usage())
