@@ -16,7 +16,8 @@ from typing import Any
 from claracore.config import Config, ModelSpec, parse_config
 from claracore.defaults import model_name
 from claracore.errors import ConflictError, InvalidRequestError, ModelNotFoundError
-from claracore.pool.gguf import GGUFError, infer_model_type, read_gguf
+from claracore.pool.gguf import GGUFError, read_gguf
+from claracore.pool.gguf_kind import infer_model_type
 
 #: What GET /api/config shows instead of a set API key; POSTed back, it keeps the current key.
 MASK = "********"

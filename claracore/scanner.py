@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from claracore.pool.gguf import GGUFError, GGUFInfo, gguf_model_type, read_gguf, split_parts
+from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf, split_parts
+from claracore.pool.gguf_kind import gguf_model_type
 from claracore.store import ModelFile, Store
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from claracore.errors import ClaraCoreError
-from claracore.pool.gguf import GGUFError, GGUFInfo, infer_model_type, read_gguf, split_parts
+from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf, split_parts
+from claracore.pool.gguf_kind import infer_model_type
 from tests.tiny_models import CHAT_TEMPLATE
 
 
