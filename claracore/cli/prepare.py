@@ -1,0 +1,181 @@
+"""The commands that get a machine ready to serve: doctor, system, scan, setup, convert-embedding.
+
+None of them loads a model; they check the llama.cpp build and the hardware, find the model
+files, plan a config that fits, and convert what llama.cpp cannot read yet. Their heavier
+modules are imported inside each command, so `claracore serve` and `chat` never pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from claracore.cli.common import CliError, human_size, log, say
+from claracore.defaults import data_dir, find_config
+from claracore.store import Store
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Report the llama.cpp build, the GPUs and whether offload works; always exit 0."""
+    from claracore.doctor import diagnose, render
+
+    for line in render(diagnose()):
+        say(line)
+    return 0
+
+
+def cmd_system(args: argparse.Namespace) -> int:
+    """Print what the hardware probes found (what the planner and /api/system/detection use)."""
+    import json
+
+    from claracore.hardware_probe import detect, render
+
+    found = detect()
+    if args.json:
+        say(json.dumps({"specs": found.specs_json(), "detection": found.detection_json()}, indent=2))
+    else:
+        for line in render(found):
+            say(line)
+    return 0
+
+
+def cmd_convert_embedding(args: argparse.Namespace) -> int:
+    """Convert a sentence-transformers BERT folder to GGUF (cached) and print the file's path."""
+    from claracore.convert import cached_conversion
+
+    cache = Path(args.out) if args.out else data_dir(os.environ) / "converted"
+    try:
+        path = cached_conversion(Path(args.folder), cache)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    say(str(path))
+    return 0
+
+
+def _scan_store() -> Store | None:
+    """The data directory's store, so a rescan reads only changed files; None when unavailable."""
+    import sqlite3
+
+    try:
+        return Store(data_dir(os.environ) / "claracore.db")
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("scanning without the cache: %s", exc)
+        return None
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """List the models in DIR (and why other model-like files were skipped)."""
+    from claracore.scanner import scan_folder
+
+    folder = Path(args.folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise CliError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+
+    def progress(done: int, total: int, _path: str) -> None:
+        if done == total or done % 100 == 0:
+            say(f"\rscanning {folder}: {done}/{total} files", err=True, end="\n" if done == total else "")
+
+    store = None if args.no_cache else _scan_store()
+    try:
+        result = scan_folder(folder, recursive=args.recursive, store=store, progress=progress)
+    except OSError as exc:
+        raise CliError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    finally:
+        if store is not None:
+            store.close()
+
+    def size(n: int) -> str:
+        return human_size(n) if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+    rows = [(m.name, m.kind or "", size(m.size), m.path) for m in result.models]
+    if rows:
+        widths = [max(len(r[i]) for r in [("NAME", "TYPE", "SIZE", "FILE"), *rows]) for i in range(3)]
+        for row in [("NAME", "TYPE", "SIZE", "FILE"), *rows]:
+            say("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    say(f"{len(result.models)} model(s) in {folder}")
+    if result.skipped:
+        say(f"skipped {len(result.skipped)}:")
+        for skip in result.skipped:
+            say(f"  {skip.path}: {skip.reason}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Scan (DIRs, else the tracked folders), detect the hardware, plan and write config.yaml.
+
+    DIRs become tracked folders, so the server's regenerate-from-db plans the same models later.
+    Hand edits of models already in the file are kept, as the server's regeneration does.
+    """
+    from claracore import config_edit as edit
+    from claracore.config import load_config, save_config
+    from claracore.hardware import system_detection
+    from claracore.planner import GENERATED, Hardware, PlanOptions, plan
+    from claracore.scanner import scan_folder
+    from claracore.store import utc_now
+
+    raw = {
+        "forceBackend": args.force_backend,
+        "forceVRAM": args.force_vram,
+        "forceRAM": args.force_ram,
+        "throughputFirst": args.throughput_first or None,
+        "minContext": args.min_context,
+        "preferredContext": args.prefer_context,
+    }
+    options = PlanOptions.from_api({k: v for k, v in raw.items() if v is not None})
+    path = find_config(args.config, os.environ, Path.cwd()) or data_dir(os.environ) / "config.yaml"
+    existing = load_config(path) if path.exists() else None
+    folders = [Path(d).expanduser().resolve() for d in args.dirs]
+    for folder in folders:
+        if not folder.is_dir():
+            raise CliError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+    store = Store(data_dir(os.environ) / "claracore.db")
+    try:
+        for folder in folders:
+            if store.folder(str(folder)) is None:
+                store.add_folder(str(folder), recursive=True)
+        tracked = [f for f in store.folders() if f.enabled]
+        if not tracked:
+            raise CliError("no model folders: name one (claracore setup DIR) or track one in the server")
+        for entry in tracked:
+            if not os.path.isdir(entry.path):
+                say(f"skipping {entry.path}: it no longer exists", err=True)
+                continue
+
+            def scanning(done: int, total: int, _path: str, where: str = entry.path) -> None:
+                say(f"\rscanning {where}: {done}/{total} files", err=True, end="\n" if done == total else "")
+
+            result = scan_folder(entry.path, recursive=entry.recursive, store=store, progress=scanning)
+            store.set_folder_scan(entry.path, len(result.models), utc_now())
+        say("detecting hardware", err=True)
+        hardware = Hardware.from_detection(system_detection())
+
+        def planning(done: int, total: int, _path: str) -> None:
+            say(f"\rplanning: {done}/{total} models", err=True, end="\n" if done == total else "")
+
+        files = [f for f in store.files() if os.path.exists(f.path)]
+        generated = store.get_setting(GENERATED, {}) or {}
+        result_plan = plan(
+            files, hardware, options, existing=existing, generated=generated, progress=planning
+        )
+        config = edit.validated(
+            edit.as_data(result_plan.config), source=str(path), base_dir=path.absolute().parent
+        )
+        save_config(config, path)
+        store.set_setting(GENERATED, result_plan.record())
+    finally:
+        store.close()
+    vram, ram = result_plan.vram_budget / 2**30, result_plan.ram_budget / 2**30
+    say(f"backend {result_plan.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
+    for m in result_plan.models:
+        if m.dropped:
+            say(f"  {m.name}: dropped: {m.dropped}")
+        elif m.spec is not None:
+            s = m.spec
+            cost = f", ~{human_size(m.estimate.total)}" if m.estimate is not None else ""
+            say(
+                f"  {s.name} ({m.type}): context {s.context_length or 'auto'}, gpu_layers {s.gpu_layers}, "
+                f"kv {s.cache_type_k}, parallel {s.parallel}{cost}"
+            )
+    say(f"wrote {path} ({len(config.models)} model(s))")
+    return 0
