@@ -265,7 +265,8 @@ def section_embed(args: argparse.Namespace) -> None:
     r = runs("embed", gguf, args)
     bare, ours = median(r["bare"]) * 1000, median(r["ours"]) * 1000
     worst = min(
-        cosine(a, b) for x, y in zip(r["bare"], r["ours"], strict=True)
+        cosine(a, b)
+        for x, y in zip(r["bare"], r["ours"], strict=True)
         for a, b in zip(x["vectors"], y["vectors"], strict=True)
     )
     print(f"  model {gguf.name}")

