@@ -6,7 +6,7 @@
 #                                           that the machine's image lacks, for its Python
 # Run it here, where the index is reachable. The bundle stays well under 64 MiB.
 #
-# Usage: scripts/gpu_bundle.sh [BUNDLE]   (default .gpu; keep it out of git, e.g. in .git/info/exclude)
+# Usage: scripts/gpu_bundle.sh [BUNDLE]   (default .gpu, which .gitignore leaves out)
 # Environment: LLAMA_CPP_PYTHON (default 0.3.36), PY_VERSION (the GPU machine's Python, default 3.12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
