@@ -34,7 +34,7 @@ OPENAI_VOICES = frozenset(
     }
 )
 
-STREAMABLE = ("wav", "pcm")  # PCM can be sent as it is made; FLAC is encoded whole
+STREAMABLE = ("wav", "pcm")  # PCM can be sent as it is made; compressed formats are encoded whole
 
 
 async def transcribe(
@@ -72,7 +72,7 @@ def media_type(fmt: str) -> str:
 
 
 async def speak(lease: Lease, request: a.SpeechRequest) -> AsyncIterator[bytes]:
-    """Audio bytes as they are synthesised (WAV and PCM stream; FLAC comes whole at the end)."""
+    """Audio bytes as they are synthesised (WAV and PCM stream; mp3, opus, aac and flac come whole)."""
     from claracore.runtime.audio import encode, wav_header
 
     media_type(request.response_format)

@@ -54,24 +54,62 @@ def test_unknown_format_names_response_format() -> None:
     assert "wav" in e.value.message
 
 
-@pytest.mark.skipif(HAS_SOUNDFILE, reason="soundfile installed: FLAC works")
-def test_flac_without_soundfile_is_a_clear_400() -> None:
-    with pytest.raises(InvalidRequestError) as e:
-        audio.encode([_tone(10)], 16000, "flac")
-    assert e.value.param == "response_format"
-    assert "soundfile" in e.value.message
-    assert audio.available_formats() == ("wav", "pcm")
+HAS_AV = importlib.util.find_spec("av") is not None
+MAGIC = {
+    "mp3": (b"ID3", b"\xff\xfb", b"\xff\xf3"),
+    "opus": (b"OggS",),
+    "aac": (b"\xff\xf1",),
+    "flac": (b"fLaC",),
+}
+
+
+@pytest.mark.skipif(not HAS_AV, reason="PyAV not installed (the tts and stt extras bring it)")
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac"])
+def test_compressed_formats_decode_back_to_the_same_length(fmt: str) -> None:
+    import av
+
+    seconds, rate = 1.5, 22050
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    data = audio.encode([pcm[:1000], pcm[1000:]], rate, fmt)
+    assert data.startswith(MAGIC[fmt])
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        frames = [f.to_ndarray() for f in container.decode(stream)]
+        decoded_rate = stream.rate
+    assert decoded_rate == (48000 if fmt == "opus" else rate)
+    assert sum(f.shape[-1] for f in frames) / decoded_rate == pytest.approx(seconds, abs=0.1)
+    if fmt == "flac":  # lossless: the very samples
+        assert np.concatenate([f.reshape(-1) for f in frames]).astype("<i2").tobytes() == pcm
+
+
+def test_without_pyav_compressed_formats_are_a_clear_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = audio._optional
+    monkeypatch.setattr(audio, "_optional", lambda name: None if name == "av" else real(name))
+    audio._encoder.cache_clear()
+    try:
+        with pytest.raises(InvalidRequestError) as e:
+            audio.encode([_tone(10)], 16000, "mp3")
+        assert e.value.param == "response_format"
+        assert "PyAV" in e.value.message and "wav" in e.value.message
+        assert audio.available_formats() == (("wav", "pcm", "flac") if HAS_SOUNDFILE else ("wav", "pcm"))
+    finally:
+        audio._encoder.cache_clear()
 
 
 @pytest.mark.skipif(not HAS_SOUNDFILE, reason="soundfile not installed")
-def test_flac_round_trips() -> None:  # pragma: no cover - depends on the environment
-    import soundfile
+def test_flac_through_soundfile_when_pyav_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile  # pragma: no cover - depends on the environment
 
-    pcm = _tone(4000)
-    data = audio.encode([pcm], 22050, "flac")
-    samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
-    assert rate == 22050
-    assert samples.tobytes() == pcm
+    real = audio._optional
+    monkeypatch.setattr(audio, "_optional", lambda name: None if name == "av" else real(name))
+    audio._encoder.cache_clear()
+    try:
+        pcm = _tone(4000)
+        samples, rate = soundfile.read(io.BytesIO(audio.encode([pcm], 22050, "flac")), dtype="int16")
+        assert rate == 22050 and samples.tobytes() == pcm
+    finally:
+        audio._encoder.cache_clear()
 
 
 def test_streaming_wav_header() -> None:
