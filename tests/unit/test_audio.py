@@ -83,33 +83,33 @@ def test_compressed_formats_decode_back_to_the_same_length(fmt: str) -> None:
         assert np.concatenate([f.reshape(-1) for f in frames]).astype("<i2").tobytes() == pcm
 
 
-def test_without_pyav_compressed_formats_are_a_clear_400(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def no_pyav(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As if PyAV were not installed (the encoder lookup is cached, so clear it both ways)."""
     real = audio._optional
     monkeypatch.setattr(audio, "_optional", lambda name: None if name == "av" else real(name))
     audio._encoder.cache_clear()
-    try:
-        with pytest.raises(InvalidRequestError) as e:
-            audio.encode([_tone(10)], 16000, "mp3")
-        assert e.value.param == "response_format"
-        assert "PyAV" in e.value.message and "wav" in e.value.message
-        assert audio.available_formats() == (("wav", "pcm", "flac") if HAS_SOUNDFILE else ("wav", "pcm"))
-    finally:
-        audio._encoder.cache_clear()
+    yield
+    audio._encoder.cache_clear()
 
 
+@pytest.mark.usefixtures("no_pyav")
+def test_without_pyav_compressed_formats_are_a_clear_400() -> None:
+    with pytest.raises(InvalidRequestError) as e:
+        audio.encode([_tone(10)], 16000, "mp3")
+    assert e.value.param == "response_format"
+    assert "PyAV" in e.value.message and "wav" in e.value.message
+    assert audio.available_formats() == (("wav", "pcm", "flac") if HAS_SOUNDFILE else ("wav", "pcm"))
+
+
+@pytest.mark.usefixtures("no_pyav")
 @pytest.mark.skipif(not HAS_SOUNDFILE, reason="soundfile not installed")
-def test_flac_through_soundfile_when_pyav_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    import soundfile  # pragma: no cover - depends on the environment
+def test_flac_through_soundfile_when_pyav_is_missing() -> None:  # pragma: no cover - environment
+    import soundfile
 
-    real = audio._optional
-    monkeypatch.setattr(audio, "_optional", lambda name: None if name == "av" else real(name))
-    audio._encoder.cache_clear()
-    try:
-        pcm = _tone(4000)
-        samples, rate = soundfile.read(io.BytesIO(audio.encode([pcm], 22050, "flac")), dtype="int16")
-        assert rate == 22050 and samples.tobytes() == pcm
-    finally:
-        audio._encoder.cache_clear()
+    pcm = _tone(4000)
+    samples, rate = soundfile.read(io.BytesIO(audio.encode([pcm], 22050, "flac")), dtype="int16")
+    assert rate == 22050 and samples.tobytes() == pcm
 
 
 def test_streaming_wav_header() -> None:
