@@ -20,7 +20,7 @@ from claracore.config import ModelSpec
 from claracore.errors import ClaraCoreError, InvalidRequestError
 from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
-from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job
+from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import SamplingParams, grammar_for
 
@@ -184,6 +184,7 @@ def prepare_completion(
             stop=_stops(request.stop),
             logprobs=request.logprobs is not None,
             top_logprobs=request.logprobs or 0,
+            prompt_logprobs=request.echo and request.logprobs is not None,
         )
         for i, tokens in enumerate(prompts)
     ]
@@ -231,10 +232,10 @@ class Generation:
             raise
         self._finalizer = weakref.finalize(self, _abandon, runtime, list(prepared.jobs), lease)
 
-    def __aiter__(self) -> AsyncIterator[tuple[int, Delta | Finished]]:
+    def __aiter__(self) -> AsyncIterator[tuple[int, Delta | PromptLogprobs | Finished]]:
         return self._events()
 
-    async def _events(self) -> AsyncIterator[tuple[int, Delta | Finished]]:
+    async def _events(self) -> AsyncIterator[tuple[int, Delta | PromptLogprobs | Finished]]:
         """(choice index over all prompts, event) until every choice has finished."""
         try:
             while self._open:

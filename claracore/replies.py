@@ -12,7 +12,7 @@ from typing import Any
 
 from claracore.generation import Generation, llm_of
 from claracore.protocol import openai as p
-from claracore.runtime.jobs import Delta, Finished
+from claracore.runtime.jobs import Delta, Finished, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import TokenLogprob
 
@@ -55,6 +55,28 @@ def completion_logprobs(
     return out
 
 
+def prompt_logprobs(
+    runtime: LlmRuntime, ev: PromptLogprobs, tail: p.CompletionLogprobs | None
+) -> p.CompletionLogprobs:
+    """The echoed prompt's entries, then `tail` (the generated tokens').
+
+    The first prompt token has no context, so its score is null, as in OpenAI's API; offsets
+    count from the start of the echoed prompt.
+    """
+    first = runtime.token_text(ev.first_token)
+    head = completion_logprobs(runtime, ev.items, len(first))
+    head.tokens.insert(0, first)
+    head.token_logprobs.insert(0, None)
+    head.top_logprobs.insert(0, None)
+    head.text_offset.insert(0, 0)
+    if tail is not None:
+        head.tokens += tail.tokens
+        head.token_logprobs += tail.token_logprobs
+        head.top_logprobs += tail.top_logprobs
+        head.text_offset += tail.text_offset
+    return head
+
+
 class _Totals:
     def __init__(self) -> None:
         self.prompt = self.completion = self.cached = 0
@@ -77,6 +99,7 @@ class _Collected:
     logprobs: list[list[TokenLogprob]]
     reasons: list[Any]
     totals: _Totals
+    prompts: list[PromptLogprobs | None]
 
 
 async def _collect(gen: Generation) -> _Collected:
@@ -87,11 +110,14 @@ async def _collect(gen: Generation) -> _Collected:
         [[] for _ in range(count)],
         [None] * count,
         _Totals(),
+        [None] * count,
     )
     async for index, ev in gen:
         if isinstance(ev, Delta):
             out.texts[index] += ev.text
             out.logprobs[index].extend(ev.logprobs)
+        elif isinstance(ev, PromptLogprobs):
+            out.prompts[index] = ev
         else:
             out.reasons[index] = ev.reason
             out.totals.add(ev)
@@ -133,7 +159,7 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
         if isinstance(ev, Delta):
             lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
             yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=ev.text), logprobs=lp)])
-        else:
+        elif isinstance(ev, Finished):
             totals.add(ev)
             yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=ev.reason)])  # type: ignore[arg-type]
     if include_usage:
@@ -144,15 +170,16 @@ async def collect_completion(gen: Generation) -> p.Completion:
     runtime, prep = llm_of(gen.lease), gen.prepared
     got = await _collect(gen)
     want_lp = prep.jobs[0].logprobs
+
+    def logprobs(i: int) -> p.CompletionLogprobs | None:
+        if not want_lp:
+            return None
+        generated = completion_logprobs(runtime, tuple(got.logprobs[i]), len(prep.prompt_texts[i // prep.n]))
+        scored = got.prompts[i]
+        return generated if scored is None else prompt_logprobs(runtime, scored, generated)
+
     choices = [
-        p.CompletionChoice(
-            index=i,
-            text=text,
-            finish_reason=got.reasons[i],
-            logprobs=completion_logprobs(runtime, tuple(got.logprobs[i]), len(prep.prompt_texts[i // prep.n]))
-            if want_lp
-            else None,
-        )
+        p.CompletionChoice(index=i, text=text, finish_reason=got.reasons[i], logprobs=logprobs(i))
         for i, text in enumerate(got.texts)
     ]
     return p.Completion(
@@ -168,7 +195,8 @@ async def stream_completion(gen: Generation, include_usage: bool) -> AsyncIterat
     def chunk(choices: list[p.CompletionChoice], usage: p.Usage | None = None) -> p.Completion:
         return p.Completion(id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage)
 
-    if any(prep.prompt_texts):
+    # With prompt scores, the echo waits for them so the prompt's text and scores come together.
+    if any(prep.prompt_texts) and not prep.jobs[0].prompt_logprobs:
         yield chunk(
             [p.CompletionChoice(index=i, text=prep.prompt_texts[i // prep.n]) for i in range(len(offsets))]
         )
@@ -177,6 +205,11 @@ async def stream_completion(gen: Generation, include_usage: bool) -> AsyncIterat
             lp = completion_logprobs(runtime, ev.logprobs, offsets[index]) if ev.logprobs else None
             offsets[index] += len(ev.text)
             yield chunk([p.CompletionChoice(index=index, text=ev.text, logprobs=lp)])
+        elif isinstance(ev, PromptLogprobs):
+            text = prep.prompt_texts[index // prep.n]
+            yield chunk(
+                [p.CompletionChoice(index=index, text=text, logprobs=prompt_logprobs(runtime, ev, None))]
+            )
         else:
             totals.add(ev)
             yield chunk([p.CompletionChoice(index=index, text="", finish_reason=ev.reason)])  # type: ignore[arg-type]

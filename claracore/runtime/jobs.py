@@ -34,11 +34,24 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class PromptLogprobs:
+    """How likely the model found each prompt token given the ones before it (for `echo`).
+
+    `items[i]` scores prompt token i + 1; the first token has no context, hence no score.
+    Sent once per choice, after the prompt is decoded and before that choice's first Delta.
+    """
+
+    index: int
+    first_token: int
+    items: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True)
 class Failed:
     error: BaseException
 
 
-Event = Delta | Finished | Failed
+Event = Delta | PromptLogprobs | Finished | Failed
 
 
 @dataclass
@@ -56,6 +69,7 @@ class Job:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    prompt_logprobs: bool = False  # score the prompt too (completions with echo and logprobs)
     cancelled: bool = False
     chains: list[Any] = field(default_factory=list)
     remaining: int = 0  # choices not yet finished
@@ -86,6 +100,8 @@ class Slot:
         "cached",
         "siblings",
         "max_tokens",
+        "prompt_lp",
+        "lp_rows",
     )
 
     def __init__(self, seq: int) -> None:
@@ -103,6 +119,8 @@ class Slot:
         self.cached = 0
         self.siblings: list[Slot] = []  # for n > 1: slots that take a copy of this prompt
         self.max_tokens = 0
+        self.prompt_lp: list[TokenLogprob] = []  # prompt scores so far, for a prompt_logprobs job
+        self.lp_rows = (-1, 0)  # (first batch row, count) of prompt tokens decoded with logits
 
     def reset_output(self) -> None:
         self.n_gen = 0
@@ -111,6 +129,8 @@ class Slot:
         self.next_token = -1
         self.batch_idx = -1
         self.siblings = []
+        self.prompt_lp = []
+        self.lp_rows = (-1, 0)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

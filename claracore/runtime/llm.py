@@ -14,45 +14,38 @@ the prompt's KV to their sibling slots for free instead of decoding it again.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
 from claracore.runtime.chat_template import ChatTemplate
-from claracore.runtime.jobs import Delta, Failed, Finished, Job, Slot, common_prefix, scan_stops
-from claracore.runtime.native import CACHE_TYPES, FLASH_ATTN, NativeModel, ensure_backend, new_context
-from claracore.runtime.native import tokenize as native_tokenize
+from claracore.runtime.jobs import (
+    Delta,
+    Failed,
+    Finished,
+    Job,
+    PromptLogprobs,
+    Slot,
+    common_prefix,
+    scan_stops,
+)
+from claracore.runtime.llm_context import LlmOptions, context_params
+from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
+from claracore.runtime.vocab import TokenText
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class LlmOptions:
-    """How to load one LLM; the pool maps a config entry onto this."""
-
-    path: str
-    n_ctx: int = 4096  # per sequence; the context holds n_ctx * parallel cells
-    parallel: int = 4
-    n_batch: int = 512
-    n_threads: int | None = None
-    gpu_layers: int = 0
-    use_mmap: bool = True
-    cache_type_k: str = "f16"
-    cache_type_v: str = "f16"
-    flash_attn: bool | str = "auto"
-    chat_template: str | None = None
+__all__ = ["LlmOptions", "LlmRuntime"]
 
 
-class LlmRuntime:
+class LlmRuntime(TokenText):
     """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
 
     kind = "llm"
@@ -76,68 +69,23 @@ class LlmRuntime:
     def _init_context(self) -> None:
         o = self.options
         model, vocab = self._model.model, self._model.vocab
-        self.vocab = vocab
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
         self.n_ctx = max(16, o.n_ctx)
         self.parallel = max(1, o.parallel)
-        threads = o.n_threads or os.cpu_count() or 1
-        p = llama_cpp.llama_context_default_params()
-        p.n_ctx = self.n_ctx * self.parallel
-        p.n_batch = o.n_batch
-        p.n_ubatch = o.n_batch
-        p.n_seq_max = self.parallel
-        # At most one logits row per sequence per step: sizing the output buffer for that, not
-        # for n_batch rows, saves most of the compute buffer (about 85 MiB on SmolLM2).
-        p.n_outputs_max = self.parallel
-        p.kv_unified = True
-        p.n_threads = threads
-        p.n_threads_batch = threads
-        p.type_k = CACHE_TYPES[o.cache_type_k]
-        p.type_v = CACHE_TYPES[o.cache_type_v]
-        p.flash_attn_type = FLASH_ATTN[o.flash_attn]
-        p.no_perf = True
-        self._ctx: Any = new_context(self._model, p)
+        self._ctx: Any = new_context(self._model, context_params(o, self.n_ctx, self.parallel))
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
         self._slots = [Slot(i) for i in range(self.parallel)]
-        self._pieces: dict[int, bytes] = {}
-        self._piece_buf = ctypes.create_string_buffer(256)
-        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
-        self.bos = llama_cpp.llama_vocab_bos(vocab)
-        bos_text = self.piece(self.bos).decode(errors="replace") if self.bos >= 0 else ""
+        self._init_text(vocab)
+        bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
         eos = llama_cpp.llama_vocab_eos(vocab)
-        eos_text = self.piece(eos).decode(errors="replace") if eos >= 0 else ""
+        eos_text = self.token_text(eos) if eos >= 0 else ""
         source = o.chat_template
         if source is None:
             raw = llama_cpp.llama_model_chat_template(model, None)
             source = raw.decode("utf-8", errors="replace") if raw else None
         self.template = ChatTemplate(source, bos_token=bos_text, eos_token=eos_text)
-
-    # ------------------------------------------------------------ text <-> tokens (any thread)
-
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
-        """Tokenize; `add_special` adds BOS where the model wants one (never twice)."""
-        tokens = native_tokenize(self.vocab, text, add_special=add_special, parse_special=parse_special)
-        if len(tokens) >= 2 and tokens[0] == self.bos and tokens[1] == self.bos:
-            tokens.pop(0)  # templates that write BOS themselves
-        return tokens
-
-    def piece(self, token: int) -> bytes:
-        """The bytes of one token (cached: called once per generated token)."""
-        cached = self._pieces.get(token)
-        if cached is None:
-            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
-            cached = self._piece_buf.raw[: max(n, 0)]
-            self._pieces[token] = cached
-        return cached
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
-
-    def token_text(self, token: int) -> str:
-        return self.piece(token).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------ submitting work (any thread)
 
@@ -276,7 +224,12 @@ class LlmRuntime:
         """Give `job` its slots: the primary decodes the prompt, siblings copy it afterwards."""
         primary = max(free, key=lambda s: common_prefix(s.tokens, job.prompt))
         free.remove(primary)
-        keep = self._reuse_prefix(primary, job.prompt)
+        if job.prompt_logprobs:  # every prompt token is decoded again, for its logits
+            llama_cpp.llama_memory_seq_rm(self._mem, primary.seq, -1, -1)
+            primary.tokens = []
+            keep = 0
+        else:
+            keep = self._reuse_prefix(primary, job.prompt)
         primary.pending = job.prompt[keep:]
         primary.cached = keep
         group = [primary] + free[: job.n - 1]
@@ -320,19 +273,28 @@ class LlmRuntime:
                 slot.tokens.append(slot.next_token)
                 slot.batch_idx = n
                 n += 1
-        for slot in self._slots:  # then prompt chunks, as much as the batch holds
-            if slot.job is None or not slot.pending or n >= self.n_batch:
-                continue
+        outputs = n  # logits rows: llama.cpp allows `parallel` per decode (n_outputs_max)
+        prompting = [s for s in self._slots if s.job is not None and s.pending]
+        for k, slot in enumerate(prompting):  # then prompt chunks, as much as the batch holds
+            if n >= self.n_batch:
+                break
+            assert slot.job is not None
             take = min(len(slot.pending), self.n_batch - n)
+            scored = slot.job.prompt_logprobs
+            if scored:  # every token is a row here; leave one for each prompt still to come
+                take = min(take, self.parallel - outputs - (len(prompting) - k - 1))
+                slot.lp_rows = (n, take)
+                outputs += take
             pos = len(slot.tokens)
             for i in range(take):
-                self._put(n + i, slot.pending[i], pos + i, slot.seq, False)
+                self._put(n + i, slot.pending[i], pos + i, slot.seq, scored)
             slot.tokens.extend(slot.pending[:take])
             del slot.pending[:take]
             n += take
             if not slot.pending:
                 batch.logits[n - 1] = 1
                 slot.batch_idx = n - 1
+                outputs += 0 if scored else 1
         if n == 0:
             return
         batch.n_tokens = n
@@ -341,6 +303,9 @@ class LlmRuntime:
             self._decode_failed(rc)
             return
         for slot in self._slots:
+            if slot.job is not None and slot.lp_rows[1]:
+                self._score_prompt(slot)
+        for slot in self._slots:
             if slot.job is not None and slot.batch_idx >= 0:
                 idx, slot.batch_idx = slot.batch_idx, -1
                 for sibling in slot.siblings:
@@ -348,6 +313,26 @@ class LlmRuntime:
                     self._sample(sibling, idx)
                 slot.siblings = []
                 self._sample(slot, idx)
+
+    def _score_prompt(self, slot: Slot) -> None:
+        """Score the prompt tokens this step decoded; once the prompt is done, send the scores.
+
+        Sent before sampling, so every choice hears about its prompt before its first token.
+        """
+        job = slot.job
+        assert job is not None
+        (first, count), slot.lp_rows = slot.lp_rows, (-1, 0)
+        start = len(slot.tokens) - count  # the prompt position of the chunk's first token
+        for j in range(count):
+            following = start + j + 1
+            if following < len(job.prompt):
+                slot.prompt_lp.append(
+                    token_logprob(self._ctx, first + j, self.n_vocab, job.prompt[following], job.top_logprobs)
+                )
+        if not slot.pending:
+            scores = tuple(slot.prompt_lp)
+            for choice in range(job.n):
+                job.emit(PromptLogprobs(choice, job.prompt[0], scores))
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         b = self._batch

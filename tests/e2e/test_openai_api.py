@@ -141,7 +141,11 @@ def test_completions(client: openai.OpenAI) -> None:
     )
     assert r.object == "text_completion"
     assert r.choices[0].text.startswith("the cat") and r.choices[1].text.startswith("a dog")
-    assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.tokens or []) == 3
+    lp = r.choices[0].logprobs
+    assert lp is not None and lp.token_logprobs is not None and lp.tokens is not None
+    # echo scores the prompt too (the first token has no context), then the 3 generated tokens
+    assert lp.token_logprobs[0] is None and len(lp.tokens) > 3
+    assert all(isinstance(v, float) for v in lp.token_logprobs[1:])
     stream = client.completions.create(
         model="tiny", prompt="the cat", max_tokens=3, temperature=0, stream=True
     )

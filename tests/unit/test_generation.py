@@ -163,6 +163,55 @@ async def test_completions_with_list_prompt_and_echo(engine: AsyncEngine) -> Non
     assert text == single.choices[0].text
 
 
+async def test_echo_with_logprobs_scores_every_prompt_token(engine: AsyncEngine, tiny_llama: Path) -> None:
+    """What evaluation harnesses use: each prompt token's log-probability given the ones before.
+
+    Checked against llama-cpp-python's own full-logits evaluation of the same prompt, while other
+    requests share the batch (each decode may carry only `parallel` logits rows).
+    """
+    import asyncio
+
+    import llama_cpp
+    import numpy as np
+
+    prompt = "the quick brown fox jumps over the lazy dog " * 3
+    busy = [
+        engine.chat(model="tiny", messages=USER, max_tokens=20, temperature=0),
+        engine.complete(model="tiny", prompt="a dog", max_tokens=20, temperature=0),
+    ]
+    scored, *_ = await asyncio.gather(
+        engine.complete(model="tiny", prompt=prompt, echo=True, logprobs=2, max_tokens=2, temperature=0),
+        *busy,
+    )
+    lp = scored.choices[0].logprobs
+    n_prompt = scored.usage.prompt_tokens
+    assert len(lp.tokens) == n_prompt + 2 and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    assert lp.text_offset[0] == 0 and lp.text_offset[n_prompt] == len(prompt)
+    assert all(len(top) == 2 for top in lp.top_logprobs[1:])
+
+    ref = llama_cpp.Llama(str(tiny_llama), n_ctx=256, logits_all=True, verbose=False)
+    ids = ref.tokenize(prompt.encode())
+    ref.eval(ids)
+    logits = np.asarray(ref.scores[: len(ids)], dtype=np.float64)
+    logz = logits.max(axis=1) + np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))
+    expected = [logits[i, ids[i + 1]] - logz[i] for i in range(len(ids) - 1)]
+    ref.close()
+    assert len(ids) == n_prompt
+    assert lp.token_logprobs[1:n_prompt] == pytest.approx(expected, abs=0.02)
+
+    again = await engine.complete(
+        model="tiny", prompt=prompt, echo=True, logprobs=0, max_tokens=1, temperature=0
+    )
+    assert again.choices[0].logprobs.token_logprobs[:n_prompt] == pytest.approx(lp.token_logprobs[:n_prompt])
+
+    stream = await engine.complete(
+        model="tiny", prompt=prompt, echo=True, logprobs=1, max_tokens=2, temperature=0, stream=True
+    )
+    chunks = [c.choices[0] async for c in stream if c.choices]
+    assert chunks[0].text == prompt and chunks[0].logprobs.token_logprobs[0] is None
+    assert len(chunks[0].logprobs.tokens) == n_prompt
+
+
 async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
     first = await engine.chat(model="tiny", messages=USER, max_tokens=8, temperature=0)
     turn2 = USER + [

@@ -1,0 +1,55 @@
+"""Text <-> tokens for a generating model: prompts in, and each token's bytes out.
+
+A mixin rather than an object of its own because every caller (request preparation, response
+assembly, the worker's per-token decode) already holds the runtime, and these four calls are the
+runtime's public face for text. Safe from any thread except `piece`'s shared buffer on a cache
+miss, which the worker and the caller's thread only reach for tokens not seen before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import llama_cpp
+
+from claracore.runtime.native import tokenize as native_tokenize
+
+
+class TokenText:
+    """Tokenize and detokenize through one llama vocabulary, with each token's bytes cached."""
+
+    vocab: Any
+    n_vocab: int
+    bos: int
+    add_bos: bool
+
+    def _init_text(self, vocab: Any) -> None:
+        self.vocab = vocab
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        self.bos = llama_cpp.llama_vocab_bos(vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        """Tokenize; `add_special` adds BOS where the model wants one (never twice)."""
+        tokens = native_tokenize(self.vocab, text, add_special=add_special, parse_special=parse_special)
+        if len(tokens) >= 2 and tokens[0] == self.bos and tokens[1] == self.bos:
+            tokens.pop(0)  # templates that write BOS themselves
+        return tokens
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (cached: called once per generated token)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
+            cached = self._piece_buf.raw[: max(n, 0)]
+            self._pieces[token] = cached
+        return cached
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def token_text(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", errors="replace")
