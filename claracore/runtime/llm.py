@@ -304,8 +304,7 @@ class LlmRuntime(TokenText):
             return
         for slot in self._slots:
             if slot.job is not None and slot.lp_rows[1]:
-                self._score_prompt(slot)
-        for slot in self._slots:
+                self._score_prompt(slot)  # before its first token is sampled and sent
             if slot.job is not None and slot.batch_idx >= 0:
                 idx, slot.batch_idx = slot.batch_idx, -1
                 for sibling in slot.siblings:
