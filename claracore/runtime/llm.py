@@ -109,7 +109,7 @@ class LlmRuntime(TokenText):
         job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
         try:
             for params in job.params:
-                job.chains.append(build_chain(params, self.vocab, self.n_vocab))
+                job.chains.append(build_chain(params, self.vocab, self.n_vocab, job.prompt))
         except BaseException:
             for chain in job.chains:
                 free_chain(chain)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,9 +78,14 @@ def _schema_grammar(schema: dict[str, Any]) -> str:
 
 
 def build_chain(
-    params: SamplingParams, vocab: llama_cpp.llama_vocab_p, n_vocab: int
+    params: SamplingParams, vocab: llama_cpp.llama_vocab_p, n_vocab: int, history: Sequence[int] = ()
 ) -> llama_cpp.llama_sampler_p:
-    """A native sampler chain for one sequence; the caller frees it with `free_chain`."""
+    """A native sampler chain for one sequence; the caller frees it with `free_chain`.
+
+    `history` is the prompt: the penalties see its last PENALTY_LAST_N tokens as already
+    written, as llama-server's and llama-cpp-python's do, so a repeat penalty also keeps the
+    answer from parroting the question.
+    """
     for token in params.logit_bias:
         if not 0 <= token < n_vocab:
             raise InvalidRequestError(
@@ -101,12 +107,12 @@ def build_chain(
         )
         add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, n, biases))
     if params.repeat_penalty != 1.0 or params.presence_penalty or params.frequency_penalty:
-        add(
-            chain,
-            llama_cpp.llama_sampler_init_penalties(
-                PENALTY_LAST_N, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
-            ),
+        penalties = llama_cpp.llama_sampler_init_penalties(
+            n_vocab, PENALTY_LAST_N, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
         )
+        for token in history[-PENALTY_LAST_N:]:
+            llama_cpp.llama_sampler_accept(penalties, token)
+        add(chain, penalties)
     if grammar is not None:
         add(chain, grammar)
     if params.temperature <= 0:

@@ -212,6 +212,17 @@ async def test_echo_with_logprobs_scores_every_prompt_token(engine: AsyncEngine,
     assert len(chunks[0].logprobs.tokens) == n_prompt
 
 
+async def test_penalties_count_the_prompt(engine: AsyncEngine) -> None:
+    """As in llama-server: a token the prompt repeats is penalised before it is ever generated."""
+    word = 262  # one of the tiny vocabulary's words, pushed to the top by a logit bias
+    common: dict[str, Any] = {"model": "tiny", "prompt": [word] * 40, "max_tokens": 1, "temperature": 0}
+    common["logit_bias"] = {str(word): 50}
+    free = await engine.complete(**common, logprobs=0)
+    penalised = await engine.complete(**common, logprobs=0, frequency_penalty=2.0)
+    assert free.choices[0].logprobs.tokens == [free.choices[0].text]  # one token, that word
+    assert penalised.choices[0].text != free.choices[0].text  # 40 x 2.0 outweighs the +50 bias
+
+
 async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
     first = await engine.chat(model="tiny", messages=USER, max_tokens=8, temperature=0)
     turn2 = USER + [
