@@ -223,6 +223,37 @@ async def test_penalties_count_the_prompt(engine: AsyncEngine) -> None:
     assert penalised.choices[0].text != free.choices[0].text  # 40 x 2.0 outweighs the +50 bias
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"top_p": 0.5},
+        {"top_k": 3},
+        {"min_p": 0.2},
+        {"repeat_penalty": 1.3},
+        {"presence_penalty": 1.5},
+        {"frequency_penalty": -1.0},
+        {"temperature": 1.5, "top_p": 0.9, "top_k": 10, "min_p": 0.01, "repeat_penalty": 1.1,
+         "presence_penalty": 0.5, "frequency_penalty": 0.5, "seed": 3},
+        {"max_completion_tokens": 5},
+    ],
+)  # fmt: skip
+async def test_every_sampling_option_generates(engine: AsyncEngine, options: dict[str, Any]) -> None:
+    """Each option reaches llama.cpp's samplers and a seeded run repeats itself exactly."""
+    kw: dict[str, Any] = {"model": "tiny", "messages": USER, "max_tokens": 8, "seed": 7, **options}
+    first = await engine.chat(**kw)
+    again = await engine.chat(**kw)
+    assert first.choices[0].message.content == again.choices[0].message.content
+    assert 0 < first.usage.completion_tokens <= (5 if "max_completion_tokens" in options else 8)
+
+
+async def test_sampling_defaults_from_the_model_config(tiny_llama: Path) -> None:
+    spec = {"name": "m", "model": str(tiny_llama), "context_length": 128, "temperature": 0.7, "top_k": 5,
+            "top_p": 0.8, "min_p": 0.1, "repeat_penalty": 1.15}  # fmt: skip
+    async with AsyncEngine({"models": [spec]}) as eng:
+        r = await eng.chat(model="m", messages=USER, max_tokens=6, seed=1)
+        assert r.usage.completion_tokens > 0
+
+
 async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
     first = await engine.chat(model="tiny", messages=USER, max_tokens=8, temperature=0)
     turn2 = USER + [
