@@ -171,6 +171,8 @@ def prepare_completion(
             "prompt must be a string, a list of strings or token arrays", param="prompt"
         )
     prompts = [runtime.tokenize(x) if isinstance(x, str) else x for x in items]
+    if request.suffix:
+        prompts = [_infill(runtime, lease.spec.name, x, request.suffix) for x in items]
     if len(prompts) * request.n > runtime.parallel * 4:
         raise InvalidRequestError("too many prompts × n for one request", param="prompt")
     sampling = _sampling(lease.spec, request)
@@ -194,6 +196,19 @@ def prepare_completion(
         for x, t in zip(items, prompts, strict=True)
     ]
     return _Prepared(f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model, jobs, request.n, echoed)
+
+
+def _infill(runtime: LlmRuntime, model: str, prefix: str | list[int], suffix: str) -> list[int]:
+    """`suffix` makes a completion an insertion: the model writes what goes in between."""
+    head = runtime.tokenize(prefix, add_special=False) if isinstance(prefix, str) else prefix
+    prompt = runtime.fill_in_middle(head, runtime.tokenize(suffix, add_special=False))
+    if prompt is None:
+        raise InvalidRequestError(
+            f"model '{model}' has no fill-in-the-middle tokens, so it cannot complete with a suffix; "
+            "use a code model that has them, or leave suffix out",
+            param="suffix",
+        )
+    return prompt
 
 
 def llm_of(lease: Lease) -> LlmRuntime:

@@ -34,8 +34,12 @@ def make_tiny_llama(
     n_ctx: int = 512,
     seed: int = 0,
     chat_template: str | None = CHAT_TEMPLATE,
+    fim: bool = False,
 ) -> Path:
-    """A random llama-architecture model with a SentencePiece vocab and a chat template."""
+    """A random llama-architecture model with a SentencePiece vocab and a chat template.
+
+    `fim` adds fill-in-the-middle tokens, as code models have, for completions with a suffix.
+    """
     r = np.random.default_rng(seed)
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-random-llama")
@@ -58,6 +62,17 @@ def make_tiny_llama(
     tokens += pieces
     types += [gguf.TokenType.NORMAL] * len(pieces)
     scores = [0.0] * 259 + [float(len(p)) - 100.0 for p in pieces]  # SPM merges longer pieces first
+    if fim:
+        keys = (
+            gguf.Keys.Tokenizer.FIM_PRE_ID,
+            gguf.Keys.Tokenizer.FIM_SUF_ID,
+            gguf.Keys.Tokenizer.FIM_MID_ID,
+        )
+        for key, text in zip(keys, ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"), strict=True):
+            w.add_uint32(key, len(tokens))
+            tokens.append(text)
+            types.append(gguf.TokenType.CONTROL)
+            scores.append(0.0)
     n_vocab = len(tokens)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)

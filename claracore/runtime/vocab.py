@@ -48,6 +48,18 @@ class TokenText:
             self._pieces[token] = cached
         return cached
 
+    def fill_in_middle(self, prefix: list[int], suffix: list[int]) -> list[int] | None:
+        """A prompt asking a code model for what goes between `prefix` and `suffix`, in the
+        prefix-suffix-middle order llama-server's infill uses; None without FIM tokens."""
+        v = self.vocab
+        pre = llama_cpp.llama_vocab_fim_pre(v)
+        suf = llama_cpp.llama_vocab_fim_suf(v)
+        mid = llama_cpp.llama_vocab_fim_mid(v)
+        if min(pre, suf, mid) < 0:
+            return None
+        bos = [self.bos] if self.add_bos and self.bos >= 0 else []
+        return [*bos, pre, *prefix, suf, *suffix, mid]
+
     def detokenize(self, tokens: list[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 

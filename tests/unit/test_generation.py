@@ -254,6 +254,26 @@ async def test_sampling_defaults_from_the_model_config(tiny_llama: Path) -> None
         assert r.usage.completion_tokens > 0
 
 
+async def test_suffix_asks_a_code_model_for_the_middle(engine: AsyncEngine, model_dir: Path) -> None:
+    """`suffix` turns a completion into an insertion, which needs fill-in-the-middle tokens."""
+    from tests.tiny_models import make_tiny_llama
+
+    with pytest.raises(InvalidRequestError) as err:
+        await engine.complete(model="tiny", prompt="def f(", suffix="return x", max_tokens=4)
+    assert err.value.param == "suffix" and "fill-in-the-middle" in err.value.message
+    fim = make_tiny_llama(model_dir / "tiny-fim.gguf", fim=True)
+    async with AsyncEngine({"models": [{"name": "code", "model": str(fim), "context_length": 128}]}) as eng:
+        plain = await eng.complete(model="code", prompt="the cat", max_tokens=4, temperature=0)
+        infill = await eng.complete(
+            model="code", prompt="the cat", suffix="a dog", max_tokens=4, temperature=0
+        )
+        # <s> <fim_prefix> the cat <fim_suffix> a dog <fim_middle>: three tokens more than <s> the cat a dog
+        both = await eng.complete(model="code", prompt="the cat a dog", max_tokens=1, temperature=0)
+    assert infill.usage.prompt_tokens == both.usage.prompt_tokens + 3
+    assert plain.usage.prompt_tokens < infill.usage.prompt_tokens
+    assert infill.usage.completion_tokens > 0
+
+
 async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
     first = await engine.chat(model="tiny", messages=USER, max_tokens=8, temperature=0)
     turn2 = USER + [
