@@ -23,6 +23,7 @@ from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import SamplingParams, grammar_for
+from claracore.tool_calls import declared_names
 
 _DEFAULTS = SamplingParams()
 
@@ -37,6 +38,7 @@ class _Prepared:
     jobs: list[Job]
     n: int
     prompt_texts: list[str]
+    tool_names: frozenset[str] = frozenset()  # tools the answer may call (see claracore.tool_calls)
 
 
 class _Channel:
@@ -88,7 +90,8 @@ def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
         if m.tool_call_id:
             msg["tool_call_id"] = m.tool_call_id
         messages.append(msg)
-    return runtime.template.render(messages, tools=request.tools)
+    tools = None if request.tool_choice == "none" else request.tools
+    return runtime.template.render(messages, tools=tools)
 
 
 def _sampling(
@@ -151,7 +154,10 @@ def prepare_chat(
         logprobs=request.logprobs,
         top_logprobs=request.top_logprobs or 0,
     )
-    return _Prepared(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, [job], request.n, [""])
+    names = frozenset() if request.tool_choice == "none" else declared_names(request.tools)
+    return _Prepared(
+        f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, [job], request.n, [""], names
+    )
 
 
 def prepare_completion(

@@ -12,9 +12,10 @@ from typing import Any
 
 from claracore.generation import Generation, llm_of
 from claracore.protocol import openai as p
-from claracore.runtime.jobs import Delta, Finished, PromptLogprobs
+from claracore.runtime.jobs import Delta, Finished, PromptLogprobs, scan_stops
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import TokenLogprob
+from claracore.tool_calls import MARKERS, ToolCall, may_start_call, parse
 
 
 def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
@@ -128,15 +129,17 @@ async def collect_chat(gen: Generation) -> p.ChatCompletion:
     runtime, prep = llm_of(gen.lease), gen.prepared
     got = await _collect(gen)
     want_lp = prep.jobs[0].logprobs
-    choices = [
-        p.ChatChoice(
-            index=i,
-            message=p.AssistantMessage(content=got.texts[i]),
-            finish_reason=got.reasons[i],
-            logprobs=chat_logprobs(runtime, tuple(got.logprobs[i])) if want_lp else None,
+    choices = []
+    for i in range(prep.n):
+        content, calls = parse(got.texts[i], prep.tool_names)
+        choices.append(
+            p.ChatChoice(
+                index=i,
+                message=p.AssistantMessage(content=content, tool_calls=_wire(calls) if calls else None),
+                finish_reason="tool_calls" if calls and got.reasons[i] == "stop" else got.reasons[i],
+                logprobs=chat_logprobs(runtime, tuple(got.logprobs[i])) if want_lp else None,
+            )
         )
-        for i in range(prep.n)
-    ]
     return p.ChatCompletion(
         id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=got.totals.usage()
     )
@@ -152,18 +155,80 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
             id=prep.id, created=prep.created, model=prep.model, choices=choices, usage=usage
         )
 
+    def content(index: int, text: str, lp: p.ChoiceLogprobs | None = None) -> p.ChatCompletionChunk:
+        return chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=text), logprobs=lp)])
+
     yield chunk(
         [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
     )
+    watch = [_CallWatch(prep.tool_names) for _ in range(prep.n)] if prep.tool_names else None
     async for index, ev in gen:
         if isinstance(ev, Delta):
             lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
-            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=ev.text), logprobs=lp)])
+            text = watch[index].feed(ev.text) if watch else ev.text
+            if text or lp:
+                yield content(index, text, lp)
         elif isinstance(ev, Finished):
             totals.add(ev)
-            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=ev.reason)])  # type: ignore[arg-type]
+            reason: p.FinishReason = ev.reason  # type: ignore[assignment]
+            if watch:
+                rest, calls = watch[index].finish()
+                if rest:
+                    yield content(index, rest)
+                if calls:
+                    reason = "tool_calls" if ev.reason == "stop" else reason
+                    wire = [p.ChunkToolCall(index=k, **c.model_dump()) for k, c in enumerate(_wire(calls))]
+                    yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(tool_calls=wire))])
+            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=reason)])
     if include_usage:
         yield chunk([], totals.usage())
+
+
+def _wire(calls: list[ToolCall]) -> list[p.ToolCall]:
+    return [p.ToolCall(id=c.id, function=p.FunctionCall(name=c.name, arguments=c.arguments)) for c in calls]
+
+
+class _CallWatch:
+    """One streamed choice of a request with tools: text flows until a call may be starting.
+
+    From a call marker on (or from the first character, when the answer opens like bare JSON)
+    the text is held, and at the end it is either calls or, if it did not parse as any, content.
+    """
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+        self.pending = ""  # text that may begin a marker, or the answer's leading whitespace
+        self.held: str | None = None  # set once a call may have started
+        self.started = False  # some content has gone out
+
+    def feed(self, text: str) -> str:
+        """What of `text` can be sent now."""
+        if self.held is not None:
+            self.held += text
+            return ""
+        buf = self.pending + text
+        if not self.started:
+            if not buf.strip():
+                self.pending = buf
+                return ""
+            if may_start_call(buf):
+                self.held, self.pending = buf, ""
+                return ""
+        at, hold = scan_stops(buf, MARKERS)
+        if at >= 0:
+            self.held, self.pending = buf[at:], ""
+            out = buf[:at]
+        else:
+            out, self.pending = buf[: len(buf) - hold], buf[len(buf) - hold :]
+        self.started = self.started or bool(out)
+        return out
+
+    def finish(self) -> tuple[str, list[ToolCall]]:
+        """(content still to send, calls) once the choice is done."""
+        if self.held is None:
+            return self.pending, []
+        content, calls = parse(self.held, self.names)
+        return (content or "", calls) if calls else (self.held + self.pending, [])
 
 
 async def collect_completion(gen: Generation) -> p.Completion:

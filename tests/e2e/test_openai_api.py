@@ -266,3 +266,61 @@ def test_cors(server: tuple[str, Any]) -> None:
         headers={"Origin": "http://ui.example", "Access-Control-Request-Method": "GET"},
     )
     assert r.headers["access-control-allow-origin"] == "http://ui.example"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+# The tiny random model cannot choose to call a tool, so a grammar makes it write one in the
+# bare-JSON shape Llama 3 uses; what is tested is the server turning that text into tool_calls.
+CALL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"enum": ["get_weather"]},
+        "arguments": {
+            "type": "object",
+            "properties": {"city": {"enum": ["Paris"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["name", "arguments"],
+    "additionalProperties": False,
+}
+
+
+def test_tool_calls_through_the_openai_client(client: openai.OpenAI) -> None:
+    kw: dict[str, Any] = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "weather in Paris?"}],
+        "tools": [WEATHER],
+        "max_tokens": 150,
+        "temperature": 0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "call", "schema": CALL_SCHEMA}},
+    }
+    r = client.chat.completions.create(**kw)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.type == "function" and call.id.startswith("call_")
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+
+    chunks = list(client.chat.completions.create(**kw, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert not any(d.content for d in deltas)  # the call's JSON is never streamed as text
+    streamed = [tc for d in deltas for tc in d.tool_calls or []]
+    assert [(tc.function.name, json.loads(tc.function.arguments or "")) for tc in streamed] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+    plain = client.chat.completions.create(**{**kw, "tool_choice": "none"})
+    assert plain.choices[0].message.tool_calls is None and plain.choices[0].finish_reason == "stop"
+    assert json.loads(plain.choices[0].message.content or "") == {
+        "name": "get_weather",
+        "arguments": {"city": "Paris"},
+    }

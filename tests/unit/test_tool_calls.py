@@ -1,0 +1,90 @@
+"""Tool calls found in model text, whole and streamed: each family's format, and non-calls left alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from claracore.replies import _CallWatch
+from claracore.tool_calls import declared_names, parse
+
+TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
+    {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}},
+]
+NAMES = declared_names(TOOLS)
+PARIS = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+ADD = '{"name": "add", "arguments": {"a": 1}}'
+
+
+def calls_of(text: str) -> tuple[str | None, list[tuple[str, dict[str, object]]]]:
+    content, calls = parse(text, NAMES)
+    return content, [(c.name, json.loads(c.arguments)) for c in calls]
+
+
+def test_declared_names_ignore_malformed_tools() -> None:
+    assert NAMES == {"get_weather", "add"}
+    assert declared_names([{"type": "function"}, "x", {"function": {"name": 3}}]) == frozenset()  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "calls"),
+    [
+        # Hermes / Qwen: blocks, after some prose, several at once
+        (f"<tool_call>\n{PARIS}\n</tool_call>", None, [("get_weather", {"city": "Paris"})]),
+        (
+            f"Let me check. <tool_call>{PARIS}</tool_call>\n<tool_call>{ADD}</tool_call>",
+            "Let me check.",
+            [("get_weather", {"city": "Paris"}), ("add", {"a": 1})],
+        ),
+        # Mistral: a list after the marker
+        (f"[TOOL_CALLS] [{PARIS}]", None, [("get_weather", {"city": "Paris"})]),
+        # Llama 3.1+: python_tag, or bare JSON with "parameters"
+        (f"<|python_tag|>{PARIS}", None, [("get_weather", {"city": "Paris"})]),
+        ('{"name": "add", "parameters": {"a": 2, "b": 3}}', None, [("add", {"a": 2, "b": 3})]),
+        (f"[{PARIS}, {PARIS}]", None, [("get_weather", {"city": "Paris"})] * 2),
+        (f"{PARIS}; {PARIS}", None, [("get_weather", {"city": "Paris"})] * 2),
+        # arguments already a JSON string stay as sent
+        ('{"name": "add", "arguments": "{\\"a\\": 1}"}', None, [("add", {"a": 1})]),
+    ],
+)
+def test_each_family_format(text: str, content: str | None, calls: list[tuple[str, object]]) -> None:
+    assert calls_of(text) == (content, calls)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The weather in Paris is sunny.",
+        '{"answer": 42}',  # JSON, but no call
+        '{"name": "rm_rf", "arguments": {}}',  # a tool nobody declared
+        "<tool_call>not json</tool_call>",
+        f'{PARIS} and {{"name": "nope"}}',  # one bad call voids the lot
+        "",
+    ],
+)
+def test_non_calls_stay_content(text: str) -> None:
+    assert parse(text, NAMES) == (text, [])
+
+
+def test_without_declared_tools_nothing_is_parsed() -> None:
+    assert parse(PARIS, frozenset()) == (PARIS, [])
+
+
+def stream(text: str, piece: int) -> tuple[str, str, list[str]]:
+    """Feed `text` in pieces of `piece` characters: (sent while streaming, sent at the end, calls)."""
+    watch = _CallWatch(NAMES)
+    sent = "".join(watch.feed(text[i : i + piece]) for i in range(0, len(text), piece))
+    rest, calls = watch.finish()
+    return sent, rest, [c.name for c in calls]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 100])
+def test_streamed_prose_flows_and_a_call_is_held(piece: int) -> None:
+    assert stream("Hello <tool there>, all fine.", piece) == ("Hello <tool there>, all fine.", "", [])
+    sent, rest, calls = stream(f"Checking.<tool_call>{PARIS}</tool_call>", piece)
+    assert (sent, rest, calls) == ("Checking.", "", ["get_weather"])
+    assert stream(f"  {PARIS}", piece) == ("", "", ["get_weather"])  # bare JSON: held from the start
+    assert stream('  {"answer": 1}', piece) == ("", '  {"answer": 1}', [])  # not a call: sent at the end
+    assert stream("Text then <tool_call>broken", piece) == ("Text then ", "<tool_call>broken", [])
