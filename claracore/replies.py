@@ -12,10 +12,10 @@ from typing import Any
 
 from claracore.generation import Generation, llm_of
 from claracore.protocol import openai as p
-from claracore.runtime.jobs import Delta, Finished, PromptLogprobs, scan_stops
+from claracore.runtime.jobs import Delta, Finished, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import TokenLogprob
-from claracore.tool_calls import MARKERS, ToolCall, may_start_call, parse
+from claracore.tool_calls import CallWatch, ToolCall, parse
 
 
 def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
@@ -161,7 +161,7 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
     yield chunk(
         [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
     )
-    watch = [_CallWatch(prep.tool_names) for _ in range(prep.n)] if prep.tool_names else None
+    watch = [CallWatch(prep.tool_names) for _ in range(prep.n)] if prep.tool_names else None
     async for index, ev in gen:
         if isinstance(ev, Delta):
             lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
@@ -186,49 +186,6 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
 
 def _wire(calls: list[ToolCall]) -> list[p.ToolCall]:
     return [p.ToolCall(id=c.id, function=p.FunctionCall(name=c.name, arguments=c.arguments)) for c in calls]
-
-
-class _CallWatch:
-    """One streamed choice of a request with tools: text flows until a call may be starting.
-
-    From a call marker on (or from the first character, when the answer opens like bare JSON)
-    the text is held, and at the end it is either calls or, if it did not parse as any, content.
-    """
-
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
-        self.pending = ""  # text that may begin a marker, or the answer's leading whitespace
-        self.held: str | None = None  # set once a call may have started
-        self.started = False  # some content has gone out
-
-    def feed(self, text: str) -> str:
-        """What of `text` can be sent now."""
-        if self.held is not None:
-            self.held += text
-            return ""
-        buf = self.pending + text
-        if not self.started:
-            if not buf.strip():
-                self.pending = buf
-                return ""
-            if may_start_call(buf):
-                self.held, self.pending = buf, ""
-                return ""
-        at, hold = scan_stops(buf, MARKERS)
-        if at >= 0:
-            self.held, self.pending = buf[at:], ""
-            out = buf[:at]
-        else:
-            out, self.pending = buf[: len(buf) - hold], buf[len(buf) - hold :]
-        self.started = self.started or bool(out)
-        return out
-
-    def finish(self) -> tuple[str, list[ToolCall]]:
-        """(content still to send, calls) once the choice is done."""
-        if self.held is None:
-            return self.pending, []
-        content, calls = parse(self.held, self.names)
-        return (content or "", calls) if calls else (self.held + self.pending, [])
 
 
 async def collect_completion(gen: Generation) -> p.Completion:

@@ -20,6 +20,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from claracore.runtime.jobs import scan_stops
+
 #: Where a call can begin; text before one streams as content, from one on it is held back.
 MARKERS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
 
@@ -106,3 +108,46 @@ def _calls(values: list[Any], names: frozenset[str]) -> list[ToolCall]:
 
 def _content(head: str) -> str | None:
     return head.strip() or None
+
+
+class CallWatch:
+    """One streamed choice of a request with tools: text flows until a call may be starting.
+
+    From a call marker on (or from the first character, when the answer opens like bare JSON)
+    the text is held, and at the end it is either calls or, if it did not parse as any, content.
+    """
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+        self.pending = ""  # text that may begin a marker, or the answer's leading whitespace
+        self.held: str | None = None  # set once a call may have started
+        self.started = False  # some content has gone out
+
+    def feed(self, text: str) -> str:
+        """What of `text` can be sent now."""
+        if self.held is not None:
+            self.held += text
+            return ""
+        buf = self.pending + text
+        if not self.started:
+            if not buf.strip():
+                self.pending = buf
+                return ""
+            if may_start_call(buf):
+                self.held, self.pending = buf, ""
+                return ""
+        at, hold = scan_stops(buf, MARKERS)
+        if at >= 0:
+            self.held, self.pending = buf[at:], ""
+            out = buf[:at]
+        else:
+            out, self.pending = buf[: len(buf) - hold], buf[len(buf) - hold :]
+        self.started = self.started or bool(out)
+        return out
+
+    def finish(self) -> tuple[str, list[ToolCall]]:
+        """(content still to send, calls) once the choice is done."""
+        if self.held is None:
+            return self.pending, []
+        content, calls = parse(self.held, self.names)
+        return (content or "", calls) if calls else (self.held + self.pending, [])

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from claracore.replies import _CallWatch
-from claracore.tool_calls import declared_names, parse
+from claracore.tool_calls import CallWatch, declared_names, parse
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
@@ -74,7 +73,7 @@ def test_without_declared_tools_nothing_is_parsed() -> None:
 
 def stream(text: str, piece: int) -> tuple[str, str, list[str]]:
     """Feed `text` in pieces of `piece` characters: (sent while streaming, sent at the end, calls)."""
-    watch = _CallWatch(NAMES)
+    watch = CallWatch(NAMES)
     sent = "".join(watch.feed(text[i : i + piece]) for i in range(0, len(text), piece))
     rest, calls = watch.finish()
     return sent, rest, [c.name for c in calls]
