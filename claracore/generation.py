@@ -9,6 +9,7 @@ events into OpenAI responses or chunks is `claracore.replies`.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 import weakref
@@ -75,6 +76,20 @@ def _content_text(message: p.ChatMessage, i: int) -> str:
     return "".join(texts)
 
 
+def _template_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A tool call as chat templates expect it: OpenAI sends `arguments` as JSON text, while the
+    templates (Qwen, Llama 3.1, Hermes) write it out with `tojson`, which would quote it again."""
+    function = call.get("function")
+    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+        try:
+            arguments = json.loads(function["arguments"])
+        except ValueError:
+            return call
+        if isinstance(arguments, dict):
+            return {**call, "function": {**function, "arguments": arguments}}
+    return call
+
+
 def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
     """The prompt text from the model's chat template."""
     messages: list[dict[str, Any]] = []
@@ -86,7 +101,7 @@ def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
         if m.name:
             msg["name"] = m.name
         if m.tool_calls:
-            msg["tool_calls"] = m.tool_calls
+            msg["tool_calls"] = [_template_call(call) for call in m.tool_calls]
         if m.tool_call_id:
             msg["tool_call_id"] = m.tool_call_id
         messages.append(msg)

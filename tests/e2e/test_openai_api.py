@@ -318,6 +318,19 @@ def test_tool_calls_through_the_openai_client(client: openai.OpenAI) -> None:
     ]
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
+    # the second turn of the loop: the call and its result go back in, and the model answers
+    after = client.chat.completions.create(
+        model="tiny",
+        tools=[WEATHER],
+        max_tokens=5,
+        messages=[
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "name": "get_weather", "content": "sunny, 21 C"},
+        ],
+    )
+    assert after.choices[0].message.content and after.usage is not None and after.usage.prompt_tokens > 10
+
     plain = client.chat.completions.create(**{**kw, "tool_choice": "none"})
     assert plain.choices[0].message.tool_calls is None and plain.choices[0].finish_reason == "stop"
     assert json.loads(plain.choices[0].message.content or "") == {

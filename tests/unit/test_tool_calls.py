@@ -87,3 +87,20 @@ def test_streamed_prose_flows_and_a_call_is_held(piece: int) -> None:
     assert stream(f"  {PARIS}", piece) == ("", "", ["get_weather"])  # bare JSON: held from the start
     assert stream('  {"answer": 1}', piece) == ("", '  {"answer": 1}', [])  # not a call: sent at the end
     assert stream("Text then <tool_call>broken", piece) == ("Text then ", "<tool_call>broken", [])
+
+
+def test_a_returned_call_renders_as_the_template_writes_calls() -> None:
+    """OpenAI sends arguments as JSON text; a Qwen-style template must not quote them again."""
+    from claracore.generation import _template_call
+    from claracore.runtime.chat_template import ChatTemplate
+
+    template = ChatTemplate(
+        "{% for m in messages %}{% for c in m.tool_calls or [] %}"
+        '{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}'
+        "{% endfor %}{% endfor %}"
+    )
+    call = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
+    rendered = template.render([{"role": "assistant", "content": "", "tool_calls": [_template_call(call)]}])
+    assert json.loads(rendered) == {"name": "add", "arguments": {"a": 1}}
+    broken = {"function": {"name": "add", "arguments": "not json"}}
+    assert _template_call(broken) is broken
