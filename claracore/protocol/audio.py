@@ -30,3 +30,16 @@ class SpeechRequest(BaseModel):
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] | None = None
+
+
+class SpeechAudioDelta(BaseModel):
+    """One piece of audio in a `stream_format: "sse"` speech stream, base64 of the format's bytes."""
+
+    type: Literal["speech.audio.delta"] = "speech.audio.delta"
+    audio: str
+
+
+class SpeechAudioDone(BaseModel):
+    """The last event of a `stream_format: "sse"` speech stream."""
+
+    type: Literal["speech.audio.done"] = "speech.audio.done"

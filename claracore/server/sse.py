@@ -27,9 +27,16 @@ _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def sse_response(
-    chunks: AsyncIterator[BaseModel], on_end: Callable[[BaseModel | None, str], None]
+    chunks: AsyncIterator[BaseModel],
+    on_end: Callable[[BaseModel | None, str], None],
+    *,
+    done_marker: bool = True,
 ) -> StreamingResponse:
-    """Stream `chunks`; `on_end(last_chunk, outcome)` runs once however the stream ends."""
+    """Stream `chunks`; `on_end(last_chunk, outcome)` runs once however the stream ends.
+
+    `done_marker` ends with `data: [DONE]` as chat and completions do; OpenAI's typed event
+    streams (speech) end with their own last event instead.
+    """
 
     async def events() -> AsyncIterator[bytes]:
         last: BaseModel | None = None
@@ -47,6 +54,7 @@ def sse_response(
             if aclose is not None:
                 await aclose()
             on_end(last, outcome)
-        yield b"data: [DONE]\n\n"
+        if done_marker:
+            yield b"data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=_HEADERS)

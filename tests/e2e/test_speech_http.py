@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -143,3 +144,23 @@ def test_compressed_speech_decodes_to_the_spoken_length(url: str, fmt: str, medi
         stream = container.streams.audio[0]
         seconds = sum(frame.samples for frame in container.decode(stream)) / stream.rate
     assert 1.0 < seconds < 10.0  # one spoken sentence
+
+
+def test_speech_as_server_sent_events(url: str) -> None:
+    """`stream_format: "sse"`: base64 audio deltas as they are made, then speech.audio.done."""
+    base = url.removesuffix("/v1")
+    body = {
+        "model": "joe",
+        "voice": "joe",
+        "input": SENTENCE,
+        "response_format": "wav",
+        "stream_format": "sse",
+    }
+    with httpx.stream("POST", base + "/v1/audio/speech", json=body, timeout=60) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    assert [e["type"] for e in events[-1:]] == ["speech.audio.done"]
+    deltas = events[:-1]
+    assert len(deltas) >= 2 and all(e["type"] == "speech.audio.delta" for e in deltas)
+    audio = b"".join(base64.b64decode(e["audio"]) for e in deltas)
+    assert audio[:4] == b"RIFF" and len(audio) > 22050  # a streamed WAV, over half a second of it

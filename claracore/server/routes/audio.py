@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from claracore.engine import AsyncEngine
 from claracore.errors import InvalidRequestError
 from claracore.protocol import audio as a
 from claracore.server.deps import engine, require_key
+from claracore.server.sse import sse_response
 
 router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_key)])
 Engine = Annotated[AsyncEngine, Depends(engine)]
@@ -83,4 +87,18 @@ async def translations(
 @router.post("/speech")
 async def speech(request: a.SpeechRequest, eng: Engine) -> Response:
     chunks, media_type = await eng.speak_stream(request)
+    if request.stream_format == "sse":
+        return sse_response(_audio_events(chunks), lambda _last, _outcome: None, done_marker=False)
     return StreamingResponse(chunks, media_type=media_type)
+
+
+async def _audio_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[BaseModel]:
+    """OpenAI's speech event stream: base64 audio as it is made, then a done event."""
+    try:
+        async for chunk in chunks:
+            yield a.SpeechAudioDelta(audio=base64.b64encode(chunk).decode("ascii"))
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()  # a client gone mid-stream stops the synthesis
+    yield a.SpeechAudioDone()
