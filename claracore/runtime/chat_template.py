@@ -50,6 +50,8 @@ class ChatTemplate:
             raise ValueError(f"chat template does not compile: {exc}") from exc
         self.bos_token = bos_token
         self.eos_token = eos_token
+        # Templates written for tool use read the `tools` variable; the others would drop it.
+        self.knows_tools = "tools" in self.source
 
     def render(
         self,
@@ -58,7 +60,14 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
     ) -> str:
-        """Render `messages` (OpenAI shape, content already flattened to text)."""
+        """Render `messages` (OpenAI shape, content already flattened to text).
+
+        A template that ignores `tools` gets them as a system message instead, asking for the
+        bare-JSON call that `claracore.tool_calls` reads, as llama-server's generic format does:
+        otherwise the model would never hear of the tools it was given.
+        """
+        if tools and not self.knows_tools:
+            messages = with_tool_instructions(messages, tools)
         try:
             return self._template.render(
                 messages=messages,
@@ -73,3 +82,31 @@ class ChatTemplate:
             raise InvalidRequestError(
                 f"the chat template failed on these messages: {exc}", param="messages"
             ) from exc
+
+
+TOOL_INSTRUCTIONS = (
+    "You can call these tools:\n{tools}\n\n"
+    "To call a tool, answer with only a JSON object and nothing else: "
+    '{{"name": <tool name>, "arguments": {{<argument name>: <value>, ...}}}}. '
+    "Otherwise answer normally."
+)
+
+
+def with_tool_instructions(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`messages` with the tools described in the system message, and earlier calls written out
+    as the JSON the model is asked for, so the history reads the way it is asked to answer."""
+    specs = [t.get("function", t) for t in tools if isinstance(t, dict)]
+    text = TOOL_INSTRUCTIONS.format(tools=json.dumps(specs, ensure_ascii=False, indent=2))
+    out = []
+    for m in messages:
+        calls = m.get("tool_calls")
+        if calls and not m.get("content"):
+            functions = [c.get("function") or {} for c in calls if isinstance(c, dict)]
+            written = [{"name": f.get("name"), "arguments": f.get("arguments")} for f in functions]
+            m = {**m, "content": json.dumps(written[0] if len(written) == 1 else written, ensure_ascii=False)}
+        out.append(m)
+    if out and out[0].get("role") == "system":
+        return [{**out[0], "content": f"{out[0].get('content') or ''}\n\n{text}".strip()}, *out[1:]]
+    return [{"role": "system", "content": text}, *out]

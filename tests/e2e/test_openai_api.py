@@ -13,12 +13,14 @@ import openai
 import pytest
 
 from tests.e2e.server import running_server
+from tests.tiny_models import make_tiny_llama
 
 USER = [{"role": "user", "content": "hello world"}]
 
 
 @pytest.fixture(scope="module")
 def server(tiny_llama: Path, tiny_bert: Path) -> Iterator[tuple[str, Any]]:
+    long_llama = make_tiny_llama(tiny_llama.with_name("tiny-llama-4k.gguf"), n_ctx=4096)
     config = {
         "cors": ["http://ui.example"],
         "models": [
@@ -31,6 +33,8 @@ def server(tiny_llama: Path, tiny_bert: Path) -> Iterator[tuple[str, Any]]:
             },
             {"name": "solo", "model": str(tiny_llama), "context_length": 512, "parallel": 1},
             {"name": "embedder", "model": str(tiny_bert), "type": "embedding"},
+            # room for the tool instructions, which the tiny vocabulary spells out letter by letter
+            {"name": "tools", "model": str(long_llama), "context_length": 2048, "parallel": 1},
         ],
     }
     with running_server(config) as running:
@@ -52,7 +56,7 @@ async def aclient(server: tuple[str, Any]) -> AsyncIterator[openai.AsyncOpenAI]:
 def test_models_list_and_get(client: openai.OpenAI) -> None:
     models = client.models.list()
     ids = [m.id for m in models.data]
-    assert ids == ["tiny", "solo", "embedder"]
+    assert ids == ["tiny", "solo", "embedder", "tools"]
     first = models.data[0].model_dump()
     assert first["object"] == "model" and first["type"] == "llm" and first["aliases"] == ["t"]
     assert first["state"] in ("unloaded", "loaded")
@@ -246,7 +250,7 @@ def test_unknown_model_is_404_listing_models(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="gpt-9", messages=USER)  # type: ignore[arg-type]
     body = info.value.body
     assert isinstance(body, dict) and body["code"] == "MODEL_NOT_FOUND"
-    assert body["details"]["availableModels"] == ["tiny", "solo", "embedder"]
+    assert body["details"]["availableModels"] == ["tiny", "solo", "embedder", "tools"]
 
 
 def test_hundred_bad_requests_leave_it_serving(server: tuple[str, Any]) -> None:
@@ -295,7 +299,7 @@ CALL_SCHEMA = {
 
 def test_tool_calls_through_the_openai_client(client: openai.OpenAI) -> None:
     kw: dict[str, Any] = {
-        "model": "tiny",
+        "model": "tools",
         "messages": [{"role": "user", "content": "weather in Paris?"}],
         "tools": [WEATHER],
         "max_tokens": 150,
@@ -320,7 +324,7 @@ def test_tool_calls_through_the_openai_client(client: openai.OpenAI) -> None:
 
     # the second turn of the loop: the call and its result go back in, and the model answers
     after = client.chat.completions.create(
-        model="tiny",
+        model="tools",
         tools=[WEATHER],
         max_tokens=5,
         messages=[
@@ -333,6 +337,9 @@ def test_tool_calls_through_the_openai_client(client: openai.OpenAI) -> None:
 
     plain = client.chat.completions.create(**{**kw, "tool_choice": "none"})
     assert plain.choices[0].message.tool_calls is None and plain.choices[0].finish_reason == "stop"
+    # the tiny template ignores `tools`, so they came as a system message, and "none" left it out
+    assert r.usage is not None and plain.usage is not None
+    assert r.usage.prompt_tokens > plain.usage.prompt_tokens + 50
     assert json.loads(plain.choices[0].message.content or "") == {
         "name": "get_weather",
         "arguments": {"city": "Paris"},

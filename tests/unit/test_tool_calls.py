@@ -104,3 +104,34 @@ def test_a_returned_call_renders_as_the_template_writes_calls() -> None:
     assert json.loads(rendered) == {"name": "add", "arguments": {"a": 1}}
     broken = {"function": {"name": "add", "arguments": "not json"}}
     assert _template_call(broken) is broken
+
+
+def test_a_template_without_tools_gets_them_as_a_system_message() -> None:
+    from claracore.runtime.chat_template import ChatTemplate
+    from tests.tiny_models import CHAT_TEMPLATE
+
+    template = ChatTemplate(CHAT_TEMPLATE)  # never reads `tools`
+    assert not template.knows_tools
+    user = [{"role": "user", "content": "weather?"}]
+    rendered = template.render(user, tools=TOOLS)
+    assert (
+        rendered.startswith("<|system|>\nYou can call these tools:") and '"name": "get_weather"' in rendered
+    )
+    assert template.render(user) == "<|user|>\nweather?</s>\n<|assistant|>\n"
+    with_system = template.render([{"role": "system", "content": "Be brief."}, *user], tools=TOOLS)
+    assert with_system.startswith("<|system|>\nBe brief.\n\nYou can call these tools:")
+    assert with_system.count("<|system|>") == 1
+    # an earlier call is written the way the model is asked to write one
+    call = {"id": "c", "type": "function", "function": {"name": "add", "arguments": {"a": 1}}}
+    history = [*user, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    assert '<|assistant|>\n{"name": "add", "arguments": {"a": 1}}</s>' in template.render(
+        history, tools=TOOLS
+    )
+
+
+def test_a_template_that_reads_tools_renders_them_itself() -> None:
+    from claracore.runtime.chat_template import ChatTemplate
+
+    template = ChatTemplate("{{ tools | length }} tools{% for m in messages %}|{{ m.content }}{% endfor %}")
+    assert template.knows_tools
+    assert template.render([{"role": "user", "content": "hi"}], tools=TOOLS) == "2 tools|hi"
