@@ -238,7 +238,9 @@ async def test_penalties_count_the_prompt(engine: AsyncEngine) -> None:
     ],
 )  # fmt: skip
 async def test_every_sampling_option_generates(engine: AsyncEngine, options: dict[str, Any]) -> None:
-    """Each option reaches llama.cpp's samplers and a seeded run repeats itself exactly."""
+    """Each option builds its llama.cpp sampler and generates (a wrong binding call fails here, as
+    the penalties once did), and a seeded run repeats itself. What each option does to the
+    distribution is llama.cpp's to test; test_penalties_count_the_prompt checks one effect."""
     kw: dict[str, Any] = {"model": "tiny", "messages": USER, "max_tokens": 8, "seed": 7, **options}
     first = await engine.chat(**kw)
     again = await engine.chat(**kw)
