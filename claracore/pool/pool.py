@@ -26,7 +26,7 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from claracore.pool.estimate import MemoryEstimate
+from claracore.modelfile.estimate import MemoryEstimate
 from claracore.pool.loaders import LoadPlan, model_type
 from claracore.pool.policy import Resident, plan_eviction
 from claracore.runtime.base import Runtime

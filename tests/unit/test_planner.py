@@ -8,8 +8,8 @@ import pytest
 
 from claracore.config import Config, ModelSpec
 from claracore.errors import InvalidRequestError
+from claracore.modelfile.gguf import GGUFInfo, read_gguf
 from claracore.planner import Hardware, PlanOptions, plan, plan_config
-from claracore.pool.gguf import GGUFInfo, read_gguf
 from claracore.store import ModelFile
 from tests.tiny_models import make_tiny_llama
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import claracore.scanner as scanner
-from claracore.pool.gguf import GGUFInfo
-from claracore.scanner import model_name, scan_folder
+from claracore.modelfile.gguf import GGUFInfo
+from claracore.modelfile.names import model_name
+from claracore.scanner import scan_folder
 from claracore.store import Store
 
 

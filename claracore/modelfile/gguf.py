@@ -1,7 +1,7 @@
 """What a GGUF model is and what its weights weigh, interpreted from its file head.
 
 The pool needs a model's shape (layers, heads, vocabulary, tensor sizes) to price it before it
-loads it, and the scanner reads every file in a folder. The bytes come from `gguf_reader`, which
+loads it, and the scanner reads every file in a folder. The bytes come from `reader`, which
 never reads weights; this module applies llama.cpp's defaults and per-architecture rules to them,
 so the numbers match what llama.cpp will actually allocate.
 """
@@ -15,7 +15,8 @@ from typing import Any
 
 import gguf
 
-from claracore.pool.gguf_reader import MAX_STRING_ARRAY, GGUFError, Part, Skipped, TensorInfo, parse
+from claracore.modelfile.names import split_parts
+from claracore.modelfile.reader import MAX_STRING_ARRAY, GGUFError, Part, Skipped, TensorInfo, parse
 
 __all__ = [
     "ENCODER_ARCHITECTURES",
@@ -23,7 +24,6 @@ __all__ = [
     "GGUFInfo",
     "TensorInfo",
     "read_gguf",
-    "split_parts",
 ]
 
 
@@ -83,17 +83,6 @@ class GGUFInfo:
 
 _MAX_METADATA_STRING = 4096
 _LAYER = re.compile(r"^blk\.(\d+)\.")
-_SPLIT = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
-
-
-def split_parts(path: Path) -> tuple[Path, ...]:
-    """All parts of a `-00001-of-0000N.gguf` split that exist beside `path`, in order."""
-    m = _SPLIT.match(path.name)
-    if not m:
-        return (path,)
-    count = int(m["count"])
-    names = (f"{m['stem']}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1))
-    return tuple(p for p in (path.with_name(n) for n in names) if p.exists())
 
 
 # Encoder architectures: they embed rather than chat, have no LM head and no KV cache (llama.cpp

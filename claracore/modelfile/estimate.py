@@ -26,7 +26,7 @@ from pathlib import Path
 import gguf
 
 from claracore.errors import InvalidRequestError
-from claracore.pool.gguf import ENCODER_ARCHITECTURES, GGUFError, GGUFInfo
+from claracore.modelfile.gguf import ENCODER_ARCHITECTURES, GGUFError, GGUFInfo
 
 _F32 = 4
 _CTX_PAD = 256  # llama.cpp pads every context (and the SWA cache) to a multiple of this

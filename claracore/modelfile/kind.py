@@ -11,7 +11,7 @@ from pathlib import Path
 import gguf
 
 from claracore.config import ModelType
-from claracore.pool.gguf import ENCODER_ARCHITECTURES, GGUFError, GGUFInfo, read_gguf
+from claracore.modelfile.gguf import ENCODER_ARCHITECTURES, GGUFError, GGUFInfo, read_gguf
 
 _EMBED_POOLING = frozenset(
     int(p) for p in (gguf.PoolingType.MEAN, gguf.PoolingType.CLS, gguf.PoolingType.LAST)
