@@ -130,6 +130,15 @@ def test_split_part_without_its_first_part_and_projector_without_model(tmp_path:
     assert "projector" in reasons["mmproj-z.gguf"]
 
 
+def test_a_split_model_named_in_capitals_is_one_model(tmp_path: Path) -> None:
+    """`.GGUF` (a file copied from Windows) splits like `.gguf`: the parts keep their own spelling."""
+    write_split_part(tmp_path / "Big-00001-of-00002.GGUF", 0, 2)
+    write_split_part(tmp_path / "Big-00002-of-00002.GGUF", 1, 2)
+    result = scan_folder(tmp_path, recursive=False)
+    assert [(m.name, Path(m.path).name) for m in result.models] == [("big", "Big-00001-of-00002.GGUF")]
+    assert result.skipped == []
+
+
 def test_projectors_pair_by_name_when_several_models_share_a_folder(tmp_path: Path, tiny_llama: Path) -> None:
     for name in ("qwen2-vl-7b.gguf", "llava-1.5.gguf", "mmproj-qwen2-vl-f16.gguf", "llava-1.5-mmproj.gguf"):
         shutil.copy(tiny_llama, tmp_path / name)
