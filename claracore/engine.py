@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from claracore import embeddings, generation, replies, speech
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
-from claracore.hardware import budget_from, detect_memory
+from claracore.hardware.memory import budget_from, detect_memory
 from claracore.pool import loaders
 from claracore.pool.pool import Lease, ModelPool, ModelStatus
 from claracore.protocol import audio as a

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from claracore.units import MIB
+
 
 class ClaraCoreError(Exception):
     """Base class; `code` is the stable machine-readable name, `details` extra structured data."""
@@ -110,7 +112,7 @@ class InsufficientMemoryError(ClaraCoreError):
 
     def __init__(self, name: str, needed: dict[str, int], available: dict[str, int], why: str) -> None:
         def fmt(d: dict[str, int]) -> str:
-            return ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in d.items() if v)
+            return ", ".join(f"{k} {v / MIB:.0f} MiB" for k, v in d.items() if v)
 
         super().__init__(
             f"model '{name}' does not fit: needs {fmt(needed) or '0 MiB'}, "

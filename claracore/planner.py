@@ -15,11 +15,11 @@ from typing import Any
 from claracore.config import Config, MemoryBudget, ModelSpec
 from claracore.modelfile.gguf import GGUFInfo, read_gguf
 from claracore.planner_fit import ModelFileLike, ModelPlan, plan_model
-from claracore.planner_options import GIB, Hardware, PlanOptions
+from claracore.planner_options import Hardware, PlanOptions
+from claracore.units import GIB
 
 __all__ = [
     "GENERATED",
-    "GIB",
     "PLANNED",
     "Hardware",
     "ModelFileLike",

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from claracore.config import ModelSpec
 from claracore.modelfile.estimate import MemoryEstimate, estimate_llm
 from claracore.modelfile.gguf import GGUFInfo
-from claracore.planner_options import GIB, PlanOptions
+from claracore.planner_options import PlanOptions
+from claracore.units import GIB
 
 EMBED_CONTEXT = 8192  # embedding inputs are passages; a bigger window only costs memory
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from claracore.errors import InvalidRequestError
+from claracore.units import GIB
 
-GIB = 1 << 30
 BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")
 MAX_CONTEXT = 1 << 24  # 16M tokens: beyond every trained context that exists; more is a typo
 MAX_MEMORY_GB = 1 << 16  # 64 TiB

@@ -14,11 +14,12 @@ from pathlib import Path
 from claracore.cli.common import CliError, human_size, log, say
 from claracore.defaults import data_dir, find_config
 from claracore.store import Store
+from claracore.units import GIB, MIB
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report the llama.cpp build, the GPUs and whether offload works; always exit 0."""
-    from claracore.doctor import diagnose, render
+    from claracore.hardware.doctor import diagnose, render
 
     for line in render(diagnose()):
         say(line)
@@ -29,7 +30,7 @@ def cmd_system(args: argparse.Namespace) -> int:
     """Print what the hardware probes found (what the planner and /api/system/detection use)."""
     import json
 
-    from claracore.hardware_probe import detect, render
+    from claracore.hardware.probe import detect, render
 
     found = detect()
     if args.json:
@@ -86,7 +87,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             store.close()
 
     def size(n: int) -> str:
-        return human_size(n) if n >= 2**20 else f"{n / 1024:.0f} KiB"
+        return human_size(n) if n >= MIB else f"{n / 1024:.0f} KiB"
 
     rows = [(m.name, m.kind or "", size(m.size), m.path) for m in result.models]
     if rows:
@@ -109,7 +110,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     """
     from claracore import config_edit as edit
     from claracore.config import load_config, save_config
-    from claracore.hardware import system_detection
+    from claracore.hardware import probe
     from claracore.planner import GENERATED, Hardware, PlanOptions, plan
     from claracore.scanner import scan_folder
     from claracore.store import utc_now
@@ -148,7 +149,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
             result = scan_folder(entry.path, recursive=entry.recursive, store=store, progress=scanning)
             store.set_folder_scan(entry.path, len(result.models), utc_now())
         say("detecting hardware", err=True)
-        hardware = Hardware.from_detection(system_detection())
+        hardware = Hardware.from_detection(probe.system_detection())
 
         def planning(done: int, total: int, _path: str) -> None:
             say(f"\rplanning: {done}/{total} models", err=True, end="\n" if done == total else "")
@@ -165,7 +166,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         store.set_setting(GENERATED, result_plan.record())
     finally:
         store.close()
-    vram, ram = result_plan.vram_budget / 2**30, result_plan.ram_budget / 2**30
+    vram, ram = result_plan.vram_budget / GIB, result_plan.ram_budget / GIB
     say(f"backend {result_plan.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
     for m in result_plan.models:
         if m.dropped:

@@ -1,8 +1,10 @@
-"""The seam to libllama: backend start-up, log routing, and owning model/context handles.
+"""The seam to libllama: backend start-up, log routing, owning model/context handles, build facts.
 
 llama-cpp-python's own wrappers print every llama.cpp log line to stderr and free native
 memory only when the garbage collector gets round to it; a server that loads and unloads
-models all day needs logs in `logging` and frees at a moment it chooses.
+models all day needs logs in `logging` and frees at a moment it chooses. What the installed
+build contains (`build_info`) is answered here too, so the doctor and the hardware probes never
+import llama_cpp themselves.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 import llama_cpp
 from gguf import GGMLQuantizationType
@@ -146,3 +151,49 @@ FLASH_ATTN: dict[object, int] = {
 
 def supports_gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+# ---------------------------------------------------------------- what the build contains
+
+_LIB = re.compile(r"^(?:lib)?ggml-([a-z0-9]+)\.(?:so|dylib|dll)$")
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """The llama.cpp this process loaded: its version, where its libraries lie, what they contain."""
+
+    version: str
+    lib_dir: Path
+    backends: tuple[str, ...]  # ggml backend libraries next to libllama: "cpu", "cuda", ...
+    gpu_offload: bool  # llama_supports_gpu_offload()
+
+
+def backend_libraries(lib_dir: Path) -> tuple[str, ...]:
+    """The ggml backends built as libraries in `lib_dir` (ggml-base is the core, not a backend)."""
+    if not lib_dir.is_dir():
+        return ()
+    names = {m.group(1) for f in lib_dir.iterdir() if (m := _LIB.match(f.name))}
+    return tuple(sorted(names - {"base"}))
+
+
+def _loaded_lib_dir() -> Path:
+    """Where the libllama llama_cpp loaded lives (LLAMA_CPP_LIB_PATH may move it)."""
+    import llama_cpp.llama_cpp as low
+
+    name = getattr(getattr(low, "_lib", None), "_name", None)
+    return Path(name).parent if name else Path(llama_cpp.__file__).parent / "lib"
+
+
+def build_info() -> BuildInfo:
+    """What the installed llama-cpp-python was compiled with (the doctor and `claracore system` report it)."""
+    try:
+        version = metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH, as gpu_check.sh uses
+        version = f"{getattr(llama_cpp, '__version__', 'unknown')} (not pip-installed)"
+    lib_dir = _loaded_lib_dir()
+    return BuildInfo(
+        version=version,
+        lib_dir=lib_dir,
+        backends=backend_libraries(lib_dir),
+        gpu_offload=supports_gpu_offload(),
+    )

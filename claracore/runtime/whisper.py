@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
+from claracore.units import MIB
 
 #: Whisper's own fallback schedule: at temperature 0 OpenAI retries hotter when decoding fails
 #: its compression/logprob thresholds, and faster-whisper does the same given this tuple.
@@ -78,7 +79,6 @@ class Transcription:
 #: Resident bytes per byte of model.bin once loaded: CTranslate2 keeps the stored precision for
 #: the int8 and float16 variants, and widens to float32 (2x a float16 file) otherwise.
 _WEIGHT_FACTOR = {"float32": 2.0, "int8_float32": 1.0}
-_MIB = 2**20
 
 
 def estimate_memory(options: WhisperOptions) -> int:
@@ -90,8 +90,8 @@ def estimate_memory(options: WhisperOptions) -> int:
     encoder activations grow with the model.
     """
     size = os.path.getsize(os.path.join(options.path, "model.bin"))
-    weights = int(size * _WEIGHT_FACTOR.get(options.compute_type, 1.0)) + 32 * _MIB
-    per_job = 96 * _MIB + size
+    weights = int(size * _WEIGHT_FACTOR.get(options.compute_type, 1.0)) + 32 * MIB
+    per_job = 96 * MIB + size
     return weights + max(1, options.max_concurrent) * per_job
 
 

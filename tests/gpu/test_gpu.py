@@ -14,7 +14,7 @@ import pytest
 
 from claracore import Engine
 from claracore.config import ModelSpec
-from claracore.hardware import detect_memory
+from claracore.hardware.memory import detect_memory
 from claracore.pool import loaders
 from claracore.runtime.native import capture_log, supports_gpu_offload
 from tests.tiny_models import make_tiny_llama

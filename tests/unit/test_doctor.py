@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from claracore.doctor import Report, advise, backend_libraries, diagnose, render, write_tiny_model
-from claracore.hardware import GPUInfo
-from claracore.runtime.native import NativeModel, supports_gpu_offload
+from claracore.hardware.doctor import Report, advise, diagnose, render, write_tiny_model
+from claracore.hardware.memory import GPUInfo
+from claracore.runtime.native import NativeModel, backend_libraries, supports_gpu_offload
 
 REPO = Path(__file__).resolve().parents[2]
 H100 = GPUInfo(index=0, name="NVIDIA H100 80GB HBM3", vram_total=80 << 30, vram_free=79 << 30)

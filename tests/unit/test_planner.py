@@ -173,8 +173,9 @@ def test_cli_setup_scans_plans_and_writes(
 ) -> None:
     import shutil
 
-    from claracore import cli, hardware
+    from claracore import cli
     from claracore.config import load_config
+    from claracore.hardware import probe as hardware
 
     models = tmp_path / "models"
     models.mkdir()

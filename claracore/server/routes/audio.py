@@ -15,6 +15,7 @@ from claracore.errors import InvalidRequestError
 from claracore.protocol import audio as a
 from claracore.server.deps import engine, require_key
 from claracore.server.sse import sse_response
+from claracore.units import MIB
 
 router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_key)])
 Engine = Annotated[AsyncEngine, Depends(engine)]
@@ -22,7 +23,7 @@ Engine = Annotated[AsyncEngine, Depends(engine)]
 
 async def _read(upload: UploadFile, limit_mb: float) -> bytes:
     """The upload, refused without reading it all when it is over the configured limit."""
-    limit = int(limit_mb * 2**20)
+    limit = int(limit_mb * MIB)
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise InvalidRequestError(f"the file is larger than the {limit_mb:g} MB limit", param="file")

@@ -60,7 +60,7 @@ async def _hardware(request: Request) -> dict[str, Any]:
     """The detection, probed once per app: the defaults of gpuType, backend, vramGB and ramGB."""
     cached: dict[str, Any] | None = getattr(request.app.state, "hardware_detection", None)
     if cached is None:
-        from claracore.hardware import system_detection
+        from claracore.hardware.probe import system_detection
 
         cached = await run_in_threadpool(system_detection)
         request.app.state.hardware_detection = cached

@@ -21,7 +21,7 @@ from claracore import config_edit as edit
 from claracore.config import save_config
 from claracore.engine import AsyncEngine
 from claracore.errors import ClaraCoreError, ConflictError, InvalidRequestError
-from claracore.hardware import system_detection
+from claracore.hardware.probe import system_detection
 from claracore.planner import GENERATED, Hardware, PlanOptions, plan
 from claracore.scanner import scan_folder
 from claracore.server.deps import engine, require_key, store

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from claracore.hardware import system_detection, system_specs
+from claracore.hardware.probe import system_detection, system_specs
 from claracore.server.deps import require_key
 
 router = APIRouter(prefix="/api/system", dependencies=[Depends(require_key)])

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import psutil
 
-log = logging.getLogger(__name__)
+from claracore.units import GIB
 
-GIB = 1 << 30
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class MemoryInfo:
         return sum(g.vram_free for g in self.gpus)
 
 
-def _nvidia_gpus() -> tuple[GPUInfo, ...]:
+def nvml_gpus() -> tuple[GPUInfo, ...]:
+    """NVIDIA GPUs as NVML reports them; () without the [cuda] extra, a driver, or a working NVML."""
     try:
         import pynvml  # the nvidia-ml-py extra; imported here so CPU installs never need it
     except ImportError:
@@ -79,7 +80,7 @@ def _nvidia_gpus() -> tuple[GPUInfo, ...]:
 def detect_memory() -> MemoryInfo:
     """RAM from psutil and NVIDIA GPUs from NVML when available; never raises for a missing GPU."""
     vm = psutil.virtual_memory()
-    return MemoryInfo(ram_total=int(vm.total), ram_available=int(vm.available), gpus=_nvidia_gpus())
+    return MemoryInfo(ram_total=int(vm.total), ram_available=int(vm.available), gpus=nvml_gpus())
 
 
 def _gib(value: float | str, auto: int, margin: int) -> int:
@@ -101,17 +102,3 @@ def budget_from(
     """
     margin = int(margin_gb * GIB)
     return _gib(vram_gb, memory.vram_free, margin), _gib(ram_gb, memory.ram_available, margin)
-
-
-def system_specs() -> dict[str, Any]:
-    """`GET /api/system/specs`: os, arch, cpu, ramGB, gpuInfo (probes in `hardware_probe`)."""
-    from claracore.hardware_probe import detect  # imported here: it imports the doctor, which imports us
-
-    return detect().specs_json()
-
-
-def system_detection() -> dict[str, Any]:
-    """`GET /api/system/detection`: what the planner needs, including `recommendedBackend`."""
-    from claracore.hardware_probe import detect
-
-    return detect().detection_json()

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claracore.hardware import GPUInfo, detect_memory
+from claracore.hardware.memory import GPUInfo, detect_memory
+from claracore.units import GIB
 
 BUILD_CMD = "python -m claracore.native build --backend {backend}"
 _OFFLOAD = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
-_LIB = re.compile(r"^(?:lib)?ggml-([a-z0-9]+)\.(?:so|dylib|dll)$")
 
 
 @dataclass(frozen=True)
@@ -40,23 +40,6 @@ class Report:
     platform: str = sys.platform
     amd_gpu: bool = False  # /dev/kfd: the ROCm kernel driver is loaded
     advice: tuple[str, ...] = field(default=())
-
-
-def backend_libraries(lib_dir: Path) -> tuple[str, ...]:
-    """The ggml backends built as libraries in `lib_dir` (ggml-base is the core, not a backend)."""
-    if not lib_dir.is_dir():
-        return ()
-    names = {m.group(1) for f in lib_dir.iterdir() if (m := _LIB.match(f.name))}
-    return tuple(sorted(names - {"base"}))
-
-
-def _loaded_lib_dir() -> Path:
-    """Where the libllama llama_cpp loaded lives (LLAMA_CPP_LIB_PATH may move it)."""
-    import llama_cpp
-    import llama_cpp.llama_cpp as low
-
-    name = getattr(getattr(low, "_lib", None), "_name", None)
-    return Path(name).parent if name else Path(llama_cpp.__file__).parent / "lib"
 
 
 def write_tiny_model(path: Path, *, n_layer: int = 2, n_embd: int = 32) -> Path:
@@ -163,23 +146,15 @@ def advise(r: Report) -> tuple[str, ...]:
 
 def diagnose(offload: Callable[[], tuple[tuple[int, int] | None, str]] = check_offload) -> Report:
     """Inspect this process's llama_cpp and this machine's GPUs."""
-    from importlib import metadata
+    from claracore.runtime.native import build_info
 
-    from claracore.runtime.native import supports_gpu_offload
-
-    lib_dir = _loaded_lib_dir()
-    try:
-        version = metadata.version("llama-cpp-python")
-    except metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH, as gpu_check.sh uses
-        import llama_cpp
-
-        version = f"{getattr(llama_cpp, '__version__', 'unknown')} (not pip-installed)"
+    build = build_info()
     offloaded, error = offload()
     report = Report(
-        llama_version=version,
-        lib_dir=str(lib_dir),
-        backends=backend_libraries(lib_dir),
-        gpu_offload=supports_gpu_offload(),
+        llama_version=build.version,
+        lib_dir=str(build.lib_dir),
+        backends=build.backends,
+        gpu_offload=build.gpu_offload,
         gpus=detect_memory().gpus,
         nvml_installed=importlib.util.find_spec("pynvml") is not None,
         offloaded=offloaded,
@@ -190,7 +165,7 @@ def diagnose(offload: Callable[[], tuple[tuple[int, int] | None, str]] = check_o
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    return f"{n / GIB:.1f} GiB"
 
 
 def render(r: Report) -> list[str]:

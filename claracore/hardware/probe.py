@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import psutil
 
-from claracore.hardware import GIB, GPUInfo
+from claracore.hardware.memory import GPUInfo, nvml_gpus
+from claracore.units import GIB
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +49,17 @@ def run_command(argv: Sequence[str], timeout: float = TIMEOUT_S) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def _nvml() -> tuple[GPUInfo, ...]:
-    from claracore.hardware import _nvidia_gpus
-
-    return _nvidia_gpus()
-
-
 def llama_build() -> tuple[tuple[str, ...], bool] | None:
     """(ggml backends next to libllama, llama_supports_gpu_offload), or None without llama_cpp.
 
-    Reuses the doctor's look-ups so both commands agree on what the build contains.
+    The same look-up the doctor uses (`runtime.native.build_info`), so both commands agree on
+    what the build contains; imported here, so a broken llama-cpp-python only blanks these fields.
     """
     try:
-        from claracore.doctor import _loaded_lib_dir, backend_libraries
-        from claracore.runtime.native import supports_gpu_offload
+        from claracore.runtime.native import build_info
 
-        return backend_libraries(_loaded_lib_dir()), supports_gpu_offload()
+        build = build_info()
+        return build.backends, build.gpu_offload
     except Exception as exc:  # ImportError, a broken shared library: the build is unknown
         log.debug("llama.cpp build unknown: %s", exc)
         return None
@@ -77,7 +73,7 @@ class ProbeEnv:
     run: Callable[[Sequence[str]], str | None] = run_command
     platform: str = sys.platform
     machine: str = field(default_factory=_platform.machine)
-    nvml: Callable[[], tuple[GPUInfo, ...]] = _nvml
+    nvml: Callable[[], tuple[GPUInfo, ...]] = nvml_gpus
     build: Callable[[], tuple[tuple[str, ...], bool] | None] = llama_build
 
     def read(self, path: str) -> str | None:
@@ -364,3 +360,13 @@ def render(d: Detection) -> list[str]:
         lines.append(f"note: this hardware suits {d.hardware_backend}, which the installed build lacks: "
                      "see `claracore doctor`")  # fmt: skip
     return lines
+
+
+def system_specs() -> dict[str, Any]:
+    """`GET /api/system/specs`: os, arch, cpu, ramGB, gpuInfo."""
+    return detect().specs_json()
+
+
+def system_detection() -> dict[str, Any]:
+    """`GET /api/system/detection`: what the planner needs, including `recommendedBackend`."""
+    return detect().detection_json()
