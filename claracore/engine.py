@@ -15,9 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
-from pydantic import ValidationError
-
-from claracore import embeddings, generation, replies, speech
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
 from claracore.hardware.memory import budget_from, detect_memory
@@ -25,8 +22,10 @@ from claracore.pool import loaders
 from claracore.pool.pool import Lease, ModelPool, ModelStatus
 from claracore.protocol import audio as a
 from claracore.protocol import openai as p
-from claracore.protocol.validation import describe
+from claracore.protocol.validation import parse
 from claracore.runtime.native import supports_gpu_offload
+from claracore.runtime.whisper import Transcription
+from claracore.serving import embeddings, generation, replies, speech
 
 T = TypeVar("T")
 ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
@@ -40,21 +39,6 @@ def _config(config: ConfigLike) -> Config:
     if isinstance(config, Mapping):
         return parse_config(dict(config))
     return load_config(Path(config))
-
-
-def _request(cls: type[T], request: T | Mapping[str, Any] | None, kwargs: dict[str, Any]) -> T:
-    """Validate a request given as an object, a dict or keyword arguments.
-
-    Raises InvalidRequestError naming the first bad field (dotted path).
-    """
-    if isinstance(request, cls):
-        return request.model_copy(update=kwargs) if kwargs else request  # type: ignore[attr-defined]
-    data = {**(dict(request) if isinstance(request, Mapping) else {}), **kwargs}
-    try:
-        return cls.model_validate(data)  # type: ignore[attr-defined]
-    except ValidationError as exc:
-        field, msg = describe(exc)
-        raise InvalidRequestError(f"{field or 'request'}: {msg}", param=field or None) from None
 
 
 class AsyncEngine:
@@ -123,7 +107,7 @@ class AsyncEngine:
         InvalidRequestError, ContextLengthExceededError, ModelNotFoundError, ModelLoadError,
         InsufficientMemoryError.
         """
-        req = _request(p.ChatCompletionRequest, request, kwargs)
+        req = parse(p.ChatCompletionRequest, request, kwargs)
         gen = await self._start(req)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
@@ -162,7 +146,7 @@ class AsyncEngine:
         self, request: p.CompletionRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.Completion | AsyncIterator[p.Completion]:
         """A legacy text completion (`completions.create`); streaming as for `chat`."""
-        req = _request(p.CompletionRequest, request, kwargs)
+        req = parse(p.CompletionRequest, request, kwargs)
         gen = await self._start(req)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
@@ -190,7 +174,7 @@ class AsyncEngine:
         self, request: p.EmbeddingRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.EmbeddingList:
         """Embeddings as OpenAI's `embeddings.create` returns them (normalised, float or base64)."""
-        req = _request(p.EmbeddingRequest, request, kwargs)
+        req = parse(p.EmbeddingRequest, request, kwargs)
         lease = await self._acquire(req.model, ("embedding",), "an embedding model")
         try:
             return await embeddings.embed(lease, req)
@@ -201,7 +185,7 @@ class AsyncEngine:
         self, request: p.RerankRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.RerankResponse:
         """Documents ranked by relevance to the query; an embedding model ranks by cosine similarity."""
-        req = _request(p.RerankRequest, request, kwargs)
+        req = parse(p.RerankRequest, request, kwargs)
         lease = await self._acquire(req.model, ("reranker", "embedding"), "a reranker or embedding model")
         try:
             return await embeddings.rerank(lease, req)
@@ -209,10 +193,20 @@ class AsyncEngine:
             lease.release()
 
     async def transcribe(
-        self, file: bytes, /, *, task: Literal["transcribe", "translate"] = "transcribe", **options: Any
-    ) -> tuple[str, str]:
-        """(body, media type) of a transcription, or with task="translate" an English translation."""
-        opts = _request(a.TranscriptionOptions, None, options)
+        self,
+        file: bytes,
+        options: a.TranscriptionOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        task: Literal["transcribe", "translate"] = "transcribe",
+        **kwargs: Any,
+    ) -> Transcription:
+        """The transcription of `file` (any audio container), or with task="translate" its English
+        translation: text, language, duration and timed segments (and words, when asked for).
+
+        `serving.transcripts.format_transcription` writes it as json, text, srt, vtt or verbose_json.
+        """
+        opts = parse(a.TranscriptionOptions, options, kwargs)
         lease = await self._acquire(opts.model, ("stt",), "a speech-to-text model")
         try:
             return await speech.transcribe(lease, file, opts, task)
@@ -223,7 +217,7 @@ class AsyncEngine:
         self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> tuple[AsyncIterator[bytes], str]:
         """(audio bytes as synthesised, media type). Leaving the iterator early stops synthesis."""
-        req = _request(a.SpeechRequest, request, kwargs)
+        req = parse(a.SpeechRequest, request, kwargs)
         media = speech.media_type(req.response_format)
         lease = await self._acquire(self._voice(req), ("tts",), "a text-to-speech voice")
 
@@ -379,8 +373,10 @@ class Engine:
     ) -> p.RerankResponse:
         return self._portal.call(self.aio.rerank(request, **kwargs))
 
-    def transcribe(self, file: bytes, /, **options: Any) -> tuple[str, str]:
-        return self._portal.call(self.aio.transcribe(file, **options))
+    def transcribe(
+        self, file: bytes, options: a.TranscriptionOptions | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> Transcription:
+        return self._portal.call(self.aio.transcribe(file, options, **kwargs))
 
     def speak(self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any) -> bytes:
         return self._portal.call(self.aio.speak(request, **kwargs))

@@ -162,13 +162,13 @@ async def work_stt_ours(path: str, threads: int, clip: str) -> dict[str, Any]:
     spec = {"name": "whisper", "model": path, "type": "stt", "threads": threads}
     engine = AsyncEngine({"models": [spec]})
     try:
-        await engine.transcribe(wav, model="whisper", response_format="json")
+        await engine.transcribe(wav, model="whisper")
         t0 = time.perf_counter()
-        body, _media = await engine.transcribe(wav, model="whisper", response_format="json")
+        result = await engine.transcribe(wav, model="whisper")
         seconds = time.perf_counter() - t0
     finally:
         await engine.close()
-    return {"seconds": seconds, "audio": wav_seconds(wav), "text": json.loads(body)["text"]}
+    return {"seconds": seconds, "audio": wav_seconds(wav), "text": result.text}
 
 
 def work_tts_bare(path: str) -> dict[str, Any]:

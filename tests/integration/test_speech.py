@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
-from claracore.runtime.audio import encode
 from claracore.runtime.piper import PiperOptions, PiperRuntime
-from claracore.runtime.whisper import WhisperOptions, WhisperRuntime, format_transcription
+from claracore.runtime.whisper import Transcription, WhisperOptions, WhisperRuntime
+from claracore.serving.audio import encode
+from claracore.serving.transcripts import format_transcription
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,20 @@ def test_every_format_renders(whisper: WhisperRuntime, spoken: bytes, fmt: str) 
     assert "fox" in body.lower()
 
 
+def test_engine_transcribe_answers_the_typed_transcription(spoken: bytes) -> None:
+    """The Python API returns the Transcription (the HTTP route writes it in the asked format)."""
+    from claracore import Engine
+
+    path = _locate(*WHISPER_DIR, "faster_whisper")
+    with Engine({"models": [{"name": "w", "model": str(path), "type": "stt"}]}) as engine:
+        t = engine.transcribe(spoken, model="w", timestamp_granularities=["word"])
+    assert isinstance(t, Transcription) and "fox" in t.text.lower()
+    assert any(s.words for s in t.segments)  # the options reached the runtime
+
+
 def test_streamed_wav_decodes_too(whisper: WhisperRuntime, piper: PiperRuntime) -> None:
     """What a streaming /v1/audio/speech client receives is itself a file Whisper can read."""
-    from claracore.runtime.audio import wav_header
+    from claracore.serving.audio import wav_header
 
     data = wav_header(piper.sample_rate) + b"".join(piper.synthesize(SENTENCE))
     assert "fox" in whisper.transcribe(data).text.lower()

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from claracore.errors import InvalidRequestError
-from claracore.runtime import audio
 from claracore.runtime import piper as piper_rt
 from claracore.runtime import whisper as whisper_rt
 from claracore.runtime.piper import PiperRuntime, length_scale
-from claracore.runtime.whisper import Segment, Transcription, Word, format_transcription
+from claracore.runtime.whisper import Segment, Transcription, Word
+from claracore.serving import audio
+from claracore.serving.transcripts import format_transcription
 
 HAS_SOUNDFILE = importlib.util.find_spec("soundfile") is not None
 

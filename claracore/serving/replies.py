@@ -1,6 +1,6 @@
 """Runtime events assembled into OpenAI's shapes: whole responses, stream chunks, usage, logprobs.
 
-Kept apart from `claracore.generation` so the wire format has one owner: preparing a request
+Kept apart from `claracore.serving.generation` so the wire format has one owner: preparing a request
 never needs to know how its answer is spelt, and a new response shape touches only this module.
 """
 
@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from claracore.generation import Generation, llm_of
 from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Finished, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import TokenLogprob
-from claracore.tool_calls import CallWatch, ToolCall, parse
+from claracore.serving.generation import Generation, llm_of
+from claracore.serving.tool_calls import CallWatch, ToolCall, parse
 
 
 def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:

@@ -2,18 +2,22 @@
 
 The runtimes block, so their work runs in threads (each runtime bounds how many jobs it runs at
 once). Synthesis yields audio sentence by sentence, so a client reading a stream hears the start
-while the rest is being made.
+while the rest is being made. A transcription comes back as the runtime's `Transcription`;
+`transcripts` writes it in the format the request asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from claracore.errors import InvalidRequestError
 from claracore.pool.pool import Lease
 from claracore.protocol import audio as a
+from claracore.runtime.whisper import Transcription
+from claracore.serving.audio import MEDIA_TYPES, available_formats, encode, wav_header
 
 #: OpenAI's voice names: any of them selects the configured voice when it names no model itself.
 OPENAI_VOICES = frozenset(
@@ -37,16 +41,12 @@ OPENAI_VOICES = frozenset(
 STREAMABLE = ("wav", "pcm")  # PCM can be sent as it is made; compressed formats are encoded whole
 
 
-async def transcribe(
-    lease: Lease, audio: bytes, options: a.TranscriptionOptions, task: str
-) -> tuple[str, str]:
-    """(body, media type) of a transcription or translation in the requested format."""
-    from claracore.runtime.whisper import format_transcription
-
+async def transcribe(lease: Lease, audio: bytes, options: a.TranscriptionOptions, task: str) -> Transcription:
+    """The transcription (or with task="translate", the English translation) of `audio`."""
     if not audio:
         raise InvalidRequestError("the uploaded file is empty", param="file")
     runtime: Any = lease.runtime
-    result = await asyncio.to_thread(
+    result: Transcription = await asyncio.to_thread(
         runtime.transcribe,
         audio,
         language=options.language,
@@ -55,13 +55,11 @@ async def transcribe(
         word_timestamps="word" in options.timestamp_granularities,
         task=task,
     )
-    return format_transcription(result, options.response_format, task=task)
+    return result
 
 
 def media_type(fmt: str) -> str:
     """The content type for a speech format; unsupported ones are a 400 that lists what works."""
-    from claracore.runtime.audio import MEDIA_TYPES, available_formats
-
     formats = available_formats()
     if fmt not in formats:
         raise InvalidRequestError(
@@ -73,8 +71,6 @@ def media_type(fmt: str) -> str:
 
 async def speak(lease: Lease, request: a.SpeechRequest) -> AsyncIterator[bytes]:
     """Audio bytes as they are synthesised (WAV and PCM stream; mp3, opus, aac and flac come whole)."""
-    from claracore.runtime.audio import encode, wav_header
-
     media_type(request.response_format)
     runtime: Any = lease.runtime
     chunks: Iterator[bytes] = await asyncio.to_thread(runtime.synthesize, request.input, speed=request.speed)
@@ -89,3 +85,20 @@ async def speak(lease: Lease, request: a.SpeechRequest) -> AsyncIterator[bytes]:
         if chunk is None:
             return
         yield chunk
+
+
+async def speech_events(
+    chunks: AsyncIterator[bytes],
+) -> AsyncIterator[a.SpeechAudioDelta | a.SpeechAudioDone]:
+    """OpenAI's speech event stream (`stream_format: "sse"`): base64 audio as it is made, then done.
+
+    Leaving early (a client gone mid-stream) closes `chunks`, which stops the synthesis.
+    """
+    try:
+        async for chunk in chunks:
+            yield a.SpeechAudioDelta(audio=base64.b64encode(chunk).decode("ascii"))
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    yield a.SpeechAudioDone()

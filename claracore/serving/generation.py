@@ -3,7 +3,7 @@
 This is the "serving" layer between the engine facade and the LLM runtime: it validates what
 pydantic cannot (message contents, logit_bias keys), renders and tokenizes prompts, picks the
 sampling defaults (request, then config, then llama.cpp's) and submits the jobs. Turning the
-events into OpenAI responses or chunks is `claracore.replies`.
+events into OpenAI responses or chunks is `claracore.serving.replies`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import SamplingParams, grammar_for
-from claracore.tool_calls import declared_names
+from claracore.serving.tool_calls import declared_names
 
 _DEFAULTS = SamplingParams()
 
@@ -39,7 +39,7 @@ class _Prepared:
     jobs: list[Job]
     n: int
     prompt_texts: list[str]
-    tool_names: frozenset[str] = frozenset()  # tools the answer may call (see claracore.tool_calls)
+    tool_names: frozenset[str] = frozenset()  # tools the answer may call (see claracore.serving.tool_calls)
 
 
 class _Channel:
