@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from claracore.config import Config
-from claracore.defaults import add_models_dir, resolve_config
+from claracore.manage.defaults import add_models_dir, resolve_config
 from claracore.units import GIB, MIB
 
 # The package's name rather than each module's, so log lines read as they did when the CLI was one file.

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from claracore.cli.common import CliError, human_size, log, say
-from claracore.defaults import data_dir, find_config
-from claracore.store import Store
+from claracore.manage.defaults import data_dir, find_config
+from claracore.manage.store import Store
 from claracore.units import GIB, MIB
 
 
@@ -43,7 +43,7 @@ def cmd_system(args: argparse.Namespace) -> int:
 
 def cmd_convert_embedding(args: argparse.Namespace) -> int:
     """Convert a sentence-transformers BERT folder to GGUF (cached) and print the file's path."""
-    from claracore.convert import cached_conversion
+    from claracore.manage.convert import cached_conversion
 
     cache = Path(args.out) if args.out else data_dir(os.environ) / "converted"
     try:
@@ -67,7 +67,7 @@ def _scan_store() -> Store | None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """List the models in DIR (and why other model-like files were skipped)."""
-    from claracore.scanner import scan_folder
+    from claracore.manage.scanner import scan_folder
 
     folder = Path(args.folder).expanduser().resolve()
     if not folder.is_dir():
@@ -108,12 +108,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     DIRs become tracked folders, so the server's regenerate-from-db plans the same models later.
     Hand edits of models already in the file are kept, as the server's regeneration does.
     """
-    from claracore import config_edit as edit
     from claracore.config import load_config, save_config
     from claracore.hardware import probe
-    from claracore.planner import GENERATED, Hardware, PlanOptions, plan
-    from claracore.scanner import scan_folder
-    from claracore.store import utc_now
+    from claracore.manage import config_edit as edit
+    from claracore.manage.planner import GENERATED, Hardware, PlanOptions, plan
+    from claracore.manage.scanner import scan_folder
+    from claracore.manage.store import utc_now
 
     raw = {
         "forceBackend": args.force_backend,

@@ -19,8 +19,8 @@ from typing import Any
 from claracore import __version__
 from claracore.cli.common import CliError, command_config, log, say
 from claracore.config import Config, ModelSpec
-from claracore.defaults import data_dir, find_config
 from claracore.engine import AsyncEngine
+from claracore.manage.defaults import data_dir, find_config
 
 _LISTEN_FD = "CLARACORE_LISTEN_FD"
 

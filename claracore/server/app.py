@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from claracore import __version__
 from claracore.engine import AsyncEngine
+from claracore.manage.store import Store
 from claracore.server import errors
 from claracore.server.deps import key_digest
 from claracore.server.routes import audio, control, openai
@@ -21,7 +22,6 @@ from claracore.server.routes import folders as folder_routes
 from claracore.server.routes import settings as settings_routes
 from claracore.server.routes import setup as setup_routes
 from claracore.server.routes import system as system_routes
-from claracore.store import Store
 
 
 def create_app(

@@ -8,8 +8,8 @@ import hmac
 from fastapi import Request
 
 from claracore.engine import AsyncEngine
+from claracore.manage.store import Store
 from claracore.server.errors import Unauthorized
-from claracore.store import Store
 
 
 def key_digest(key: str) -> bytes:

@@ -8,9 +8,9 @@ import pytest
 
 from claracore.config import Config, ModelSpec
 from claracore.errors import InvalidRequestError
+from claracore.manage.planner import Hardware, PlanOptions, plan, plan_config
+from claracore.manage.store import ModelFile
 from claracore.modelfile.gguf import GGUFInfo, read_gguf
-from claracore.planner import Hardware, PlanOptions, plan, plan_config
-from claracore.store import ModelFile
 from tests.tiny_models import make_tiny_llama
 
 MIB = 1 << 20

@@ -12,11 +12,11 @@ import gguf
 import numpy as np
 import pytest
 
-import claracore.scanner as scanner
+import claracore.manage.scanner as scanner
+from claracore.manage.scanner import scan_folder
+from claracore.manage.store import Store
 from claracore.modelfile.gguf import GGUFInfo
 from claracore.modelfile.names import model_name
-from claracore.scanner import scan_folder
-from claracore.store import Store
 
 
 def write_split_part(path: Path, no: int, count: int) -> Path:

@@ -18,11 +18,11 @@ import yaml
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from claracore import config_edit as edit
 from claracore.config import Config, dump_config, load_config, save_config
 from claracore.engine import AsyncEngine
 from claracore.errors import ConfigError, InvalidRequestError
 from claracore.fsutil import atomic_write, backup
+from claracore.manage import config_edit as edit
 from claracore.server.deps import engine, require_key
 
 router = APIRouter(prefix="/api/config", dependencies=[Depends(require_key)])

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from claracore.errors import ConflictError, InvalidRequestError
-from claracore.scanner import ScanResult, scan_folder
+from claracore.manage.scanner import ScanResult, scan_folder
+from claracore.manage.store import Store, utc_now
 from claracore.server.deps import require_key, store
-from claracore.store import Store, utc_now
 
 router = APIRouter(prefix="/api/config", dependencies=[Depends(require_key)])
 Db = Annotated[Store, Depends(store)]

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from claracore.errors import InvalidRequestError
+from claracore.manage.store import Store
 from claracore.protocol.manage import PREFERENCES, HFKeyUpdate, SystemSettingsUpdate
 from claracore.server.deps import key_digest, require_key, store
-from claracore.store import Store
 
 router = APIRouter(prefix="/api/settings", dependencies=[Depends(require_key)])
 

@@ -17,17 +17,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from claracore import config_edit as edit
 from claracore.config import save_config
 from claracore.engine import AsyncEngine
 from claracore.errors import ClaraCoreError, ConflictError, InvalidRequestError
 from claracore.hardware.probe import system_detection
-from claracore.planner import GENERATED, Hardware, PlanOptions, plan
-from claracore.scanner import scan_folder
+from claracore.manage import config_edit as edit
+from claracore.manage.planner import GENERATED, Hardware, PlanOptions, plan
+from claracore.manage.scanner import scan_folder
+from claracore.manage.store import Store, utc_now
 from claracore.server.deps import engine, require_key, store
 from claracore.server.routes import config as config_routes
 from claracore.server.routes.settings import SYSTEM
-from claracore.store import Store, utc_now
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])

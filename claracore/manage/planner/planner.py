@@ -1,8 +1,8 @@
-"""Which settings fit this machine: tracked model files + hardware + options -> a config.
+"""The whole plan: tracked model files + hardware + options -> a config.
 
 Pure apart from reading GGUF headers (never weights), so it is tested with tiny models and a
-machine described by numbers. Each file is sized on its own (`planner_fit`); this module budgets
-the machine and folds the results into the existing config, keeping what the user edited by hand.
+machine described by numbers. Each file is sized on its own (`fit`); this module budgets the
+machine and folds the results into the existing config, keeping what the user edited by hand.
 """
 
 from __future__ import annotations
@@ -13,23 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from claracore.config import Config, MemoryBudget, ModelSpec
+from claracore.manage.planner.fit import ModelFileLike, ModelPlan, plan_model
+from claracore.manage.planner.options import Hardware, PlanOptions
 from claracore.modelfile.gguf import GGUFInfo, read_gguf
-from claracore.planner_fit import ModelFileLike, ModelPlan, plan_model
-from claracore.planner_options import Hardware, PlanOptions
 from claracore.units import GIB
-
-__all__ = [
-    "GENERATED",
-    "PLANNED",
-    "Hardware",
-    "ModelFileLike",
-    "ModelPlan",
-    "Plan",
-    "PlanOptions",
-    "margin",
-    "plan",
-    "plan_config",
-]
 
 GENERATED = "planner.generated"  # store setting: `Plan.record()` of the last config written
 #: Fields the planner chooses; any other field of an existing entry is always the user's.

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from claracore.manage.store import ModelFile, Store
 from claracore.modelfile.gguf import GGUFError, read_gguf
 from claracore.modelfile.kind import gguf_model_type
 from claracore.modelfile.names import model_name, part_name, split_match, split_parts
-from claracore.store import ModelFile, Store
 
 log = logging.getLogger(__name__)
 

@@ -126,7 +126,7 @@ def bundled_config(env: Mapping[str, str] | None = None) -> Config:
 
     Raises ConfigError saying how to install SmolLM2 when it (or its file) is missing.
     """
-    from claracore.convert import cached_conversion
+    from claracore.manage.convert import cached_conversion
 
     models = []
     for item in BUNDLED:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from claracore.config import ModelSpec
+from claracore.manage.planner.options import PlanOptions
 from claracore.modelfile.estimate import MemoryEstimate, estimate_llm
 from claracore.modelfile.gguf import GGUFInfo
-from claracore.planner_options import PlanOptions
 from claracore.units import GIB
 
 EMBED_CONTEXT = 8192  # embedding inputs are passages; a bigger window only costs memory
