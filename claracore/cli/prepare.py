@@ -102,18 +102,41 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+class _SetupLines:
+    """The setup's progress as lines on stderr: which folder is scanned, how far the plan is."""
+
+    def __init__(self) -> None:
+        self._phase = ""
+        self._folder = ""
+
+    def phase(self, name: str, step: str) -> None:
+        self._phase = name
+        if name == "detecting":
+            say("detecting hardware", err=True)
+
+    def folder(self, path: str) -> None:
+        self._folder = path
+
+    def files(self, done: int, total: int, path: str) -> None:
+        end = "\n" if done == total else ""
+        if self._phase == "scanning":
+            say(f"\rscanning {self._folder}: {done}/{total} files", err=True, end=end)
+        elif self._phase == "planning":
+            say(f"\rplanning: {done}/{total} models", err=True, end=end)
+
+    def skipped(self, folder: str, why: str) -> None:
+        say(f"skipping {folder}: {why}", err=True)
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """Scan (DIRs, else the tracked folders), detect the hardware, plan and write config.yaml.
 
     DIRs become tracked folders, so the server's regenerate-from-db plans the same models later.
     Hand edits of models already in the file are kept, as the server's regeneration does.
     """
-    from claracore.config import load_config, save_config
-    from claracore.hardware import probe
-    from claracore.manage import config_edit as edit
-    from claracore.manage.planner import GENERATED, Hardware, PlanOptions, plan
-    from claracore.manage.scanner import scan_folder
-    from claracore.manage.store import utc_now
+    from claracore.manage.config_file import ConfigFile
+    from claracore.manage.planner import PlanOptions
+    from claracore.manage.setup import run_setup
 
     raw = {
         "forceBackend": args.force_backend,
@@ -125,7 +148,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
     }
     options = PlanOptions.from_api({k: v for k, v in raw.items() if v is not None})
     path = find_config(args.config, os.environ, Path.cwd()) or data_dir(os.environ) / "config.yaml"
-    existing = load_config(path) if path.exists() else None
     folders = [Path(d).expanduser().resolve() for d in args.dirs]
     for folder in folders:
         if not folder.is_dir():
@@ -135,40 +157,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
         for folder in folders:
             if store.folder(str(folder)) is None:
                 store.add_folder(str(folder), recursive=True)
-        tracked = [f for f in store.folders() if f.enabled]
-        if not tracked:
+        if not [f for f in store.folders() if f.enabled]:
             raise CliError("no model folders: name one (claracore setup DIR) or track one in the server")
-        for entry in tracked:
-            if not os.path.isdir(entry.path):
-                say(f"skipping {entry.path}: it no longer exists", err=True)
-                continue
-
-            def scanning(done: int, total: int, _path: str, where: str = entry.path) -> None:
-                say(f"\rscanning {where}: {done}/{total} files", err=True, end="\n" if done == total else "")
-
-            result = scan_folder(entry.path, recursive=entry.recursive, store=store, progress=scanning)
-            store.set_folder_scan(entry.path, len(result.models), utc_now())
-        say("detecting hardware", err=True)
-        hardware = Hardware.from_detection(probe.system_detection())
-
-        def planning(done: int, total: int, _path: str) -> None:
-            say(f"\rplanning: {done}/{total} models", err=True, end="\n" if done == total else "")
-
-        files = [f for f in store.files() if os.path.exists(f.path)]
-        generated = store.get_setting(GENERATED, {}) or {}
-        result_plan = plan(
-            files, hardware, options, existing=existing, generated=generated, progress=planning
-        )
-        config = edit.validated(
-            edit.as_data(result_plan.config), source=str(path), base_dir=path.absolute().parent
-        )
-        save_config(config, path)
-        store.set_setting(GENERATED, result_plan.record())
+        done = run_setup(store, ConfigFile(path), options, progress=_SetupLines())
     finally:
         store.close()
-    vram, ram = result_plan.vram_budget / GIB, result_plan.ram_budget / GIB
-    say(f"backend {result_plan.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
-    for m in result_plan.models:
+    result = done.plan
+    vram, ram = result.vram_budget / GIB, result.ram_budget / GIB
+    say(f"backend {result.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
+    for m in result.models:
         if m.dropped:
             say(f"  {m.name}: dropped: {m.dropped}")
         elif m.spec is not None:
@@ -178,5 +175,5 @@ def cmd_setup(args: argparse.Namespace) -> int:
                 f"  {s.name} ({m.type}): context {s.context_length or 'auto'}, gpu_layers {s.gpu_layers}, "
                 f"kv {s.cache_type_k}, parallel {s.parallel}{cost}"
             )
-    say(f"wrote {path} ({len(config.models)} model(s))")
+    say(f"wrote {path} ({len(done.config.models)} model(s))")
     return 0

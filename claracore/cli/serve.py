@@ -81,8 +81,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config_file = find_config(args.config, os.environ, Path.cwd())
     if config_file is None:
         config_file = Path.cwd() / data_dir(os.environ) / "config.yaml"
-    app = create_app(AsyncEngine(config), config_path=config_file, data_dir=Path.cwd() / data_dir(os.environ))
-    app.state.hard_restart = functools.partial(_reexec, sock)
+    app = create_app(
+        AsyncEngine(config),
+        config_path=config_file,
+        data_dir=Path.cwd() / data_dir(os.environ),
+        hard_restart=functools.partial(_reexec, sock),
+    )
     _run(app, config, args.log_level, sock, announce)
     return 0
 

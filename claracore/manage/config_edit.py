@@ -3,7 +3,8 @@
 Every edit goes back through `parse_config` on the whole result, so an edit
 can never produce a config that `claracore serve` would refuse to start with; the routes only
 write the file when the edit returned. Nothing here touches the running engine or the disk,
-except `check_model_file`, which reads model file headers for the validation reports.
+except `check_model_file`, which reads model file headers for the validation reports; saving
+is `config_file.ConfigFile`'s.
 """
 
 from __future__ import annotations
@@ -18,21 +19,6 @@ from claracore.errors import ConflictError, InvalidRequestError, ModelNotFoundEr
 from claracore.modelfile.gguf import GGUFError, read_gguf
 from claracore.modelfile.kind import infer_model_type
 from claracore.modelfile.names import model_name
-
-#: What GET /api/config shows instead of a set API key; POSTed back, it keeps the current key.
-MASK = "********"
-
-
-class NoConfigFileError(ConflictError):
-    """The server was started without a config file, so there is nothing to save edits to."""
-
-    code = "NO_CONFIG_FILE"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "this server runs without a config file, so the configuration cannot be changed; "
-            "start it with `claracore serve --config FILE`"
-        )
 
 
 def validated(data: Mapping[str, Any] | str, *, source: str, base_dir: Path | None) -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,26 +13,47 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from claracore import __version__
 from claracore.engine import AsyncEngine
+from claracore.manage.config_file import ConfigFile
+from claracore.manage.settings import Settings
+from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
 from claracore.server import errors
-from claracore.server.deps import key_digest
-from claracore.server.routes import audio, control, openai
-from claracore.server.routes import config as config_routes
-from claracore.server.routes import folders as folder_routes
-from claracore.server.routes import settings as settings_routes
-from claracore.server.routes import setup as setup_routes
-from claracore.server.routes import system as system_routes
+from claracore.server.auth import Auth
+from claracore.server.routes import audio, config, control, folders, openai, settings, setup, system
+from claracore.server.state import AppState
+
+ROUTERS = (openai, audio, folders, control, config, system, settings, setup)
 
 
 def create_app(
-    engine: AsyncEngine, *, config_path: Path | None = None, data_dir: Path | None = None
+    engine: AsyncEngine,
+    *,
+    config_path: Path | None = None,
+    data_dir: Path | None = None,
+    hard_restart: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The app; its lifespan preloads models at start-up and frees them all at shutdown.
 
     The API key and CORS come from `engine.config`. `config_path` is the YAML file the management
     API edits (None: edits are refused), `data_dir` holds ClaraCore's SQLite store (None: a
-    temporary folder, so tests and embedded uses never touch the user's data).
+    temporary folder, so tests and embedded uses never touch the user's data). `hard_restart`
+    replaces the process (`claracore serve` passes one; without it the route refuses).
     """
+    # Without a data directory the store lives in a scratch folder made once for this app.
+    folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
+    scratch = folder if data_dir is None else None
+    store = Store(folder / "claracore.db")
+    config_file = ConfigFile(config_path, running=lambda: engine.config)
+    state = AppState(
+        engine=engine,
+        store=store,
+        data_dir=folder,
+        config_file=config_file,
+        auth=Auth(store, engine.config.api_key),
+        settings=Settings(store),
+        setup=SetupRunner(store, config_file),
+        hard_restart=hard_restart,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -42,20 +63,11 @@ def create_app(
         finally:
             await engine.close()
             store.close()
-            if scratch:
+            if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.engine = engine
-    app.state.config_path = config_path
-    app.state.data_dir = data_dir
-    # Without a data directory the store lives in a scratch folder made once for this app.
-    scratch = None if data_dir is not None else tempfile.mkdtemp(prefix="claracore-")
-    store = Store(Path(scratch or data_dir or ".") / "claracore.db")
-    app.state.store = store
-    key = engine.config.api_key
-    app.state.key_digest = key_digest(key) if key else None
-    settings_routes.restore_auth(app)  # a key set through the settings route outlives restarts
+    app.state = state  # type: ignore[assignment]  # the typed AppState instead of Starlette's bag
     cors = engine.config.cors
     if cors:
         origins = ["*"] if cors is True else list(cors)
@@ -67,14 +79,8 @@ def create_app(
             allow_credentials=origins != ["*"],
         )
     errors.install(app)
-    app.include_router(openai.router)
-    app.include_router(audio.router)
-    app.include_router(folder_routes.router)
-    app.include_router(control.router)
-    app.include_router(config_routes.router)
-    app.include_router(system_routes.router)
-    app.include_router(settings_routes.router)
-    app.include_router(setup_routes.router)
+    for module in ROUTERS:
+        app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

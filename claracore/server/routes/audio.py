@@ -11,14 +11,13 @@ from claracore.engine import AsyncEngine
 from claracore.errors import InvalidRequestError
 from claracore.protocol import audio as a
 from claracore.protocol.validation import parse
-from claracore.server.deps import engine, require_key
+from claracore.server.deps import EngineDep, require_key
 from claracore.server.sse import sse_response
 from claracore.serving.speech import speech_events
 from claracore.serving.transcripts import format_transcription
 from claracore.units import MIB
 
 router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_key)])
-Engine = Annotated[AsyncEngine, Depends(engine)]
 Task = Literal["transcribe", "translate"]
 
 
@@ -41,7 +40,7 @@ async def _speech_to_text(eng: AsyncEngine, file: UploadFile, task: Task, form: 
 
 @router.post("/transcriptions")
 async def transcriptions(
-    eng: Engine,
+    eng: EngineDep,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form()],
     language: Annotated[str | None, Form()] = None,
@@ -67,7 +66,7 @@ async def transcriptions(
 
 @router.post("/translations")
 async def translations(
-    eng: Engine,
+    eng: EngineDep,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form()],
     prompt: Annotated[str | None, Form()] = None,
@@ -88,7 +87,7 @@ async def translations(
 
 
 @router.post("/speech")
-async def speech(request: a.SpeechRequest, eng: Engine) -> Response:
+async def speech(request: a.SpeechRequest, eng: EngineDep) -> Response:
     chunks, media_type = await eng.speak_stream(request)
     if request.stream_format == "sse":
         return sse_response(speech_events(chunks), lambda _last, _outcome: None, done_marker=False)
