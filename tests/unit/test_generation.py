@@ -10,6 +10,8 @@ import pytest
 
 from claracore import AsyncEngine, ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
 from claracore.runtime.jobs import scan_stops
+from tests.tiny_models import NO_EOS
+from tests.waiting import wait_until
 
 USER = [{"role": "user", "content": "hello world"}]
 
@@ -344,24 +346,35 @@ async def test_unknown_model_lists_the_available_ones(engine: AsyncEngine) -> No
     assert info.value.available == ["tiny"]
 
 
-async def test_cancel_mid_stream_frees_the_slot(tiny_llama: Path) -> None:
+async def test_cancel_mid_stream_stops_decoding_and_frees_the_slot(tiny_llama_4k: Path) -> None:
+    """Leaving a stream early ends its sequence at once, not after its 4000 tokens.
+
+    EOS is banned and greedy sampling is used, so without the cancel the sequence must decode all
+    4000 tokens (seconds on this model): the decoded-token count tells the two apart however
+    fast the machine is.
+    """
     engine = AsyncEngine(
-        {"models": [{"name": "one", "model": str(tiny_llama), "parallel": 1, "context_length": 512}]}
+        {"models": [{"name": "one", "model": str(tiny_llama_4k), "parallel": 1, "context_length": 4096}]}
     )
     try:
-        stream = await engine.chat(model="one", messages=USER, max_tokens=400, temperature=1, stream=True)
+        lease = await engine.pool.acquire("one")
+        runtime: Any = lease.runtime
+        lease.release()
+        before = runtime.tokens_decoded
+        stream = await engine.chat(
+            model="one", messages=USER, max_tokens=4000, temperature=0, logit_bias=NO_EOS, stream=True
+        )
         got = 0
         async for _chunk in stream:
             got += 1
             if got == 3:
                 break
         await stream.aclose()  # type: ignore[attr-defined]
-        lease = await engine.pool.acquire("one")
-        runtime = lease.runtime
-        lease.release()
-        # With one slot, this only completes once the cancelled sequence has let go of it.
-        r = await engine.chat(model="one", messages=USER, max_tokens=3)
+        await wait_until(lambda: runtime.active == 0, timeout=60)
+        assert runtime.tokens_decoded - before < 1000, "the cancelled sequence kept decoding"
+        # With one slot, this only runs once the cancelled sequence has let go of it.
+        r = await engine.chat(model="one", messages=USER, max_tokens=3, temperature=0, logit_bias=NO_EOS)
         assert r.choices[0].finish_reason == "length"
-        assert runtime.active == 0  # type: ignore[attr-defined]
+        assert runtime.active == 0
     finally:
         await engine.close()
