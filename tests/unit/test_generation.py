@@ -250,12 +250,45 @@ async def test_every_sampling_option_generates(engine: AsyncEngine, options: dic
     assert 0 < first.usage.completion_tokens <= (5 if "max_completion_tokens" in options else 8)
 
 
-async def test_sampling_defaults_from_the_model_config(tiny_llama: Path) -> None:
-    spec = {"name": "m", "model": str(tiny_llama), "context_length": 128, "temperature": 0.7, "top_k": 5,
-            "top_p": 0.8, "min_p": 0.1, "repeat_penalty": 1.15}  # fmt: skip
+# Each value moves the tiny model's seeded output away from llama.cpp's defaults.
+CONFIG_SAMPLING = [
+    {"temperature": 0.0},
+    {"temperature": 2.0},
+    {"top_k": 1},
+    {"top_p": 0.01},
+    {"min_p": 1.0},
+    {"repeat_penalty": 50.0},
+]
+
+
+async def seeded(eng: AsyncEngine, **request: Any) -> str:
+    r = await eng.chat(model="m", messages=USER, max_tokens=12, seed=11, logit_bias=NO_EOS, **request)
+    return str(r.choices[0].message.content)
+
+
+@pytest.mark.parametrize("setting", CONFIG_SAMPLING, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+async def test_the_model_config_sets_sampling_defaults(tiny_llama: Path, setting: dict[str, Any]) -> None:
+    """A value in the model's config samples as the same value in the request would, and a value
+    in the request wins over it."""
+    plain_spec = {"name": "m", "model": str(tiny_llama), "context_length": 128}
+    async with AsyncEngine({"models": [plain_spec]}) as plain:
+        default = await seeded(plain)
+        asked = await seeded(plain, **setting)
+        hot = await seeded(plain, temperature=1.5)
+    assert asked != default  # the value matters for this model, so the comparisons below mean something
+    async with AsyncEngine({"models": [{**plain_spec, **setting}]}) as configured:
+        assert await seeded(configured) == asked
+        if "temperature" in setting:
+            assert await seeded(configured, temperature=1.5) == hot
+
+
+async def test_the_model_config_sets_max_tokens(tiny_llama: Path) -> None:
+    spec = {"name": "m", "model": str(tiny_llama), "context_length": 128, "max_tokens": 3}
     async with AsyncEngine({"models": [spec]}) as eng:
-        r = await eng.chat(model="m", messages=USER, max_tokens=6, seed=1)
-        assert r.usage.completion_tokens > 0
+        r = await eng.chat(model="m", messages=USER, logit_bias=NO_EOS)
+        assert r.usage.completion_tokens == 3 and r.choices[0].finish_reason == "length"
+        r = await eng.chat(model="m", messages=USER, logit_bias=NO_EOS, max_tokens=5)
+        assert r.usage.completion_tokens == 5
 
 
 async def test_suffix_asks_a_code_model_for_the_middle(engine: AsyncEngine, model_dir: Path) -> None:
