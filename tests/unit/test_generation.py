@@ -78,6 +78,21 @@ def test_scan_stops_holds_back_partial_matches() -> None:
     assert scan_stops("xx<|e", ("<|end|>", "zzz")) == (-1, 3)
 
 
+@pytest.mark.parametrize("stop", ["ab", "world", "<|end|>", "\n\nUser:", "aaa"])
+def test_scan_stops_holds_every_proper_prefix_and_nothing_more(stop: str) -> None:
+    """Text ending in any proper prefix of a stop string holds exactly that prefix back (the
+    longest, when several match), so no part of a stop string is ever sent before it completes."""
+    for k in range(1, len(stop)):
+        text = "xyz " + stop[:k]
+        longest = max(j for j in range(1, len(stop)) if text.endswith(stop[:j]))
+        assert scan_stops(text, (stop,)) == (-1, longest), (text, stop)
+        assert scan_stops(text, ("qqqq", stop)) == (-1, longest)
+    assert scan_stops("xyz " + stop, (stop,)) == (4, 0)
+    assert scan_stops("xyz " + stop + " more " + stop, (stop,)) == (4, 0)  # the first one
+    assert scan_stops("xyz q", (stop,)) == (-1, 0)
+    assert scan_stops("", (stop,)) == (-1, 0)
+
+
 async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
     full = await greedy_text(engine, max_tokens=40)
     # A stop string that starts inside one token and ends inside a later one.
@@ -92,6 +107,27 @@ async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
     pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(pieces) == cut
     assert all(stop not in piece for piece in pieces)
+
+
+async def test_no_part_of_a_stop_string_leaks_wherever_it_falls(engine: AsyncEngine) -> None:
+    """Stop strings of 2 to 6 characters starting at every 3rd character of the greedy text:
+    streamed and whole, the answer is exactly the text before the stop's first occurrence."""
+    full = await greedy_text(engine, max_tokens=40, logit_bias=NO_EOS)
+    tried = 0
+    for start in range(1, len(full) - 6, 3):
+        for length in (2, 4, 6):
+            stop = full[start : start + length]
+            if not stop.strip():
+                continue
+            cut = full[: full.index(stop)]
+            stream = await engine.chat(
+                model="tiny", messages=USER, temperature=0, max_tokens=40, stop=[stop],
+                logit_bias=NO_EOS, stream=True,
+            )  # fmt: skip
+            streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            assert streamed == cut, (stop, streamed, cut)
+            tried += 1
+    assert tried > 20
 
 
 async def test_same_seed_same_text_and_n_choices_differ(engine: AsyncEngine) -> None:
