@@ -113,7 +113,14 @@ async def test_chat_async_stream_and_not(aclient: openai.AsyncOpenAI) -> None:
     )
     assert [c.index for c in r.choices] == [0, 1]
     assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.content or []) == 4
-    stream = await aclient.chat.completions.create(model="tiny", messages=USER, max_tokens=4, stream=True)  # type: ignore[arg-type]
+    stream = await aclient.chat.completions.create(
+        model="tiny",
+        messages=USER,
+        max_tokens=4,
+        stream=True,
+        seed=3,
+        logit_bias=NO_EOS,  # type: ignore[arg-type]
+    )
     finishes = [c.choices[0].finish_reason async for c in stream if c.choices]
     assert finishes[-1] == "length"
 
@@ -159,7 +166,7 @@ def test_completions(client: openai.OpenAI) -> None:
 
 
 def test_raw_sse_framing(server: tuple[str, Any]) -> None:
-    body = {"model": "tiny", "messages": USER, "max_tokens": 5, "stream": True}
+    body = {"model": "tiny", "messages": USER, "max_tokens": 5, "stream": True, "logit_bias": NO_EOS}
     with httpx.stream("POST", server[0] + "/v1/chat/completions", json=body, timeout=30) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -272,7 +279,7 @@ def test_hundred_bad_requests_leave_it_serving(server: tuple[str, Any]) -> None:
             patch, _ = BAD[i % len(BAD)]
             r = http.post(url, json={"model": "tiny", "messages": USER, **patch})
             assert r.status_code == 400
-        r = http.post(url, json={"model": "tiny", "messages": USER, "max_tokens": 3})
+        r = http.post(url, json={"model": "tiny", "messages": USER, "max_tokens": 3, "logit_bias": NO_EOS})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
 
 
