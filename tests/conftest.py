@@ -24,6 +24,12 @@ def tiny_llama(model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama_4k(model_dir: Path) -> Path:
+    """A 4096-token context: room for generations long enough that only a cancel ends them early."""
+    return make_tiny_llama(model_dir / "tiny-llama-4k.gguf", n_ctx=4096)
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_gqa(model_dir: Path) -> Path:
     """Grouped-query attention (2 KV heads for 4 query heads): the estimate must use head_count_kv."""
     return make_tiny_llama(model_dir / "tiny-llama-gqa.gguf", n_head_kv=2, seed=3)

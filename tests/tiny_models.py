@@ -17,6 +17,11 @@ WORDS = (
     "from or had by hello world yes no cat dog sun sea red blue test ok"
 ).split()
 
+EOS_ID = 2  # `</s>`
+# A logit bias that bans end-of-sequence: a generation then runs to exactly `max_tokens`, so a
+# test can tell "cancelled early" from "finished" (and counts never depend on an EOS draw).
+NO_EOS = {str(EOS_ID): -100}
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -54,7 +59,7 @@ def make_tiny_llama(
     w.add_rope_freq_base(10000.0)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
 
-    tokens = ["<unk>", "<s>", "</s>"]
+    tokens = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 = EOS_ID
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
     types += [gguf.TokenType.BYTE] * 256

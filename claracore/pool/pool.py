@@ -62,7 +62,7 @@ class _Entry:
         self.planned: MemoryEstimate | None = None  # what a load would reserve, for listings
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
-        self.last_used = 0.0
+        self.last_used = 0.0  # the pool clock at the last release: LRU order and TTL idle time
         self.retired = False  # replaced by a reconfigure: closes when its last request ends
 
 
@@ -186,7 +186,6 @@ class ModelPool:
             if entry.state == "failed" and entry.failed_stat == _stat(entry.spec.model):
                 raise ModelLoadError(key, entry.error or "unknown error")
             entry.in_flight += 1  # counts while loading too, so nothing evicts it under us
-            entry.last_used = self._clock()
             if entry.state == "loaded" and entry.runtime is not None:
                 result.set_result(Lease(self, entry, entry.runtime))
                 return result
@@ -390,11 +389,14 @@ class ModelPool:
             if isinstance(result, BaseException):
                 log.warning("preloading %s failed: %s", name, result)
 
-    def _unload(self, names: list[str]) -> bool:
+    def _unload(self, names: list[str], *, idle_only: bool = False) -> bool:
+        """Close the runtimes of `names`; with `idle_only`, skip any a request has just leased."""
         closing: list[Runtime] = []
         with self._cv:
             for key in names:
-                entry = self._entries[key]
+                entry = self._entries.get(key)
+                if entry is None or (idle_only and entry.in_flight):
+                    continue
                 if entry.runtime is not None:
                     closing.append(entry.runtime)
                     entry.runtime, entry.state, entry.estimate = None, "unloaded", None
@@ -404,25 +406,36 @@ class ModelPool:
         return bool(closing)
 
     def _reap(self, interval: float) -> None:
-        """Unload models idle for longer than their `ttl`."""
+        """The TTL thread: every `interval` seconds, unload what has been idle too long."""
         while True:
             with self._cv:
                 if self._closed:
                     return
                 self._cv.wait(interval)
-                now = self._clock()
-                idle = [
-                    n
-                    for n, e in self._entries.items()
-                    if e.runtime is not None
-                    and e.in_flight == 0
-                    and e.spec.ttl
-                    and not e.spec.pinned
-                    and now - e.last_used >= e.spec.ttl
-                ]
-            if idle:
-                log.info("unloading %s: idle past ttl", ", ".join(idle))
-                self._unload(idle)
+                if self._closed:
+                    return
+            self.reap_idle()
+
+    def reap_idle(self) -> list[str]:
+        """Unload models idle (no request in flight) for at least their `ttl`; returns their names.
+
+        Idle time runs from a model's last release, by the pool's clock.
+        """
+        with self._cv:
+            now = self._clock()
+            idle = [
+                n
+                for n, e in self._entries.items()
+                if e.runtime is not None
+                and e.in_flight == 0
+                and e.spec.ttl
+                and not e.spec.pinned
+                and now - e.last_used >= e.spec.ttl
+            ]
+        if idle:
+            log.info("unloading %s: idle past ttl", ", ".join(idle))
+            self._unload(idle, idle_only=True)  # a request may have leased one since
+        return idle
 
     def close(self) -> None:
         """Unload everything and stop the TTL thread. Later acquires raise EngineClosedError."""

@@ -77,6 +77,7 @@ class LlmRuntime(TokenText):
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
         self._slots = [Slot(i) for i in range(self.parallel)]
+        self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
         bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
         eos = llama_cpp.llama_vocab_eos(vocab)
@@ -298,6 +299,7 @@ class LlmRuntime(TokenText):
         if n == 0:
             return
         batch.n_tokens = n
+        self.tokens_decoded += n
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             self._decode_failed(rc)

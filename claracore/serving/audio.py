@@ -3,8 +3,8 @@
 Piper yields raw 16-bit mono PCM. WAV and PCM need nothing beyond the standard library, so they
 always work. The compressed formats OpenAI's API names (mp3, its default; opus in Ogg; aac in
 ADTS; flac) are encoded with PyAV, which the `tts` and `stt` extras install and whose wheels carry
-ffmpeg's encoders; FLAC also works through `soundfile`. A format this installation cannot encode is
-a clear 400 naming ``response_format`` that lists what does work, never a 500 from an import.
+ffmpeg's encoders. A format this installation cannot encode is a clear 400 naming
+``response_format`` that lists what does work, never a 500 from an import.
 """
 
 from __future__ import annotations
@@ -72,8 +72,7 @@ def _encoder(fmt: str) -> str | None:
 
 def available_formats() -> tuple[str, ...]:
     """The formats this installation can produce, for listing in error messages and docs."""
-    soundfile = _optional("soundfile") is not None
-    return tuple(f for f in FORMATS if f in ("wav", "pcm") or _encoder(f) or (f == "flac" and soundfile))
+    return tuple(f for f in FORMATS if f in ("wav", "pcm") or _encoder(f))
 
 
 def encode(pcm_chunks: Iterable[bytes], sample_rate: int, fmt: str) -> bytes:
@@ -100,12 +99,8 @@ def encode(pcm_chunks: Iterable[bytes], sample_rate: int, fmt: str) -> bytes:
             w.writeframes(pcm)
         return buf.getvalue()
     encoder = _encoder(fmt)
-    if encoder is not None:
-        return _encode_av(pcm, sample_rate, fmt, encoder)
-    sf: Any = _optional("soundfile")  # flac without PyAV; available_formats() checked it imports
-    buf = io.BytesIO()
-    sf.write(buf, np.frombuffer(pcm, dtype="<i2"), sample_rate, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
+    assert encoder is not None  # available_formats() found it
+    return _encode_av(pcm, sample_rate, fmt, encoder)
 
 
 def _encode_av(pcm: bytes, sample_rate: int, fmt: str, encoder: str) -> bytes:

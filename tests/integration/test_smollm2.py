@@ -103,6 +103,10 @@ async def test_multi_turn_decodes_only_the_new_turn(engine: AsyncEngine) -> None
     second = await engine.chat(model="smol", messages=follow, temperature=0, max_tokens=20)
     cached = (second.usage.prompt_tokens_details or {})["cached_tokens"]
     assert cached >= first.usage.prompt_tokens  # the whole first exchange came from the cache
+    await engine.unload("smol")  # nothing cached now: the same turn read from scratch
+    cold = await engine.chat(model="smol", messages=follow, temperature=0, max_tokens=20)
+    assert (cold.usage.prompt_tokens_details or {})["cached_tokens"] == 0
+    assert cold.choices[0].message.content == second.choices[0].message.content
 
 
 def _rss() -> int:

@@ -22,8 +22,6 @@ from claracore.runtime.whisper import Segment, Transcription, Word
 from claracore.serving import audio
 from claracore.serving.transcripts import format_transcription
 
-HAS_SOUNDFILE = importlib.util.find_spec("soundfile") is not None
-
 
 def _tone(n: int, seed: int = 0) -> bytes:
     return np.random.default_rng(seed).integers(-32768, 32767, n, dtype="<i2").tobytes()
@@ -100,17 +98,7 @@ def test_without_pyav_compressed_formats_are_a_clear_400() -> None:
         audio.encode([_tone(10)], 16000, "mp3")
     assert e.value.param == "response_format"
     assert "PyAV" in e.value.message and "wav" in e.value.message
-    assert audio.available_formats() == (("wav", "pcm", "flac") if HAS_SOUNDFILE else ("wav", "pcm"))
-
-
-@pytest.mark.usefixtures("no_pyav")
-@pytest.mark.skipif(not HAS_SOUNDFILE, reason="soundfile not installed")
-def test_flac_through_soundfile_when_pyav_is_missing() -> None:  # pragma: no cover - environment
-    import soundfile
-
-    pcm = _tone(4000)
-    samples, rate = soundfile.read(io.BytesIO(audio.encode([pcm], 22050, "flac")), dtype="int16")
-    assert rate == 22050 and samples.tobytes() == pcm
+    assert audio.available_formats() == ("wav", "pcm")
 
 
 def test_streaming_wav_header() -> None:

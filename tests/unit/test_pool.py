@@ -13,6 +13,7 @@ from claracore.config import ModelSpec
 from claracore.errors import InsufficientMemoryError, ModelLoadError
 from claracore.pool import loaders
 from claracore.pool.pool import ModelPool
+from tests.tiny_models import make_tiny_llama
 
 GB = 2**30
 
@@ -176,6 +177,60 @@ async def test_ttl_unloads_idle_models(tiny_llama: Path) -> None:
         while state(pool, "a") == "loaded" and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert state(pool, "a") == "unloaded"
+    finally:
+        pool.close()
+
+
+class FakeClock:
+    """The pool's clock, moved by hand: idle times and LRU order without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_eviction_takes_the_least_recently_released_model(tmp_path: Path, tiny_llama: Path) -> None:
+    """LRU is by last use: "b" was leased before "a" but released after it, so "a" goes."""
+    a, b = spec("a", tiny_llama), spec("b", make_tiny_llama(tmp_path / "b.gguf", seed=5))
+    c = spec("c", make_tiny_llama(tmp_path / "c.gguf", seed=6))
+    clock = FakeClock()
+    pool, _ = make_pool([a, b, c], ram=cost(a) + cost(b) + cost(c) // 2, clock=clock)
+    try:
+        held_b = await pool.acquire("b")
+        clock.now += 1
+        held_a = await pool.acquire("a")
+        clock.now += 1
+        held_a.release()
+        clock.now += 1
+        held_b.release()
+        clock.now += 1
+        async with pool.lease("c"):
+            assert {s.name: s.state for s in pool.status()} == {"a": "unloaded", "b": "loaded", "c": "loaded"}
+        clock.now += 1
+        async with pool.lease("a"):  # now "b" is the least recently used
+            assert state(pool, "b") == "unloaded" and state(pool, "c") == "loaded"
+    finally:
+        pool.close()
+
+
+async def test_ttl_counts_idle_time_from_the_last_release(tiny_llama: Path) -> None:
+    clock = FakeClock()
+    pool, _ = make_pool([spec("a", tiny_llama, ttl=10)], clock=clock, ttl_interval=3600)
+    try:
+        held = await pool.acquire("a")
+        clock.now += 50
+        assert pool.reap_idle() == []  # in use: never idle, however long
+        held.release()
+        clock.now += 9
+        assert pool.reap_idle() == [] and state(pool, "a") == "loaded"
+        async with pool.lease("a"):  # a use at 9 s restarts the idle clock
+            pass
+        clock.now += 9
+        assert pool.reap_idle() == [] and state(pool, "a") == "loaded"
+        clock.now += 1
+        assert pool.reap_idle() == ["a"] and state(pool, "a") == "unloaded"
     finally:
         pool.close()
 
