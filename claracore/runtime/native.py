@@ -31,23 +31,45 @@ _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARN
 _init_lock = threading.Lock()
 _initialised = False
 _listeners: list[Callable[[int, str], None]] = []
-_last_level = logging.DEBUG
-_demote_warnings = False  # set while a context is created: see new_context
 
 
-@llama_cpp.llama_log_callback
-def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    """Forward llama.cpp's log to `logging` (and to any `capture_log` listeners)."""
-    global _last_level
-    msg = text.decode("utf-8", errors="replace")
-    py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
-    if _demote_warnings and py_level == logging.WARNING:
+class _ThreadLog(threading.local):
+    """Per thread, because llama.cpp logs on the thread that called it and loads run concurrently:
+    the level a continuation line (CONT) inherits, and whether warnings are demoted (new_context)."""
+
+    last_level = logging.DEBUG
+    demote_warnings = False
+
+
+_thread_log = _ThreadLog()
+
+
+def forward_log(level: int, msg: str) -> None:
+    """Route one llama.cpp log line to `logging` (and to any `capture_log` listeners)."""
+    state = _thread_log
+    py_level = state.last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    if state.demote_warnings and py_level == logging.WARNING:
         py_level = logging.INFO
-    _last_level = py_level
+    state.last_level = py_level
     for listener in list(_listeners):
         listener(level, msg)
     if log.isEnabledFor(py_level) and msg.strip():
         log.log(py_level, "%s", msg.rstrip())
+
+
+@contextmanager
+def warnings_demoted() -> Iterator[None]:
+    """llama.cpp's warnings on this thread are logged at INFO while the block runs."""
+    _thread_log.demote_warnings = True
+    try:
+        yield
+    finally:
+        _thread_log.demote_warnings = False
+
+
+@llama_cpp.llama_log_callback
+def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    forward_log(level, text.decode("utf-8", errors="replace"))
 
 
 def ensure_backend() -> None:
@@ -125,12 +147,8 @@ def new_context(model: NativeModel, params: llama_cpp.llama_context_params) -> l
     trained context and warns of an overflow that cannot happen, since no sequence may exceed
     its own share; its warnings while creating the context are logged at INFO instead.
     """
-    global _demote_warnings
-    _demote_warnings = True
-    try:
+    with warnings_demoted():
         ctx = llama_cpp.llama_init_from_model(model.model, params)
-    finally:
-        _demote_warnings = False
     if not ctx:
         raise ValueError("llama.cpp could not create a context (out of memory, or bad parameters)")
     return ctx

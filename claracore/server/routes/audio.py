@@ -90,5 +90,5 @@ async def translations(
 async def speech(request: a.SpeechRequest, eng: EngineDep) -> Response:
     chunks, media_type = await eng.speak_stream(request)
     if request.stream_format == "sse":
-        return sse_response(speech_events(chunks), lambda _last, _outcome: None, done_marker=False)
+        return sse_response(speech_events(chunks), done_marker=False)
     return StreamingResponse(chunks, media_type=media_type)
