@@ -85,7 +85,6 @@ def run_setup(
     *,
     rescan: bool = True,
     progress: SetupProgress | None = None,
-    detect: Callable[[], Hardware] = detect_hardware,
 ) -> SetupResult:
     """Plan a config for this machine from the store's model files and save it (blocking).
 
@@ -97,7 +96,7 @@ def run_setup(
     report = progress or _Quiet()
     path = config_file.writable()
     report.phase("detecting", "Detecting hardware")
-    hardware = detect()
+    hardware = detect_hardware()
     if rescan:
         report.phase("scanning", "Scanning tracked folders")
         for folder in [f for f in store.folders() if f.enabled]:
