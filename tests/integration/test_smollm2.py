@@ -109,6 +109,20 @@ async def test_multi_turn_decodes_only_the_new_turn(engine: AsyncEngine) -> None
     assert cold.choices[0].message.content == second.choices[0].message.content
 
 
+async def test_n_greedy_choices_each_answer_as_one_does(engine: AsyncEngine) -> None:
+    """The second choice decodes on a copy of the first's prompt KV: a real model (whose first
+    token is an attention sink) answers differently if even one position were missing."""
+    one = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=20)
+    await engine.unload("smol")  # empty slots for the siblings
+    two = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=20, n=2)
+    assert [c.message.content for c in two.choices] == [one.choices[0].message.content] * 2
+    # Slots that held plain completions (another first token) are cleared before the copy.
+    openings = ["Paris is", "Rome was", "Snow falls", "Bread and"]
+    await asyncio.gather(*(engine.complete(model="smol", prompt=p, max_tokens=4) for p in openings))
+    two = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=20, n=2)
+    assert [c.message.content for c in two.choices] == [one.choices[0].message.content] * 2
+
+
 def _rss() -> int:
     gc.collect()
     return int(psutil.Process().memory_info().rss)

@@ -31,9 +31,11 @@ async def engine(tiny_llama_4k: Path) -> Any:
     await eng.close()
 
 
-async def answer(engine: AsyncEngine, messages: list[dict[str, str]], max_tokens: int = 16) -> Any:
+async def answer(
+    engine: AsyncEngine, messages: list[dict[str, str]], max_tokens: int = 16, n: int = 1
+) -> Any:
     return await engine.chat(
-        model="m", messages=messages, temperature=0, max_tokens=max_tokens, logit_bias=NO_EOS
+        model="m", messages=messages, temperature=0, max_tokens=max_tokens, logit_bias=NO_EOS, n=n
     )
 
 
@@ -87,3 +89,16 @@ async def test_concurrent_requests_with_one_system_prompt_answer_as_cold_runs(en
     assert sum(cached(r) for r in warm) > 0  # later ones found the system prompt in a slot
     for question, reply in zip(questions, warm, strict=True):
         assert reply.choices[0].message.content == await cold(engine, conversation(question))
+
+
+async def test_n_greedy_choices_copy_the_prompt_into_slots_that_held_other_text(engine: AsyncEngine) -> None:
+    """Siblings take a copy of the primary's prompt KV: whether their slots were empty or held
+    other conversations, every greedy choice answers as the single cold run does. The prompt is
+    short, so a copy that missed even one position would change the answer."""
+    short = [{"role": "user", "content": "sun"}]
+    fresh = await answer(engine, short, n=2)
+    await asyncio.gather(answer(engine, conversation("red dog")), answer(engine, conversation("the cat")))
+    reused = await answer(engine, short, n=2)
+    expected = [await cold(engine, short)] * 2
+    assert [c.message.content for c in fresh.choices] == expected
+    assert [c.message.content for c in reused.choices] == expected
