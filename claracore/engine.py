@@ -51,9 +51,9 @@ class AsyncEngine:
         self.config = _config(config)
         mem = self.config.memory
         budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
-        planner = functools.partial(loaders.plan, gpu_offload=supports_gpu_offload())
+        recipe_for = functools.partial(loaders.recipe, gpu_offload=supports_gpu_offload())
         self.pool = ModelPool(
-            self.config.models, budget_vram=budget_vram, budget_ram=budget_ram, planner=planner
+            self.config.models, budget_vram=budget_vram, budget_ram=budget_ram, recipe_for=recipe_for
         )
 
     async def __aenter__(self) -> AsyncEngine:

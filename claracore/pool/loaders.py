@@ -1,6 +1,6 @@
 """One row per model type: how a config entry becomes a memory estimate and a loaded runtime.
 
-The pool asks `plan(spec)` before it loads, so the estimate and the runtime are built from the
+The pool asks `recipe(spec)` before it loads, so the estimate and the runtime are built from the
 same effective settings (context, parallel, cache types, offload) and cannot drift apart.
 """
 
@@ -22,7 +22,7 @@ DEFAULT_CONTEXT = 4096
 
 
 @dataclass(frozen=True)
-class LoadPlan:
+class LoadRecipe:
     """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
 
     kind: str
@@ -42,16 +42,16 @@ def model_type(spec: ModelSpec) -> str:
         return "llm"  # the load will report what is wrong with the file
 
 
-def plan(spec: ModelSpec, *, gpu_offload: bool) -> LoadPlan:
+def recipe(spec: ModelSpec, *, gpu_offload: bool) -> LoadRecipe:
     """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used."""
     kind = model_type(spec)
-    planner = _PLANNERS.get(kind)
-    if planner is None:
+    make = _RECIPES.get(kind)
+    if make is None:
         raise ModelLoadError(spec.name, f"no runtime for models of type '{kind}' in this build")
     if not Path(spec.model).exists():
         raise ModelLoadError(spec.name, f"file not found: {spec.model}")
     try:
-        return planner(spec, gpu_offload)
+        return make(spec, gpu_offload)
     except GGUFError as exc:
         raise ModelLoadError(spec.name, exc.message) from exc
 
@@ -75,7 +75,7 @@ def _loader(
     return load
 
 
-def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
 
     info = read_gguf(spec.model)
@@ -108,12 +108,12 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         n_outputs_max=spec.parallel,
     )
 
-    return LoadPlan(
+    return LoadRecipe(
         kind="llm", estimate=estimate, load=_loader(spec, lambda: LlmRuntime(options, name=spec.name))
     )
 
 
-def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
+def _encoder_recipe(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadRecipe:
     """Embedding and rerank models: one context, many short sequences decoded together."""
     from claracore.runtime.embedding import EmbeddingOptions, EmbeddingRuntime
     from claracore.runtime.reranker import RerankRuntime
@@ -143,10 +143,10 @@ def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
     runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
 
     load = _loader(spec, lambda: runtime_class(options, name=spec.name))
-    return LoadPlan(kind=kind, estimate=estimate, load=load)
+    return LoadRecipe(kind=kind, estimate=estimate, load=load)
 
 
-def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+def _stt_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.whisper import WhisperOptions, WhisperRuntime, estimate_memory
 
     on_gpu = gpu_offload and spec.gpu_layers != 0
@@ -162,10 +162,10 @@ def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the folder is missing
     need = estimate_memory(options)  # measured: weights plus working memory per concurrent job
     estimate = MemoryEstimate(vram_bytes=need if on_gpu else 0, ram_bytes=0 if on_gpu else need)
-    return LoadPlan(kind="stt", estimate=estimate, load=load)
+    return LoadRecipe(kind="stt", estimate=estimate, load=load)
 
 
-def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+def _tts_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.piper import PiperOptions, PiperRuntime, estimate_memory
 
     load = _loader(
@@ -174,13 +174,13 @@ def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
 
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the file is missing
     estimate = MemoryEstimate(vram_bytes=0, ram_bytes=estimate_memory(PiperOptions(path=str(spec.model))))
-    return LoadPlan(kind="tts", estimate=estimate, load=load)
+    return LoadRecipe(kind="tts", estimate=estimate, load=load)
 
 
-_PLANNERS: dict[str, Callable[[ModelSpec, bool], LoadPlan]] = {
-    "llm": _plan_llm,
-    "embedding": lambda spec, gpu: _plan_encoder(spec, gpu, "embedding"),
-    "reranker": lambda spec, gpu: _plan_encoder(spec, gpu, "reranker"),
-    "stt": _plan_stt,
-    "tts": _plan_tts,
+_RECIPES: dict[str, Callable[[ModelSpec, bool], LoadRecipe]] = {
+    "llm": _llm_recipe,
+    "embedding": lambda spec, gpu: _encoder_recipe(spec, gpu, "embedding"),
+    "reranker": lambda spec, gpu: _encoder_recipe(spec, gpu, "reranker"),
+    "stt": _stt_recipe,
+    "tts": _tts_recipe,
 }

@@ -31,7 +31,7 @@ class Eviction:
     why: str = ""
 
 
-def plan_eviction(
+def choose_evictions(
     residents: list[Resident], need_vram: int, need_ram: int, budget_vram: int, budget_ram: int
 ) -> Eviction:
     """Evict idle, unpinned models, least recently used first, until the newcomer fits.

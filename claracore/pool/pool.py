@@ -27,13 +27,13 @@ from claracore.errors import (
     ModelNotFoundError,
 )
 from claracore.modelfile.estimate import MemoryEstimate
-from claracore.pool.loaders import LoadPlan, model_type
-from claracore.pool.policy import Resident, plan_eviction
+from claracore.pool.loaders import LoadRecipe, model_type
+from claracore.pool.policy import Resident, choose_evictions
 from claracore.runtime.base import Runtime
 
 log = logging.getLogger(__name__)
 
-Planner = Callable[[ModelSpec], LoadPlan]
+RecipeFor = Callable[[ModelSpec], LoadRecipe]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class _Entry:
         self.failed_stat: tuple[float, int] | None = None
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
-        self.planned: MemoryEstimate | None = None  # what a load would reserve, for listings
+        self.expected: MemoryEstimate | None = None  # what a load would reserve, for listings
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
         self.last_used = 0.0  # the pool clock at the last release: LRU order and TTL idle time
@@ -91,14 +91,14 @@ class ModelPool:
         *,
         budget_vram: int,
         budget_ram: int,
-        planner: Planner,
+        recipe_for: RecipeFor,
         load_wait: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         ttl_interval: float = 1.0,
     ) -> None:
         self.budget_vram = budget_vram
         self.budget_ram = budget_ram
-        self._planner = planner
+        self._recipe_for = recipe_for
         self._load_wait = load_wait
         self._clock = clock
         self._cv = threading.Condition()
@@ -137,10 +137,10 @@ class ModelPool:
     def status(self) -> list[ModelStatus]:
         """Every model; those not resident carry the estimate a load would budget for."""
         with self._cv:
-            missing = [e for e in self._entries.values() if e.estimate is None and e.planned is None]
+            missing = [e for e in self._entries.values() if e.estimate is None and e.expected is None]
         for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
             try:
-                e.planned = self._planner(e.spec).estimate
+                e.expected = self._recipe_for(e.spec).estimate
             except Exception as exc:  # a listing never fails: the load reports what is wrong
                 log.debug("no estimate for %s: %s", e.spec.name, exc)
         with self._cv:
@@ -153,7 +153,7 @@ class ModelPool:
             aliases=tuple(e.spec.aliases),
             state=e.state,
             error=e.error,
-            estimate=e.estimate or e.planned,
+            estimate=e.estimate or e.expected,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
         )
@@ -273,12 +273,12 @@ class ModelPool:
         name = entry.spec.name
         started = time.monotonic()
         try:
-            plan = self._planner(entry.spec)
-            evicted = self._make_room(entry, plan)
+            recipe = self._recipe_for(entry.spec)
+            evicted = self._make_room(entry, recipe)
             for victim_name, runtime in evicted:
                 log.info("evicting %s to make room for %s", victim_name, name)
                 runtime.close()
-            runtime = plan.load()
+            runtime = recipe.load()
         except BaseException as exc:
             with self._cv:
                 entry.loading = None
@@ -299,19 +299,23 @@ class ModelPool:
             entry.loading = None
             closed = self._closed
             if not closed:
-                entry.runtime, entry.state, entry.kind = runtime, "loaded", plan.kind
+                entry.runtime, entry.state, entry.kind = runtime, "loaded", recipe.kind
         if closed:
             runtime.close()
             fut.set_exception(EngineClosedError("the engine closed while the model loaded"))
             return
         log.info(
-            "loaded %s (%s) in %.2fs, estimate %s", name, plan.kind, time.monotonic() - started, plan.estimate
+            "loaded %s (%s) in %.2fs, estimate %s",
+            name,
+            recipe.kind,
+            time.monotonic() - started,
+            recipe.estimate,
         )
         fut.set_result(runtime)
 
-    def _make_room(self, entry: _Entry, plan: LoadPlan) -> list[tuple[str, Runtime]]:
+    def _make_room(self, entry: _Entry, recipe: LoadRecipe) -> list[tuple[str, Runtime]]:
         """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
-        need = plan.estimate
+        need = recipe.estimate
         deadline = time.monotonic() + self._load_wait
         with self._cv:
             while True:
@@ -327,7 +331,7 @@ class ModelPool:
                     for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
                 ]
-                decision = plan_eviction(
+                decision = choose_evictions(
                     residents, need.vram_bytes, need.ram_bytes, self.budget_vram, self.budget_ram
                 )
                 remaining = deadline - time.monotonic()

@@ -23,24 +23,24 @@ def spec(name: str, path: Path, **kw: Any) -> ModelSpec:
 
 
 def cost(s: ModelSpec) -> int:
-    return loaders.plan(s, gpu_offload=False).estimate.ram_bytes
+    return loaders.recipe(s, gpu_offload=False).estimate.ram_bytes
 
 
-class CountingPlanner:
-    """The real planner, counting how many loads it started."""
+class CountingRecipes:
+    """The real recipes, counting how many loads they started."""
 
     def __init__(self) -> None:
         self.loads: list[str] = []
 
-    def __call__(self, s: ModelSpec) -> loaders.LoadPlan:
-        plan = loaders.plan(s, gpu_offload=False)
+    def __call__(self, s: ModelSpec) -> loaders.LoadRecipe:
+        recipe = loaders.recipe(s, gpu_offload=False)
         self.loads.append(s.name)
-        return plan
+        return recipe
 
 
-def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[ModelPool, CountingPlanner]:
-    planner = CountingPlanner()
-    return ModelPool(specs, budget_vram=0, budget_ram=ram, planner=planner, **kw), planner
+def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[ModelPool, CountingRecipes]:
+    recipes = CountingRecipes()
+    return ModelPool(specs, budget_vram=0, budget_ram=ram, recipe_for=recipes, **kw), recipes
 
 
 def state(pool: ModelPool, name: str) -> str:
@@ -48,10 +48,10 @@ def state(pool: ModelPool, name: str) -> str:
 
 
 async def test_single_flight_load_with_eight_waiters(tiny_llama: Path) -> None:
-    pool, planner = make_pool([spec("a", tiny_llama)])
+    pool, recipes = make_pool([spec("a", tiny_llama)])
     try:
         leases = await asyncio.gather(*(pool.acquire("a") for _ in range(8)))
-        assert planner.loads == ["a"]
+        assert recipes.loads == ["a"]
         assert len({id(lease.runtime) for lease in leases}) == 1
         assert pool.status()[0].in_flight == 8
         for lease in leases:
@@ -143,7 +143,7 @@ async def test_model_bigger_than_the_budget_fails_fast_with_figures(tiny_llama: 
 async def test_broken_files_fail_their_model_only(
     tiny_llama: Path, corrupt_gguf: Path, tmp_path: Path
 ) -> None:
-    pool, planner = make_pool(
+    pool, recipes = make_pool(
         [spec("good", tiny_llama), spec("bad", corrupt_gguf), spec("gone", tmp_path / "missing.gguf")]
     )
     try:
@@ -157,10 +157,10 @@ async def test_broken_files_fail_their_model_only(
         assert statuses["bad"].state == "failed" and statuses["bad"].error
         assert statuses["gone"].state == "failed"
         # a second request does not retry the same broken file
-        loads = len(planner.loads)
+        loads = len(recipes.loads)
         with pytest.raises(ModelLoadError):
             await pool.acquire("bad")
-        assert len(planner.loads) == loads
+        assert len(recipes.loads) == loads
         async with pool.lease("good") as lease:
             assert lease.runtime.kind == "llm"
     finally:
@@ -251,8 +251,8 @@ async def test_explicit_load_unload_and_preload(tiny_llama: Path, tiny_llama_gqa
 
 
 def test_plan_uses_the_configured_settings(tiny_llama: Path) -> None:
-    small = loaders.plan(spec("a", tiny_llama), gpu_offload=False).estimate
-    big = loaders.plan(spec("a", tiny_llama).model_copy(update={"parallel": 4}), gpu_offload=False).estimate
+    small = loaders.recipe(spec("a", tiny_llama), gpu_offload=False).estimate
+    big = loaders.recipe(spec("a", tiny_llama).model_copy(update={"parallel": 4}), gpu_offload=False).estimate
     assert big.kv_bytes == 2 * small.kv_bytes
     assert small.vram_bytes == big.vram_bytes == 0  # no offload without a GPU build
 
