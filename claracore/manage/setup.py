@@ -75,7 +75,7 @@ class SetupResult:
 
 def detect_hardware() -> Hardware:
     """The machine as the planner sees it, from the probes (`claracore system` shows the same)."""
-    return Hardware.from_detection(probe.system_detection())
+    return Hardware.from_detection(probe.detect())
 
 
 def run_setup(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claracore.errors import InvalidRequestError
-from claracore.units import GIB
+from claracore.hardware.probe import Detection
 
 BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")
 MAX_CONTEXT = 1 << 24  # 16M tokens: beyond every trained context that exists; more is a typo
@@ -36,12 +36,12 @@ class Hardware:
     backend: str = "cpu"
 
     @classmethod
-    def from_detection(cls, detection: Mapping[str, Any]) -> Hardware:
-        """From `GET /api/system/detection`'s shape (totalVRAMGB, totalRAMGB, recommendedBackend)."""
+    def from_detection(cls, detection: Detection) -> Hardware:
+        """From what the probes found, in exact bytes (the HTTP shape rounds to 0.1 GB)."""
         return cls(
-            vram_bytes=int(float(detection.get("totalVRAMGB") or 0) * GIB),
-            ram_bytes=int(float(detection.get("totalRAMGB") or 0) * GIB),
-            backend=str(detection.get("recommendedBackend") or "cpu"),
+            vram_bytes=detection.total_vram,
+            ram_bytes=detection.ram_total,
+            backend=detection.recommended_backend,
         )
 
 
