@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
+from claracore.events import EventBus
 from claracore.hardware.memory import budget_from, detect_memory
 from claracore.pool import loaders
 from claracore.pool.pool import Lease, ModelPool, ModelStatus
@@ -49,6 +50,9 @@ class AsyncEngine:
 
     def __init__(self, config: ConfigLike = None) -> None:
         self.config = _config(config)
+        # What the engine and the services around it publish (model states, requests, logs,
+        # downloads, setup): one bus per engine, subscribed to by GET /api/events and metrics.
+        self.events = EventBus()
         mem = self.config.memory
         budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
         recipe_for = functools.partial(loaders.recipe, gpu_offload=supports_gpu_offload())
