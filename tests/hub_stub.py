@@ -69,7 +69,7 @@ class HubStub:
         self.log: list[Logged] = []
         self.ranges = True
         self.rate: float | None = None  # bytes per second on file routes
-        self.hold_after: int | None = None  # stop sending at this offset until release()
+        self.hold_after: int | None = None  # stop a download at this offset until release()
         self.drop_at: list[int] = []  # close the connection at these offsets, one per request
         self.statuses: list[int] = []  # answer file requests with these first, one per request
         self._hold = threading.Event()
@@ -303,16 +303,18 @@ def _handler(stub: HubStub) -> type[BaseHTTPRequestHandler]:
                 self.send_header("X-Repo-Commit", commit)
             self.end_headers()
             if body:
-                self._stream(chunk, start, drop)
+                # A bounded range (`bytes=0-N`) is a peek at a header, not a download: never held.
+                bounded = bool(use_range and re.match(r"^bytes=\d+-\d+$", wanted or ""))
+                self._stream(chunk, start, drop, held=not bounded)
 
-        def _stream(self, chunk: bytes, start: int, drop: int | None) -> None:
+        def _stream(self, chunk: bytes, start: int, drop: int | None, *, held: bool) -> None:
             """Send `chunk` (the file from offset `start`), slowly, held or cut as the knobs say."""
             step = 16 << 10
             at = 0
             try:
                 while at < len(chunk):
                     offset = start + at
-                    hold = stub.hold_after
+                    hold = stub.hold_after if held else None
                     if hold is not None and offset >= hold:
                         stub._hold.wait(60)
                     if drop is not None and offset >= drop:

@@ -33,7 +33,7 @@ HEAD_FIRST = 1 << 20  # most headers fit in a megabyte; big vocabularies take a 
 HEAD_MAX = 64 << 20
 _CACHED_HEADS = 64
 _QUANT = re.compile(
-    r"(?<![A-Za-z0-9])(I?Q[1-8](?:_[0-9A-Z]+)*|BF16|F16|F32|FP16|FP32|MXFP4|TQ[12]_0)(?![A-Za-z0-9])",
+    r"(?<![A-Za-z0-9])(I?Q[1-8](?:_[0-9A-Z]+)+|BF16|F16|F32|FP16|FP32|MXFP4|TQ[12]_0)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 _PREFERRED = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0")

@@ -32,9 +32,8 @@ def new_download(req: DownloadRequest, hub: Hub, models_dir: Path, token: str | 
     """The download `req` asks for (blocking: asks the hub). Raises InvalidRequestError (400),
     NotFoundError (404: repository, revision or file), RemoteAccessError (403), RemoteError (502)."""
     if bool(req.url) == bool(req.repo):
-        raise InvalidRequestError(
-            "give either `url` or `repo` (with `filename`)", param="url" if req.url else "repo"
-        )
+        field = "url" if req.url else "repo"
+        raise InvalidRequestError(f"{field}: give either `url` or `repo` (with `filename`)", param=field)
     on_hub = hub.parse_url(req.url) if req.url else None
     if req.repo or on_hub:
         return _from_hub(req, hub, models_dir, token, on_hub)
