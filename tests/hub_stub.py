@@ -33,6 +33,7 @@ class StubFile:
     lfs: bool = True
     size: int | None = None
     sha256: str | None = None
+    redirect: str | None = None  # answer downloads with a 302 there, as the hub sends LFS files to its CDN
 
     @property
     def claimed_size(self) -> int:
@@ -268,6 +269,12 @@ def _handler(stub: HubStub) -> type[BaseHTTPRequestHandler]:
             f = repo.files.get(name)
             if f is None:
                 return self._error(404, "EntryNotFound", f"{name} not found")
+            if f.redirect:
+                self.send_response(302)
+                self.send_header("Location", f.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self._send(f.data, body=body, etag=f'"{hashlib.sha256(f.data).hexdigest()}"', commit=repo.commit)
 
         def _send(self, data: bytes, *, body: bool, etag: str = "", commit: str = "") -> None:

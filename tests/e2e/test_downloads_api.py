@@ -282,3 +282,33 @@ def test_search_and_files_give_sizes_quantisations_and_fits(
         fit = {m["filename"]: m["fit"] for m in listing["models"]}[FILE]
         assert fit["verdict"] == "gpu" and fit["gpuLayers"] == -1 and fit["vramBytes"] > 0
         assert listing["hardware"]["backend"] == "cuda"
+
+
+def test_cancel_all_stops_every_unfinished_download_and_remove_keeps_finished_files(
+    hub: HubStub, model_bytes: bytes, tmp_path: Path
+) -> None:
+    names = ["done-Q4_0.gguf", "a-Q4_0.gguf", "b-Q4_0.gguf", "c-Q4_0.gguf"]
+    hub.add(REPO, {n: model_bytes + n.encode() for n in names})
+    with download_server(hub, tmp_path) as (url, _, _home):
+        done = start(url, {"repo": REPO, "filename": names[0], "autoConfigure": False})
+        done = wait_state(url, done["id"], "completed")
+        hub.hold_after = 30_000
+        a, b, c = (start(url, {"repo": REPO, "filename": n, "autoConfigure": False}) for n in names[1:])
+        wait_bytes(url, a["id"], 30_000)
+        act(url, a["id"], "pause")
+        wait_bytes(url, b["id"], 30_000)
+        r = httpx.post(url + "/api/models/download/cancel")
+        assert r.status_code == 200 and sorted(r.json()["cancelled"]) == sorted(d["id"] for d in (a, b, c))
+        listed = {d["id"]: d["state"] for d in httpx.get(url + "/api/models/downloads").json()["downloads"]}
+        assert listed == {
+            done["id"]: "completed",
+            a["id"]: "cancelled",
+            b["id"]: "cancelled",
+            c["id"]: "cancelled",
+        }
+        assert not any(_part(d["destination"]).exists() for d in (a, b, c))
+        assert httpx.delete(f"{url}/api/models/downloads/{done['id']}").json()["state"] == "completed"
+        assert Path(done["destination"]).read_bytes() == model_bytes + names[0].encode()  # the model stays
+        assert done["id"] not in {
+            d["id"] for d in httpx.get(url + "/api/models/downloads").json()["downloads"]
+        }

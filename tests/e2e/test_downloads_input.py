@@ -126,9 +126,10 @@ def test_the_same_file_twice_is_a_conflict_naming_the_download(hub: HubStub, tmp
 def test_a_gated_repository_needs_the_token_which_never_leaks(
     hub: HubStub, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub.add("org/gated-GGUF", {FILE: DATA}, gated=True)
     with HubStub() as mirror, download_server(hub, tmp_path) as (url, engine, home):
         mirror.plain["x.gguf"] = DATA
+        cdn = StubFile(DATA, redirect=f"{mirror.url}/files/x.gguf")  # the hub sends it to its CDN
+        hub.add("org/gated-GGUF", {FILE: DATA, "cdn.gguf": cdn}, gated=True)
         caplog.set_level(logging.DEBUG)
         r = httpx.post(url + "/api/models/download", json={"repo": "org/gated-GGUF", "filename": FILE})
         assert r.status_code == 403 and r.json()["code"] == "REMOTE_ACCESS_DENIED", r.text
@@ -142,10 +143,12 @@ def test_a_gated_repository_needs_the_token_which_never_leaks(
         )
         assert httpx.post(url + "/api/settings/hf-api-key", json={"apiKey": TOKEN}).status_code == 200
         d2 = start(url, {"repo": "org/gated-GGUF", "filename": FILE, "targetDir": str(tmp_path / "b")})
-        # and a plain URL elsewhere, which must not get the hub's token
+        # a plain URL elsewhere, and the hub's redirect to elsewhere, must not get the hub's token
         d3 = start(url, {"url": f"{mirror.url}/files/x.gguf", "sha256": hashlib.sha256(DATA).hexdigest()})
-        answers = [wait_state(url, d["id"], "completed") for d in (d1, d2, d3)]
+        d4 = start(url, {"repo": "org/gated-GGUF", "filename": "cdn.gguf"})
+        answers = [wait_state(url, d["id"], "completed") for d in (d1, d2, d3, d4)]
         assert Path(answers[2]["destination"]) == home / "models" / "x.gguf"
+        assert len(mirror.requests("/files/x.gguf", "GET")) == 2
         hub_files = hub.requests("/resolve/", "GET")
         assert hub_files and all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub_files)
         assert mirror.requests("/files/") and not any("authorization" in r.headers for r in mirror.requests())

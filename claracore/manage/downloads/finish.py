@@ -93,6 +93,10 @@ def _configure(
     options: PlanOptions,
 ) -> str:
     """Append the planner's entry for `found`; returns the name it got (a taken one gets -2, -3…)."""
+    same = Path(found.path).resolve()
+    for spec in config_file.current().models:
+        if Path(spec.model).resolve() == same:  # a run stopped after configuring it, before saying so
+            return spec.name
     result = plan([found], hardware, options)
     planned = result.models[0]
     if planned.spec is None:

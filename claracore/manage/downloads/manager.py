@@ -95,6 +95,7 @@ class DownloadManager:
         self._ticks: dict[str, tuple[float, float]] = {}  # id -> (last publish, last save)
         self._client: httpx.AsyncClient | None = None
         self._hardware: Hardware | None = None
+        self._finishing = asyncio.Lock()  # one registration at a time: they track and scan folders
         self._running = False
 
     # ------------------------------------------------------------ lifecycle
@@ -256,7 +257,8 @@ class DownloadManager:
                 await self._fetch(d, f)
             self._set(d, "verifying")
             await asyncio.to_thread(_place, d)
-            d.model = await asyncio.to_thread(self._register, d)
+            async with self._finishing:
+                d.model = await asyncio.to_thread(self._register, d)
             d.completed_at, d.message = utc_now(), None
             self._set(d, "completed")
         except asyncio.CancelledError:
@@ -324,8 +326,7 @@ class DownloadManager:
 
     def _set(self, d: Download, state: str) -> None:
         d.state = state
-        if state != "downloading":
-            d.meter.reset()
+        d.meter.reset()  # a speed spans one run only, never the pause before it
         self._changed(d, "state")
 
     def _fail(self, d: Download, reason: str, code: str) -> None:
