@@ -243,7 +243,7 @@ def test_search_and_files_give_sizes_quantisations_and_fits(
         likes=7,
     )
     hub.add("org/other-GGUF", {FILE: model_bytes}, downloads=5)
-    hub.add("org/tiny-safetensors", {"model.safetensors": b"x"})
+    hub.add("org/GGUF-in-name-only", {"model.safetensors": b"x"}, downloads=1000)
     with download_server(hub, tmp_path) as (url, _, _home):
         found = httpx.get(url + "/api/models/search", params={"q": "GGUF"}, timeout=30).json()
         # GGUF repositories only, the most downloaded first

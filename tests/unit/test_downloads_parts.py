@@ -29,6 +29,7 @@ from claracore.protocol.downloads import Fit, RepoModel
         ("phi-4-BF16.gguf", "BF16"),
         ("model.F16.gguf", "F16"),
         ("gpt-oss-20b-MXFP4.gguf", "MXFP4"),
+        ("llama-Q8_0-requant-Q4_K_M.gguf", "Q4_K_M"),  # the last one names what the file is
         ("model.gguf", None),
         ("Q4-news.gguf", None),
     ],
