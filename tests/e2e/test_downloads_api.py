@@ -11,9 +11,17 @@ import httpx
 import pytest
 import yaml
 
+from claracore.events import EventBus
+from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager, DownloadOptions
+from claracore.manage.settings import Settings
+from claracore.manage.store import Store
+from claracore.protocol.downloads import DownloadRequest
+from claracore.protocol.manage import SystemSettingsUpdate
 from tests.e2e.downloads import act, download_server, start, status, wait_bytes, wait_state
 from tests.hub_stub import HubStub, StubFile
 from tests.tiny_models import make_tiny_llama
+from tests.waiting import wait_until
 
 REPO = "org/tiny-GGUF"
 FILE = "tiny-Q4_K_M.gguf"
@@ -312,3 +320,25 @@ def test_cancel_all_stops_every_unfinished_download_and_remove_keeps_finished_fi
         assert done["id"] not in {
             d["id"] for d in httpx.get(url + "/api/models/downloads").json()["downloads"]
         }
+
+
+async def test_a_download_paused_before_its_task_ever_ran_gives_its_slot_back(
+    hub: HubStub, model_bytes: bytes, tmp_path: Path
+) -> None:
+    hub.add(REPO, {"a-Q4_0.gguf": model_bytes, "b-Q4_0.gguf": model_bytes})
+    store = Store(tmp_path / "db.sqlite")
+    settings = Settings(store)
+    settings.save_preferences(SystemSettingsUpdate(maxConcurrentDownloads=1))
+    manager = DownloadManager(
+        store, EventBus(), settings, ConfigFile(None), data_dir=tmp_path, options=DownloadOptions(hub.url)
+    )
+    await manager.start()
+    try:
+        a = await manager.create(DownloadRequest(repo=REPO, filename="a-Q4_0.gguf", autoConfigure=False))
+        await manager.pause(a.id)  # its task was created, and cancelled before its first step
+        assert a.state == "paused" and manager._tasks == {}
+        b = await manager.create(DownloadRequest(repo=REPO, filename="b-Q4_0.gguf", autoConfigure=False))
+        await wait_until(lambda: b.state == "completed", timeout=30, what="b to finish in the freed slot")
+    finally:
+        await manager.close()
+        store.close()

@@ -13,9 +13,8 @@ downloads paused), from the bytes on disk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,8 @@ import httpx
 
 from claracore.errors import ClaraCoreError, ConflictError, NotFoundError
 from claracore.events import EventBus
-from claracore.fsutil import fsync_dir
 from claracore.manage.config_file import ConfigFile
-from claracore.manage.downloads import finish, transfer
+from claracore.manage.downloads import disk, finish, transfer
 from claracore.manage.downloads.catalog import Catalog
 from claracore.manage.downloads.hub import Hub
 from claracore.manage.downloads.records import ACTIVE, Download, DownloadFile, DownloadTable
@@ -38,7 +36,6 @@ from claracore.manage.settings import Settings
 from claracore.manage.setup import detect_hardware
 from claracore.manage.store import Store, utc_now
 from claracore.protocol.downloads import DownloadRequest, RepoFiles
-from claracore.units import GIB, MIB
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +201,7 @@ class DownloadManager:
         if d.state != "cancelled":
             self._allow(d, "cancel", ("queued", "downloading", "paused", "failed"))
             await self._stop(d, "cancelled")
-            await asyncio.to_thread(_remove_parts, d)
+            await asyncio.to_thread(disk.remove_parts, d)
             for f in d.files:
                 f.done, f.verified = 0, False
             self._changed(d, "state")
@@ -236,10 +233,16 @@ class DownloadManager:
             if room <= 0:
                 break
             if d.state == "queued" and d.id not in self._tasks:
-                self._tasks[d.id] = asyncio.get_running_loop().create_task(
-                    self._run(d), name=f"claracore-{d.id}"
-                )
+                task = asyncio.get_running_loop().create_task(self._run(d), name=f"claracore-{d.id}")
+                # A callback, not a `finally` in _run: a task cancelled before its first step never
+                # enters _run's body, and its slot must still come back.
+                task.add_done_callback(functools.partial(self._ended, d.id))
+                self._tasks[d.id] = task
                 room -= 1
+
+    def _ended(self, download_id: str, _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(download_id, None)
+        self._schedule()
 
     async def _stop(self, d: Download, state: str) -> None:
         """Set the state first (the task then knows it was stopped on purpose), then stop the task."""
@@ -252,11 +255,11 @@ class DownloadManager:
     async def _run(self, d: Download) -> None:
         try:
             self._set(d, "downloading")
-            await asyncio.to_thread(_prepare, d)
+            await asyncio.to_thread(disk.prepare, d)
             for f in d.files:
                 await self._fetch(d, f)
             self._set(d, "verifying")
-            await asyncio.to_thread(_place, d)
+            await asyncio.to_thread(disk.place, d)
             async with self._finishing:
                 d.model = await asyncio.to_thread(self._register, d)
             d.completed_at, d.message = utc_now(), None
@@ -271,13 +274,10 @@ class DownloadManager:
         except Exception as exc:  # a bug: fail this download, keep the others going
             log.exception("download %s failed", d.id)
             self._fail(d, f"internal error: {type(exc).__name__}: {exc}", "INTERNAL_ERROR")
-        finally:
-            self._tasks.pop(d.id, None)
-            self._schedule()
 
     async def _fetch(self, d: Download, f: DownloadFile) -> None:
         part = f.part(d.target)
-        if f.verified and (_has(part, f.size) or _has(f.path(d.target), f.size)):
+        if f.verified and (disk.has(part, f.size) or disk.has(f.path(d.target), f.size)):
             return  # checked in an earlier run (stopped during a later file, or while renaming)
         assert self._client is not None, "start() first"
         job = transfer.FileJob(
@@ -379,47 +379,3 @@ class _Watcher:
         self._d.message = f"retrying in {delay:.0f} s: {reason}"
         self._d.meter.reset()
         self._manager._changed(self._d, "progress")
-
-
-def _human(n: int) -> str:
-    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.1f} MiB"
-
-
-def _prepare(d: Download) -> None:
-    """Create the target folder and check there is room for what is left to fetch (blocking)."""
-    try:
-        d.target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TransferError(f"cannot create {d.target}: {exc.strerror or exc}", code="WRITE_ERROR") from None
-    need = 0
-    for f in d.files:
-        part = f.part(d.target)
-        if f.size is not None and not f.verified:
-            need += max(f.size - (part.stat().st_size if part.exists() else 0), 0)
-    free = shutil.disk_usage(d.target).free
-    if need > free:
-        raise TransferError(
-            f"not enough disk space in {d.target}: {_human(need)} more needed, {_human(free)} free",
-            code="DISK_FULL",
-        )
-
-
-def _has(path: Path, size: int | None) -> bool:
-    return size is not None and path.exists() and path.stat().st_size == size
-
-
-def _place(d: Download) -> None:
-    """Make every verified `.part` durable, then rename them all into place (blocking). A file
-    already in place was renamed by a run that stopped before it could say so."""
-    parts = [(f.part(d.target), f.path(d.target)) for f in d.files if f.part(d.target).exists()]
-    for part, _ in parts:
-        transfer.fsync(part)
-    for part, final in parts:
-        os.replace(part, final)
-    for folder in {f.path(d.target).parent for f in d.files}:
-        fsync_dir(folder)
-
-
-def _remove_parts(d: Download) -> None:
-    for f in d.files:
-        f.part(d.target).unlink(missing_ok=True)
