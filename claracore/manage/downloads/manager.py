@@ -275,6 +275,11 @@ class DownloadManager:
             log.exception("download %s failed", d.id)
             self._fail(d, f"internal error: {type(exc).__name__}: {exc}", "INTERNAL_ERROR")
 
+    def _stopped(self, d: Download) -> bool:
+        """Stopped on purpose (a pause, a cancel, a shutdown), whatever the task ended with: a
+        write that failed while it was being stopped must not turn it into a failure."""
+        return not self._running or d.state in ("paused", "cancelled")
+
     async def _fetch(self, d: Download, f: DownloadFile) -> None:
         part = f.part(d.target)
         if f.verified and (disk.has(part, f.size) or disk.has(f.path(d.target), f.size)):
@@ -330,6 +335,9 @@ class DownloadManager:
         self._changed(d, "state")
 
     def _fail(self, d: Download, reason: str, code: str) -> None:
+        if self._stopped(d):
+            self._save(d)
+            return
         log.warning("download %s failed: %s", d.id, reason)
         d.error, d.error_code, d.message = reason, code, None
         self._set(d, "failed")
@@ -361,13 +369,13 @@ class _Watcher:
 
     def __init__(self, manager: DownloadManager, d: Download, f: DownloadFile) -> None:
         self._manager, self._d, self._f = manager, d, f
-        self._retried_at: int | None = None
+        self._noted_at: int | None = None  # a message holds until bytes move past this
 
     def position(self, done: int) -> None:
         self._f.done = done
         self._d.meter.add(self._d.done)
-        if self._retried_at is not None and done > self._retried_at:
-            self._retried_at, self._d.message = None, None
+        if self._noted_at is not None and done > self._noted_at:
+            self._noted_at, self._d.message = None, None
         self._manager._tick(self._d)
 
     def sized(self, size: int) -> None:
@@ -375,7 +383,13 @@ class _Watcher:
 
     def retrying(self, delay: float, reason: str) -> None:
         self._d.retries += 1
-        self._retried_at = self._f.done
-        self._d.message = f"retrying in {delay:.0f} s: {reason}"
         self._d.meter.reset()
+        self._note(f"retrying in {delay:.0f} s: {reason}")
+
+    def checking(self, size: int) -> None:
+        self._f.done = size
+        self._note(f"checking the {size} bytes already on disk")
+
+    def _note(self, message: str) -> None:
+        self._noted_at, self._d.message = self._f.done, message
         self._manager._changed(self._d, "progress")

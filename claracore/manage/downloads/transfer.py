@@ -107,6 +107,9 @@ class Watcher(Protocol):
     def retrying(self, delay: float, reason: str) -> None:
         """An attempt failed with `reason`; the next starts in `delay` seconds."""
 
+    def checking(self, size: int) -> None:
+        """The `size` bytes a previous run left are being hashed before the rest is asked for."""
+
 
 class _Disk:
     """The `.part` open for appending, and the sha256 of exactly the bytes in it.
@@ -178,7 +181,8 @@ async def _fetch(
     have = os.fstat(disk.file.fileno()).st_size
     if job.size is not None and have > job.size:
         disk.reset()  # more than the file holds: not bytes of this file
-    else:
+    elif have:
+        watcher.checking(have)
         disk.have, disk.hasher = have, await asyncio.to_thread(_hash_prefix, job.part, have)
     watcher.position(disk.have)
     failures = 0
@@ -299,10 +303,9 @@ async def _position(r: httpx.Response, job: FileJob, disk: _Disk) -> int | None:
         return int(length) if length and length.isdigit() else None
     start, _, total = _content_range(r.headers.get("content-range", ""))
     if start != disk.have:
+        why = f"asked for bytes from {disk.have}, got them from {start}: starting again"
         disk.reset()
-        raise TransferError(
-            f"asked for bytes from {disk.have}, got them from {start}", code="BAD_RANGE", retryable=True
-        )
+        raise TransferError(why, code="BAD_RANGE", retryable=True)
     return total
 
 
