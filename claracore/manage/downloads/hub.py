@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -75,13 +75,12 @@ class Resolved:
 class Hub:
     """One hub endpoint. `endpoint` None means `huggingface_hub`'s own (`HF_ENDPOINT` or the public hub)."""
 
-    def __init__(self, endpoint: str | None = None, *, default_token: Callable[[], str | None] | None = None):
+    def __init__(self, endpoint: str | None = None) -> None:
         self.endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
-        self._default_token = default_token or _environment_token
 
     def token(self, *candidates: str | None) -> str | None:
         """The first token given, else the environment's (`HF_TOKEN`, the `hf auth login` file)."""
-        return next((t for t in candidates if t), None) or self._default_token() or None
+        return next((t for t in candidates if t), None) or _environment_token()
 
     def _api(self, token: str | None) -> HfApi:
         return HfApi(endpoint=self.endpoint, token=token or False, library_name="claracore")
