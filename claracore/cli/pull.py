@@ -54,6 +54,8 @@ async def _pull(args: argparse.Namespace) -> int:
     try:
         await manager.start(resume=False)
         if args.search:
+            if not 1 <= args.limit <= 100:
+                raise CliError(f"--limit: expected 1 to 100, got {args.limit}")
             return await _search(manager, " ".join(args.what), args.limit)
         return await _download(manager, events, args)
     finally:
