@@ -12,7 +12,7 @@ from pathlib import Path
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
-from claracore.pool.estimate import MemoryEstimate, estimate_file, estimate_llm
+from claracore.pool.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
 from claracore.pool.gguf import GGUFError, read_gguf
 from claracore.pool.gguf_kind import infer_model_type
 from claracore.runtime.base import Runtime
@@ -22,12 +22,26 @@ DEFAULT_CONTEXT = 4096
 
 
 @dataclass(frozen=True)
+class ModelFacts:
+    """What a listing shows beside the estimate: the file and the effective settings of a load
+    (the config's values after defaults and the file's limits), so they cannot disagree."""
+
+    file: str
+    size_bytes: int
+    quantization: str | None = None  # the GGUF's file type: Q4_K_M, F16, ...
+    context_length: int | None = None  # tokens per sequence
+    gpu_layers: int | None = None
+    parallel: int | None = None  # sequences decoded together
+
+
+@dataclass(frozen=True)
 class LoadPlan:
     """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
 
     kind: str
     estimate: MemoryEstimate
     load: Callable[[], Runtime]
+    facts: ModelFacts | None = None
 
 
 def model_type(spec: ModelSpec) -> str:
@@ -108,9 +122,16 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         n_outputs_max=spec.parallel,
     )
 
-    return LoadPlan(
-        kind="llm", estimate=estimate, load=_loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    facts = ModelFacts(
+        file=str(spec.model),
+        size_bytes=info.file_size,
+        quantization=info.file_type,
+        context_length=n_ctx,
+        gpu_layers=options.gpu_layers,
+        parallel=spec.parallel,
     )
+    load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    return LoadPlan(kind="llm", estimate=estimate, load=load, facts=facts)
 
 
 def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
@@ -143,7 +164,15 @@ def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
     runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
 
     load = _loader(spec, lambda: runtime_class(options, name=spec.name))
-    return LoadPlan(kind=kind, estimate=estimate, load=load)
+    facts = ModelFacts(
+        file=str(spec.model),
+        size_bytes=info.file_size,
+        quantization=info.file_type,
+        context_length=n_ctx,
+        gpu_layers=options.gpu_layers,
+        parallel=options.n_seq,
+    )
+    return LoadPlan(kind=kind, estimate=estimate, load=load, facts=facts)
 
 
 def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
@@ -162,7 +191,8 @@ def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the folder is missing
     need = estimate_memory(options)  # measured: weights plus working memory per concurrent job
     estimate = MemoryEstimate(vram_bytes=need if on_gpu else 0, ram_bytes=0 if on_gpu else need)
-    return LoadPlan(kind="stt", estimate=estimate, load=load)
+    facts = ModelFacts(file=str(spec.model), size_bytes=disk_size(Path(spec.model)))
+    return LoadPlan(kind="stt", estimate=estimate, load=load, facts=facts)
 
 
 def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
@@ -174,7 +204,8 @@ def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
 
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the file is missing
     estimate = MemoryEstimate(vram_bytes=0, ram_bytes=estimate_memory(PiperOptions(path=str(spec.model))))
-    return LoadPlan(kind="tts", estimate=estimate, load=load)
+    facts = ModelFacts(file=str(spec.model), size_bytes=disk_size(Path(spec.model)))
+    return LoadPlan(kind="tts", estimate=estimate, load=load, facts=facts)
 
 
 _PLANNERS: dict[str, Callable[[ModelSpec, bool], LoadPlan]] = {

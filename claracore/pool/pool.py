@@ -27,7 +27,7 @@ from claracore.errors import (
     ModelNotFoundError,
 )
 from claracore.pool.estimate import MemoryEstimate
-from claracore.pool.loaders import LoadPlan, model_type
+from claracore.pool.loaders import LoadPlan, ModelFacts, model_type
 from claracore.pool.policy import Resident, plan_eviction
 from claracore.runtime.base import Runtime
 
@@ -48,6 +48,7 @@ class ModelStatus:
     estimate: MemoryEstimate | None
     in_flight: int
     pinned: bool
+    facts: ModelFacts | None = None
 
 
 class _Entry:
@@ -60,6 +61,7 @@ class _Entry:
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
         self.planned: MemoryEstimate | None = None  # what a load would reserve, for listings
+        self.facts: ModelFacts | None = None  # file and effective settings, for listings
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
         self.last_used = 0.0
@@ -137,10 +139,11 @@ class ModelPool:
     def status(self) -> list[ModelStatus]:
         """Every model; those not resident carry the estimate a load would budget for."""
         with self._cv:
-            missing = [e for e in self._entries.values() if e.estimate is None and e.planned is None]
+            missing = [e for e in self._entries.values() if e.facts is None and e.planned is None]
         for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
             try:
-                e.planned = self._planner(e.spec).estimate
+                plan = self._planner(e.spec)
+                e.planned, e.facts = plan.estimate, plan.facts
             except Exception as exc:  # a listing never fails: the load reports what is wrong
                 log.debug("no estimate for %s: %s", e.spec.name, exc)
         with self._cv:
@@ -156,6 +159,7 @@ class ModelPool:
             estimate=e.estimate or e.planned,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
+            facts=e.facts,
         )
 
     # ------------------------------------------------------------ leases
