@@ -1,5 +1,5 @@
 """`GET /v1/models` says what each model is and how it loads (file, size, quantisation, context,
-GPU layers, parallel) and the pool's budget."""
+GPU layers, parallel) and the pool's budget; `GET /api/system/doctor` says what was built."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from claracore import __version__
+from claracore.doctor import backend_libraries, diagnose
 from claracore.runtime.native import supports_gpu_offload
 from tests.e2e.server import running_server
 
@@ -53,3 +55,17 @@ def test_models_carry_their_file_and_effective_settings(
             k: chat[k] for k in ("file", "size_bytes", "context_length", "parallel")
         }
 
+
+def test_doctor_reports_the_build(tiny_llama: Path) -> None:
+    with running_server({"models": [{"name": "t", "model": str(tiny_llama)}]}) as (url, _):
+        r = httpx.get(url + "/api/system/doctor", timeout=120)
+    assert r.status_code == 200
+    body = r.json()
+    here = diagnose(offload=lambda: (None, ""))
+    assert body["version"] == __version__
+    assert body["llamaCppPython"] == here.llama_version
+    assert body["backends"] == list(backend_libraries(Path(here.lib_dir)))
+    assert body["gpuOffload"] is here.gpu_offload
+    assert len(body["gpus"]) == len(here.gpus)
+    assert body["advice"] and all(isinstance(a, str) for a in body["advice"])
+    assert body["offloadError"] is None
