@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from claracore import __version__
 from claracore.engine import AsyncEngine
-from claracore.server import errors
+from claracore.server import errors, ui
 from claracore.server.deps import key_digest
 from claracore.server.routes import audio, control, openai
 from claracore.server.routes import config as config_routes
@@ -80,4 +80,5 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    ui.install(app)  # last: its /ui/* catch-all must not shadow an API route
     return app
