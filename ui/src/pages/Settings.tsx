@@ -88,7 +88,7 @@ function ApiKeySection({ settings }: { settings: SystemSettings }) {
                 onChange={(e) => setKey(e.target.value)}
                 autoComplete="new-password"
                 spellCheck={false}
-                className="min-w-0 flex-1 font-mono"
+                className="min-w-0 flex-1"
                 placeholder="Type a key or generate one"
               />
               <Button icon={<Sparkles className="size-4" />} onClick={() => setKey(generateKey())}>
@@ -160,7 +160,7 @@ function HfTokenSection() {
         </div>
         <Field label="New token" error={fieldError(save.error, "apiKey")}>
           {(props) => (
-            <Input {...props} type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" placeholder="hf_xxxxxxxxxxxxxxxx" className="font-mono" />
+            <Input {...props} type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" placeholder="hf_xxxxxxxxxxxxxxxx" />
           )}
         </Field>
         <div className="flex gap-2">

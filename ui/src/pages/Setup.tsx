@@ -82,7 +82,7 @@ export default function SetupPage() {
           }}
         >
           <Field label="Folder on the server" className="min-w-0 flex-1">
-            {(props) => <Input {...props} value={path} onChange={(e) => setPath(e.target.value)} placeholder="/home/me/models" className="font-mono" />}
+            {(props) => <Input {...props} value={path} onChange={(e) => setPath(e.target.value)} placeholder="/home/me/models" />}
           </Field>
           <Button type="submit" variant="primary" icon={<FolderPlus className="size-4" />} busy={add.isPending} disabled={!path.trim()}>
             Add and scan
