@@ -42,6 +42,8 @@ describe("SseParser", () => {
     expect(parseAll(["data: a\r\n\r\ndata: b\r\rdata: c\n\n"]).map((e) => e.data)).toEqual(["a", "b", "c"]);
     const split = parseAll(["data: x\r", "\n\r", "\ndata: y\n\n"]);
     expect(split.map((e) => e.data)).toEqual(["x", "y"]);
+    // A CR ending one chunk and the LF starting the next are one line end, not a blank line.
+    expect(parseAll(["data: a\r", "\ndata: b\r\n\r\n"]).map((e) => e.data)).toEqual(["a\nb"]);
   });
 
   it("joins several data lines with newlines and strips one leading space only", () => {

@@ -73,7 +73,7 @@ export class SseParser {
 
   private line(line: string): SseEvent | null {
     if (line === "") return this.dispatch();
-    if (line.startsWith(":")) return null; // a comment (heartbeats)
+    // A line starting with ":" is a comment (heartbeats): its field name is "", which no case takes.
     const colon = line.indexOf(":");
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? "" : line.slice(colon + 1);
