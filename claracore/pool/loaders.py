@@ -13,7 +13,7 @@ from pathlib import Path
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
 from claracore.pool.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
-from claracore.pool.gguf import GGUFError, read_gguf
+from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf
 from claracore.pool.gguf_kind import infer_model_type
 from claracore.runtime.base import Runtime
 
@@ -89,6 +89,17 @@ def _loader(
     return load
 
 
+def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int, parallel: int) -> ModelFacts:
+    return ModelFacts(
+        file=str(spec.model),
+        size_bytes=info.file_size,
+        quantization=info.file_type,
+        context_length=n_ctx,
+        gpu_layers=gpu_layers,
+        parallel=parallel,
+    )
+
+
 def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
 
@@ -122,15 +133,8 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         n_outputs_max=spec.parallel,
     )
 
-    facts = ModelFacts(
-        file=str(spec.model),
-        size_bytes=info.file_size,
-        quantization=info.file_type,
-        context_length=n_ctx,
-        gpu_layers=options.gpu_layers,
-        parallel=spec.parallel,
-    )
     load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel)
     return LoadPlan(kind="llm", estimate=estimate, load=load, facts=facts)
 
 
@@ -164,14 +168,7 @@ def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
     runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
 
     load = _loader(spec, lambda: runtime_class(options, name=spec.name))
-    facts = ModelFacts(
-        file=str(spec.model),
-        size_bytes=info.file_size,
-        quantization=info.file_type,
-        context_length=n_ctx,
-        gpu_layers=options.gpu_layers,
-        parallel=options.n_seq,
-    )
+    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=options.n_seq)
     return LoadPlan(kind=kind, estimate=estimate, load=load, facts=facts)
 
 

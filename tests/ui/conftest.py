@@ -165,6 +165,15 @@ def bundled(tmp_path_factory: pytest.TempPathFactory, ui_built: Path) -> Iterato
 
 
 @pytest.fixture
+def small_server(tmp_path: Path, ui_built: Path) -> Iterator[Served]:
+    """A server of its own (SmolLM2 only, its own data folder), for tests that change settings
+    or restart it."""
+    config = write_config(tmp_path / "config.yaml", [smollm2_entry(bundled_models())])
+    with claracore_serve(tmp_path, "--config", str(config)) as served:
+        yield served
+
+
+@pytest.fixture
 def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
     """Opens pages in fresh browser contexts; each page's last state is saved as a screenshot."""
     SCREENSHOTS.mkdir(exist_ok=True)

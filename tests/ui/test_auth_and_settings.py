@@ -26,14 +26,6 @@ def locked(tmp_path: Path, ui_built: Path) -> Iterator[Served]:
         yield served
 
 
-@pytest.fixture
-def open_server(tmp_path: Path, ui_built: Path) -> Iterator[Served]:
-    """A server without a key, with its own data folder (the settings it stores are its own)."""
-    config = write_config(tmp_path / "config.yaml", [smollm2_entry(bundled_models())])
-    with claracore_serve(tmp_path, "--config", str(config)) as served:
-        yield served
-
-
 def test_the_key_dialog_appears_on_401_and_the_page_works_after(locked: Served, new_page: Any) -> None:
     page = new_page()
     assert page.goto(locked.url + "/ui/models").ok  # the page itself needs no key
@@ -72,15 +64,15 @@ def test_cancelling_the_dialog_leaves_a_way_back(locked: Served, new_page: Any) 
     expect(page.locator('[data-model="smollm2"]')).to_be_visible()
 
 
-def test_system_settings_and_the_hf_token_round_trip(open_server: Served, page: Any) -> None:
-    page.goto(open_server.url + "/ui/settings")
+def test_system_settings_and_the_hf_token_round_trip(small_server: Served, page: Any) -> None:
+    page.goto(small_server.url + "/ui/settings")
     system = page.get_by_role("region", name="System")
     system.get_by_label("Preferred context (tokens)").fill("16384")
     system.get_by_label("Backend").select_option("vulkan")
     system.get_by_role("switch", name="Throughput first").click()
     system.get_by_role("button", name="Save").click()
     expect(page.get_by_text("System settings saved")).to_be_visible()
-    stored = open_server.get("/api/settings/system").json()
+    stored = small_server.get("/api/settings/system").json()
     assert (stored["preferredContext"], stored["backend"], stored["throughputFirst"]) == (
         16384,
         "vulkan",
@@ -111,9 +103,9 @@ def test_system_settings_and_the_hf_token_round_trip(open_server: Served, page: 
     expect(build).to_contain_text("llama-cpp-python")
 
 
-def test_requiring_a_generated_key_keeps_this_browser_working(open_server: Served, new_page: Any) -> None:
+def test_requiring_a_generated_key_keeps_this_browser_working(small_server: Served, new_page: Any) -> None:
     page = new_page()
-    page.goto(open_server.url + "/ui/settings")
+    page.goto(small_server.url + "/ui/settings")
     security = page.get_by_role("region", name="API key")
     security.get_by_role("button", name="Generate").click()
     key = security.get_by_role("textbox", name="Key").input_value()
@@ -123,9 +115,9 @@ def test_requiring_a_generated_key_keeps_this_browser_working(open_server: Serve
         "aria-checked", "true"
     )
     expect(security).to_contain_text(re.compile(r"set · …\S{4}"))
-    assert httpx.get(open_server.url + "/v1/models").status_code == 401
+    assert httpx.get(small_server.url + "/v1/models").status_code == 401
     assert (
-        httpx.get(open_server.url + "/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code
+        httpx.get(small_server.url + "/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code
         == 200
     )
     # This browser holds the new key: other pages work without a dialog.
@@ -134,10 +126,10 @@ def test_requiring_a_generated_key_keeps_this_browser_working(open_server: Serve
     expect(page.get_by_role("dialog", name="API key required")).to_be_hidden()
     # Another browser is asked for it.
     other = new_page()
-    other.goto(open_server.url + "/ui/models")
+    other.goto(small_server.url + "/ui/models")
     expect(other.get_by_role("dialog", name="API key required")).to_be_visible()
     # And turning it off again needs no dialog here.
     page.get_by_role("link", name="Settings").click()
     page.get_by_role("region", name="API key").get_by_role("switch", name="Require an API key").click()
     expect(page.get_by_text("API key no longer required")).to_be_visible()
-    assert httpx.get(open_server.url + "/v1/models").status_code == 200
+    assert httpx.get(small_server.url + "/v1/models").status_code == 200

@@ -4,7 +4,6 @@ menu (soft and hard), and the connection indicator."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +97,8 @@ def test_a_phone_sized_screen(bundled: Served, new_page: Any) -> None:
     expect(page.locator("[data-model]").first).to_be_visible()  # the phone screenshot
 
 
-@pytest.fixture
-def restartable(tmp_path: Path, ui_built: Path) -> Iterator[Served]:
-    config = write_config(tmp_path / "config.yaml", [smollm2_entry(bundled_models())])
-    with claracore_serve(tmp_path, "--config", str(config)) as served:
-        yield served
-
-
-def test_restart_banner_soft_and_hard_restart(restartable: Served, page: Any) -> None:
-    page.goto(restartable.url + "/ui/models")
+def test_restart_banner_soft_and_hard_restart(small_server: Served, page: Any) -> None:
+    page.goto(small_server.url + "/ui/models")
     expect(page.get_by_role("status", name="Server: Connected")).to_be_visible()
     # An answer that said needsRestart leaves a banner (kept across reloads) until a restart.
     page.evaluate(
@@ -121,15 +113,15 @@ def test_restart_banner_soft_and_hard_restart(restartable: Served, page: Any) ->
     assert page.evaluate("() => localStorage.getItem('claracore.needsRestart')") is None
 
     # The menu's hard restart: a new process on the same port, and the page carries on.
-    pid_before = restartable.proc.pid
+    pid_before = small_server.proc.pid
     page.get_by_role("button", name="Restart").click()
     page.get_by_role("menuitem", name=re.compile("^Hard restart")).click()
     expect(page.get_by_text("Restarting the server…")).to_be_visible()
     expect(page.get_by_text("Server restarted")).to_be_visible(timeout=90_000)
     expect(page.get_by_role("status", name="Server: Connected")).to_be_visible()
     expect(page.locator('[data-model="smollm2"]')).to_be_visible()
-    assert restartable.proc.poll() is None and restartable.proc.pid == pid_before  # re-exec'd in place
-    assert restartable.log.read_text().count("serving at") == 2
+    assert small_server.proc.poll() is None and small_server.proc.pid == pid_before  # re-exec'd in place
+    assert small_server.log.read_text().count("serving at") == 2
 
 
 def test_the_indicator_shows_a_lost_server(tmp_path: Path, ui_built: Path, page: Any) -> None:

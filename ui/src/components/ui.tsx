@@ -190,6 +190,38 @@ export function Field({
   );
 }
 
+/** A labelled <select> of fixed choices (strings, or values with labels). */
+export function ChoiceField({
+  label,
+  options,
+  value,
+  onChange,
+  error,
+}: {
+  label: string;
+  options: readonly (string | { value: string; label: string })[];
+  value: string;
+  onChange: (value: string) => void;
+  error?: string | null;
+}) {
+  return (
+    <Field label={label} error={error}>
+      {(props) => (
+        <Select {...props} value={value} onChange={(e) => onChange(e.target.value)}>
+          {options.map((o) => {
+            const { value: v, label: l } = typeof o === "string" ? { value: o, label: o } : o;
+            return (
+              <option key={v} value={v}>
+                {l}
+              </option>
+            );
+          })}
+        </Select>
+      )}
+    </Field>
+  );
+}
+
 export function Switch({
   checked,
   onChange,

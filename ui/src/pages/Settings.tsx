@@ -3,13 +3,15 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Check, Copy, Cpu, KeyRound, RefreshCw, Save, ShieldCheck, Sparkles } from "lucide-react";
 import { useEffect, useState, type ReactNode } from "react";
-import { Badge, Button, Card, ErrorNote, Field, Input, PageHeader, Select, Spinner, Switch } from "../components/ui";
+import { Badge, Button, Card, ChoiceField, ErrorNote, Field, Input, PageHeader, Spinner, Switch } from "../components/ui";
 import { apiJson, apiKey, ApiError, post } from "../lib/api";
 import { copyText } from "../lib/files";
 import { toast } from "../lib/toast";
 import type { Detection, Doctor, HfKey, Specs, SystemSettings } from "../lib/types";
 
 const SETTINGS_KEY = ["settings", "system"] as const;
+const GPU_TYPES = ["nvidia", "amd", "intel", "apple", "none", "cpu"] as const;
+const BACKENDS = ["auto", "cuda", "rocm", "vulkan", "metal", "cpu"] as const;
 
 /** 32 random bytes as URL-safe base64: a key nobody guesses, typed nowhere. */
 export function generateKey(): string {
@@ -213,28 +215,8 @@ function SystemSection({ settings }: { settings: SystemSettings }) {
         }}
       >
         <div className="grid gap-4 sm:grid-cols-2">
-          <Field label="GPU" error={err("gpuType")}>
-            {(props) => (
-              <Select {...props} value={prefs.gpuType} onChange={(e) => set("gpuType", e.target.value)}>
-                {["nvidia", "amd", "intel", "apple", "none", "cpu"].map((v) => (
-                  <option key={v} value={v}>
-                    {v}
-                  </option>
-                ))}
-              </Select>
-            )}
-          </Field>
-          <Field label="Backend" error={err("backend")}>
-            {(props) => (
-              <Select {...props} value={prefs.backend} onChange={(e) => set("backend", e.target.value)}>
-                {["auto", "cuda", "rocm", "vulkan", "metal", "cpu"].map((v) => (
-                  <option key={v} value={v}>
-                    {v}
-                  </option>
-                ))}
-              </Select>
-            )}
-          </Field>
+          <ChoiceField label="GPU" options={GPU_TYPES} value={prefs.gpuType} onChange={(v) => set("gpuType", v)} error={err("gpuType")} />
+          <ChoiceField label="Backend" options={BACKENDS} value={prefs.backend} onChange={(v) => set("backend", v)} error={err("backend")} />
           <Field label="VRAM (GB)" error={err("vramGB")}>
             {(props) => <Input {...props} type="number" min={0} step={0.5} value={prefs.vramGB} onChange={(e) => set("vramGB", Number(e.target.value))} />}
           </Field>

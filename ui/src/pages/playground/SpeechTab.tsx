@@ -5,7 +5,7 @@ import { AudioLines, Download, FileAudio } from "lucide-react";
 import { useEffect, useState } from "react";
 import { useLocation } from "wouter";
 import { ModelPicker } from "../../components/ModelPicker";
-import { Button, Card, ErrorNote, Field, Select, Textarea } from "../../components/ui";
+import { Button, Card, ChoiceField, ErrorNote, Field, Textarea } from "../../components/ui";
 import { apiBlob } from "../../lib/api";
 import { saveFile } from "../../lib/files";
 import { formatBytes, formatDuration } from "../../lib/format";
@@ -47,17 +47,7 @@ export function SpeechTab() {
       <Card className="space-y-4 p-4">
         <div className="grid gap-4 sm:grid-cols-3">
           <ModelPicker types={["tts"]} value={model} onChange={setModel} label="Voice" />
-          <Field label="Format">
-            {(props) => (
-              <Select {...props} value={format} onChange={(e) => setFormat(e.target.value)}>
-                {FORMATS.map((f) => (
-                  <option key={f.value} value={f.value}>
-                    {f.label}
-                  </option>
-                ))}
-              </Select>
-            )}
-          </Field>
+          <ChoiceField label="Format" options={FORMATS} value={format} onChange={setFormat} />
           <div>
             <div className="mb-1 flex items-center justify-between">
               <label htmlFor="speech-speed" className="text-[13px] font-medium text-ink-2">

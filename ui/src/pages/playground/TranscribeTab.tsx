@@ -4,7 +4,7 @@ import { useMutation } from "@tanstack/react-query";
 import { Check, Copy, FileAudio, Mic, Square, Upload } from "lucide-react";
 import { useEffect, useRef, useState } from "react";
 import { ModelPicker } from "../../components/ModelPicker";
-import { Button, Card, cx, ErrorNote, Field, Select } from "../../components/ui";
+import { Button, Card, ChoiceField, cx, ErrorNote, Field } from "../../components/ui";
 import { apiFetch, errorOf, messageOf } from "../../lib/api";
 import { copyText } from "../../lib/files";
 import { formatBytes, formatDuration } from "../../lib/format";
@@ -110,17 +110,7 @@ export function TranscribeTab() {
       <Card className="space-y-4 p-4">
         <div className="grid gap-4 sm:grid-cols-3">
           <ModelPicker types={["stt"]} value={model} onChange={setModel} />
-          <Field label="Output">
-            {(props) => (
-              <Select {...props} value={format} onChange={(e) => setFormat(e.target.value)}>
-                {FORMATS.map((f) => (
-                  <option key={f.value} value={f.value}>
-                    {f.label}
-                  </option>
-                ))}
-              </Select>
-            )}
-          </Field>
+          <ChoiceField label="Output" options={FORMATS} value={format} onChange={setFormat} />
           <Field label="Language" hint="Empty: detected">
             {(props) => (
               <input
