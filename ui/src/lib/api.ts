@@ -93,13 +93,11 @@ export interface ApiInit extends Omit<RequestInit, "body"> {
   /** Sent as JSON with its content type. */
   json?: unknown;
   body?: BodyInit | null;
-  /** Do not open the key dialog on a 401 (the caller handles it). */
-  noKeyPrompt?: boolean;
 }
 
 /** fetch() with the key, the JSON body, and the 401 dialog-and-retry. Never throws for a status. */
 export async function apiFetch(path: string, init: ApiInit = {}): Promise<Response> {
-  const { json, noKeyPrompt, ...rest } = init;
+  const { json, ...rest } = init;
   const method = (rest.method ?? "GET").toUpperCase();
   for (;;) {
     const headers = new Headers(rest.headers);
@@ -114,7 +112,7 @@ export async function apiFetch(path: string, init: ApiInit = {}): Promise<Respon
       headers.set("Content-Type", "application/json");
     }
     const response = await fetch(path, { ...rest, method, headers, body });
-    if (response.status !== 401 || noKeyPrompt) return response;
+    if (response.status !== 401) return response;
     if (apiKey.get() !== key) continue; // another call got a new key meanwhile: use it
     const given = await askForKey(key !== null);
     if (given === null) return response;
