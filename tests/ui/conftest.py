@@ -144,8 +144,10 @@ def ui_built() -> Path:
     return BUILD_DIR
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str, ui_built: Path) -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API keeps an asyncio loop marked running on
+    # this thread while it is started, which would break every async test collected after tests/ui.
     with sync_playwright() as p:
         args = ["--no-sandbox", "--disable-gpu"]
         # A microphone that plays a tone, allowed without a prompt: the record button can be tested.
