@@ -12,6 +12,7 @@ import functools
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
@@ -256,8 +257,10 @@ class AsyncEngine:
     # ------------------------------------------------------------ models
 
     def models(self) -> p.ModelList:
-        """Every configured model with its type, aliases, state and memory estimate."""
-        return p.ModelList(data=[_model_info(s) for s in self.pool.status()])
+        """Every configured model (type, aliases, state, memory estimate, file and load settings)
+        and the pool's budget."""
+        budget = p.MemoryInfo(vram_bytes=self.pool.budget_vram, ram_bytes=self.pool.budget_ram)
+        return p.ModelList(data=[_model_info(s) for s in self.pool.status()], budget=budget)
 
     def model(self, name: str) -> p.ModelInfo:
         """One model by name or alias; raises ModelNotFoundError."""
@@ -307,6 +310,7 @@ def _model_info(s: ModelStatus) -> p.ModelInfo:
         error=s.error,
         memory=memory,
         in_flight=s.in_flight,
+        **(asdict(s.facts) if s.facts else {}),
     )
 
 

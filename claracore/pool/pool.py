@@ -27,7 +27,7 @@ from claracore.errors import (
     ModelNotFoundError,
 )
 from claracore.modelfile.estimate import MemoryEstimate
-from claracore.pool.loaders import LoadRecipe, model_type
+from claracore.pool.loaders import LoadRecipe, ModelFacts, model_type
 from claracore.pool.policy import Resident, choose_evictions
 from claracore.runtime.base import Runtime
 
@@ -48,6 +48,7 @@ class ModelStatus:
     estimate: MemoryEstimate | None
     in_flight: int
     pinned: bool
+    facts: ModelFacts | None = None
 
 
 class _Entry:
@@ -60,6 +61,7 @@ class _Entry:
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
         self.expected: MemoryEstimate | None = None  # what a load would reserve, for listings
+        self.facts: ModelFacts | None = None  # file and effective settings, for listings
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
         self.last_used = 0.0  # the pool clock at the last release: LRU order and TTL idle time
@@ -137,10 +139,11 @@ class ModelPool:
     def status(self) -> list[ModelStatus]:
         """Every model; those not resident carry the estimate a load would budget for."""
         with self._cv:
-            missing = [e for e in self._entries.values() if e.estimate is None and e.expected is None]
+            missing = [e for e in self._entries.values() if e.facts is None and e.expected is None]
         for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
             try:
-                e.expected = self._recipe_for(e.spec).estimate
+                recipe = self._recipe_for(e.spec)
+                e.expected, e.facts = recipe.estimate, recipe.facts
             except Exception as exc:  # a listing never fails: the load reports what is wrong
                 log.debug("no estimate for %s: %s", e.spec.name, exc)
         with self._cv:
@@ -156,6 +159,7 @@ class ModelPool:
             estimate=e.estimate or e.expected,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
+            facts=e.facts,
         )
 
     # ------------------------------------------------------------ leases

@@ -18,7 +18,7 @@ from claracore.manage.downloads import DownloadManager, DownloadOptions
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
-from claracore.server import errors
+from claracore.server import errors, ui
 from claracore.server.auth import Auth
 from claracore.server.routes import (
     audio,
@@ -106,4 +106,5 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    ui.install(app)  # last: its /ui/* catch-all must not shadow an API route
     return app
