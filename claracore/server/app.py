@@ -13,16 +13,29 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from claracore import __version__
 from claracore.engine import AsyncEngine
+from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
 from claracore.server import errors
 from claracore.server.auth import Auth
-from claracore.server.routes import audio, config, control, folders, openai, settings, setup, system
+from claracore.server.routes import (
+    activity,
+    audio,
+    config,
+    control,
+    folders,
+    monitor,
+    openai,
+    settings,
+    setup,
+    system,
+)
 from claracore.server.state import AppState
+from claracore.server.telemetry import RequestTelemetry
 
-ROUTERS = (openai, audio, folders, control, config, system, settings, setup)
+ROUTERS = (openai, audio, folders, control, config, system, settings, setup, monitor, activity)
 
 
 def create_app(
@@ -43,7 +56,7 @@ def create_app(
     folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
     scratch = folder if data_dir is None else None
     store = Store(folder / "claracore.db")
-    config_file = ConfigFile(config_path, running=lambda: engine.config)
+    config_file = ConfigFile(config_path, running=lambda: engine.config, events=engine.events)
     state = AppState(
         engine=engine,
         store=store,
@@ -51,17 +64,20 @@ def create_app(
         config_file=config_file,
         auth=Auth(store, engine.config.api_key),
         settings=Settings(store),
-        setup=SetupRunner(store, config_file),
+        setup=SetupRunner(store, config_file, engine.events),
+        activity=ActivityLog(store, engine.events, lambda: engine.config.monitoring),
         hard_restart=hard_restart,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.activity.start()
         await engine.start()
         try:
             yield
         finally:
             await engine.close()
+            state.activity.close()
             store.close()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -78,6 +94,7 @@ def create_app(
             allow_headers=["*"],
             allow_credentials=origins != ["*"],
         )
+    app.add_middleware(RequestTelemetry, monitor=engine.monitor)  # outermost: times everything
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)

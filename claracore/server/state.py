@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from claracore.engine import AsyncEngine
 from claracore.hardware.probe import system_detection
+from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
@@ -34,6 +35,7 @@ class AppState:
     auth: Auth
     settings: Settings
     setup: SetupRunner
+    activity: ActivityLog  # stored requests and log lines (GET /api/activity, /api/logs)
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
     _detection: dict[str, Any] | None = field(default=None, repr=False)
 
