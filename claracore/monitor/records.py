@@ -38,19 +38,18 @@ class RequestRecord:
     model: str = ""
     known: bool = False  # `model` is a configured model's name (not an unknown one a client sent)
     stream: bool = False
-    first_token: float | None = None  # perf_counter() at the first generated token
+    # perf_counter() when the worker emitted the first token and the last choice's end: stamped
+    # where the tokens are made, since the event loop may read several at once.
+    first_token: float | None = None
+    last_token: float | None = None
     ended: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    streamed: int = 0  # pieces of text emitted: the token count of a generation cancelled midway
     cached_tokens: int = 0
     status: int | None = None
     error_code: str | None = None
     published: bool = False
-
-    def token(self) -> None:
-        """A token came out; the first one fixes the time to first token (one compare per token)."""
-        if self.first_token is None:
-            self.first_token = time.perf_counter()
 
     def end(self) -> None:
         if self.ended is None:
@@ -66,10 +65,10 @@ class RequestRecord:
 
     @property
     def tokens_per_second(self) -> float | None:
-        """Generation speed: the tokens after the first over the time after it."""
-        if self.first_token is None or self.completion_tokens < 2:
+        """Generation speed: the tokens after the first over the time from the first to the end."""
+        if self.first_token is None or self.last_token is None or self.completion_tokens < 2:
             return None
-        span = (self.ended if self.ended is not None else time.perf_counter()) - self.first_token
+        span = self.last_token - self.first_token
         return (self.completion_tokens - 1) / span if span > 0 else None
 
     @property

@@ -44,19 +44,36 @@ class _Prepared:
 
 
 class _Channel:
-    """Events from the worker thread into the caller's event loop, tagged with the prompt index."""
+    """Events from the worker thread into the caller's event loop, tagged with the prompt index.
 
-    def __init__(self) -> None:
+    With a `record`, the worker's side stamps the first event's time and each choice's end
+    (one attribute test per token), since the loop may read several tokens at once.
+    """
+
+    def __init__(self, record: RequestRecord | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        self.record = record
 
     def emitter(self, prompt_index: int) -> Callable[[Event], None]:
-        put, call = self.queue.put_nowait, self.loop.call_soon_threadsafe
+        put, call, record = self.queue.put_nowait, self.loop.call_soon_threadsafe, self.record
+        if record is None:
 
-        def emit(ev: Event) -> None:
+            def emit(ev: Event) -> None:
+                call(put, (prompt_index, ev))
+
+            return emit
+
+        def emit_timed(ev: Event) -> None:
+            if record.first_token is None and not isinstance(ev, Failed):
+                record.first_token = time.perf_counter()
+            if isinstance(ev, Delta):
+                record.streamed += 1
+            elif isinstance(ev, Finished):
+                record.last_token = time.perf_counter()
             call(put, (prompt_index, ev))
 
-        return emit
+        return emit_timed
 
 
 # ---------------------------------------------------------------- preparing requests
@@ -254,9 +271,9 @@ class Generation:
     """A submitted request: iterate for events, or `collect()`; `aclose()` cancels and releases.
 
     If the caller drops it unread, a finalizer still cancels the jobs and releases the lease.
-    With a `record`, the first token's time and the token counts are written into it as they
-    come (per token, one comparison; nothing is published from the decode loop), and
-    `on_end(record)` runs when the generation is over.
+    With a `record`, the token counts are written into it as choices finish (the channel stamps
+    the times; nothing is published from the decode loop), and `on_end(record)` runs when the
+    generation is over.
     """
 
     def __init__(
@@ -309,8 +326,6 @@ class Generation:
                     self._open -= 1
                     if record is not None:
                         _count(record, ev)
-                elif record is not None and record.first_token is None:
-                    record.token()
                 yield prompt_index * self.prepared.n + ev.index, ev
         finally:
             await self.aclose()
@@ -321,7 +336,6 @@ class Generation:
 
 def _count(record: RequestRecord, ev: Finished) -> None:
     """Usage as the answer reports it: the prompt once per job, completions of every choice."""
-    record.token()  # a choice that ends at once (EOS first) still had its first token then
     record.completion_tokens += ev.completion_tokens
     if ev.index == 0:
         record.prompt_tokens += ev.prompt_tokens
@@ -338,8 +352,12 @@ def _abandon(
             cancelled = True
     lease.release()
     if record is not None:
-        if cancelled and record.error_code is None:
-            record.error_code = "CANCELLED"  # the caller stopped reading before the end
+        if cancelled:
+            # Unfinished choices never reported their count: what they emitted is the best one.
+            record.completion_tokens = max(record.completion_tokens, record.streamed)
+            record.last_token = time.perf_counter()
+            if record.error_code is None:
+                record.error_code = "CANCELLED"  # the caller stopped reading before the end
         if on_end is not None:
             on_end(record)
 
@@ -355,7 +373,7 @@ async def start(
     `record` and `on_end` follow the request (see `Generation`); `on_end` is not called when
     this raises, since the caller sees the error.
     """
-    channel = _Channel()
+    channel = _Channel(record)
     if isinstance(request, p.ChatCompletionRequest):
         prepared = prepare_chat(lease, request, channel.emitter)
     else:
