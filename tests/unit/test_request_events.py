@@ -1,0 +1,92 @@
+"""A Python caller's requests are published as "request" events by the engine itself: one per
+request, with the model's configured name, the tokens the answer reported, and how it ended."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claracore.engine import AsyncEngine
+from claracore.errors import ModelNotFoundError
+from claracore.events import Subscription
+from tests.tiny_models import NO_EOS
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+async def engine(tiny_llama_4k: Path, tiny_bert: Path) -> AsyncIterator[AsyncEngine]:
+    config = {
+        "models": [
+            {"name": "chat", "model": str(tiny_llama_4k), "aliases": ["c"], "context_length": 4096},
+            {"name": "embed", "model": str(tiny_bert), "type": "embedding"},
+        ],
+        "monitoring": {"metrics_interval": 0},
+    }
+    async with AsyncEngine(config) as eng:
+        yield eng
+
+
+def requests(sub: Subscription) -> list[dict[str, Any]]:
+    return [e.data for e in iter(sub.get_nowait, None)]
+
+
+async def test_a_whole_answer_is_one_event_with_its_usage(engine: AsyncEngine) -> None:
+    sub = engine.events.subscribe(["request"])
+    answer = await engine.chat(model="c", messages=USER, max_tokens=5, temperature=0, logit_bias=NO_EOS)
+    (event,) = requests(sub)
+    assert answer.usage is not None
+    assert (event["route"], event["model"], event["stream"], event["status"]) == ("chat", "chat", False, None)
+    assert (event["promptTokens"], event["completionTokens"]) == (answer.usage.prompt_tokens, 5)
+    assert event["errorCode"] is None and 0 < event["ttft"] <= event["duration"]
+    assert event["tokensPerSecond"] > 0 and event["client"] is None
+
+
+async def test_a_stream_is_published_when_it_ends_and_one_left_early_as_cancelled(
+    engine: AsyncEngine,
+) -> None:
+    sub = engine.events.subscribe(["request"])
+    stream = await engine.chat(model="chat", messages=USER, max_tokens=4, temperature=0, stream=True)
+    chunks = [c async for c in stream]
+    assert chunks and len(requests(sub)) == 1
+    long = await engine.complete(
+        model="chat", prompt="count", max_tokens=3000, temperature=0, logit_bias=NO_EOS, stream=True
+    )
+    async for _chunk in long:
+        break
+    assert requests(sub) == []  # still running: nothing to say yet
+    await long.aclose()  # type: ignore[attr-defined]
+    got = await sub.next(timeout=10)  # the generation is let go (and cancelled) just after
+    assert got is not None and requests(sub) == []
+    event = got.data
+    assert (event["route"], event["stream"], event["errorCode"]) == ("completions", True, "CANCELLED")
+    assert 1 <= event["completionTokens"] < 3000  # what it had generated when it stopped
+
+
+async def test_refused_requests_say_why(engine: AsyncEngine) -> None:
+    sub = engine.events.subscribe(["request"])
+    with pytest.raises(ModelNotFoundError):
+        await engine.chat(model="nope", messages=USER)
+    with pytest.raises(Exception, match="not a chat"):
+        await engine.chat(model="embed", messages=USER)
+    got = requests(sub)
+    assert [(e["model"], e["errorCode"]) for e in got] == [
+        ("nope", "MODEL_NOT_FOUND"),
+        ("embed", "INVALID_REQUEST"),
+    ]
+    assert all(e["ttft"] is None and e["completionTokens"] == 0 for e in got)
+
+
+async def test_embeddings_count_their_prompt_tokens(engine: AsyncEngine) -> None:
+    sub = engine.events.subscribe(["request"])
+    result = await engine.embed(model="embed", input=["one two three", "four"])
+    (event,) = requests(sub)
+    assert (event["route"], event["model"], event["promptTokens"]) == (
+        "embeddings",
+        "embed",
+        result.usage.prompt_tokens,
+    )
+    assert event["completionTokens"] == 0 and event["errorCode"] is None
