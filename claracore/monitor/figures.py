@@ -110,7 +110,7 @@ class Figures:
             f.completion_tokens += completion
             f.cached_tokens += cached
             f.last_used = started
-            if ok:
+            if ttft is not None:  # it produced tokens (maybe then failed or was cancelled): it timed them
                 f.recent.append(sample)
 
     def loaded(self, model: str, seconds: float | None) -> None:

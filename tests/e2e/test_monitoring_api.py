@@ -26,8 +26,8 @@ USER = [{"role": "user", "content": "hello"}]
 
 @pytest.fixture(scope="module")
 def served(tiny_llama: Path) -> Iterator[tuple[str, dict[str, int]]]:
-    """A server that has answered 4 requests to model a, one to an unknown model and one bad one;
-    yields its URL and the usage totals the answers reported."""
+    """A server that has answered 4 requests to model a, two to paths no route serves, one to an
+    unknown model and one bad one; yields its URL and the usage totals the answers reported."""
     a = {"name": "a", "model": str(tiny_llama), "context_length": 256, "aliases": ["alias-a"]}
     with running_server({"models": [a], "monitoring": {"metrics_interval": 0}}) as (url, _engine):
         client = OpenAI(base_url=url + "/v1", api_key="none")
@@ -59,10 +59,11 @@ def served(tiny_llama: Path) -> Iterator[tuple[str, dict[str, int]]]:
         assert done.usage is not None
         totals["prompt"] += done.usage.prompt_tokens
         totals["completion"] += done.usage.completion_tokens
-        assert (
-            httpx.post(url + "/v1/chat/completions", json={"model": "nope", "messages": USER}).status_code
-            == 404
-        )
+        for path in ("/v1/no/such/route", "/v1/nor/this/one"):  # no route: one label for all such paths
+            assert httpx.post(url + path, json={}).status_code == 404
+        assert httpx.get(url + "/v1/models/alias-a").status_code == 200
+        unknown = {"model": "nope", "messages": USER}
+        assert httpx.post(url + "/v1/chat/completions", json=unknown).status_code == 404
         assert httpx.post(url + "/v1/chat/completions", json={"model": "a"}).status_code == 400
         yield url, totals
 
@@ -112,6 +113,9 @@ def test_prometheus_text_parses_and_counts_what_was_sent(served: tuple[str, dict
     )
     assert value(found, "claracore_requests_total", route=chat, model="", status="404") == 1
     assert value(found, "claracore_requests_total", route=chat, model="", status="400") == 1
+    assert value(found, "claracore_requests_total", route="POST <unmatched>", model="", status="404") == 2
+    model_route = "/v1/models/{model_id:path}"  # the route's template, not each path asked for
+    assert value(found, "claracore_http_requests_total", method="GET", route=model_route, status="200") == 1
     assert value(found, "claracore_prompt_tokens_total", model="a") == totals["prompt"]
     assert value(found, "claracore_completion_tokens_total", model="a") == totals["completion"]
     assert value(found, "claracore_time_to_first_token_seconds_count", model="a") == 4
@@ -141,28 +145,29 @@ def test_activity_pages_and_filters_the_stored_requests(served: tuple[str, dict[
         return r.json()
 
     every = page()
-    assert every["total"] == 6 and every["page"] == 1 and every["pages"] == 1
+    assert every["total"] == 8 and every["page"] == 1 and every["pages"] == 1
     rows = every["items"]
     assert [r["time"] for r in rows] == sorted((r["time"] for r in rows), reverse=True)  # newest first
     bad, unknown = rows[0], rows[1]
     assert (bad["status"], bad["errorCode"], bad["model"]) == (400, "INVALID_REQUEST", "")
     assert (unknown["status"], unknown["errorCode"], unknown["model"]) == (404, "MODEL_NOT_FOUND", "nope")
     streamed = next(r for r in rows if r["stream"])
-    assert (
-        streamed["model"] == "a" and streamed["completionTokens"] == 4
-    )  # named by its alias, stored by name
+    assert streamed["model"] == "a" and streamed["completionTokens"] == 4  # asked for by its alias
     assert streamed["ttft"] is not None and streamed["ttft"] <= streamed["duration"]
     assert streamed["client"] == "127.0.0.1" and streamed["route"] == "POST /v1/chat/completions"
     ok = [r for r in rows if r["status"] == 200]
     assert sum(r["completionTokens"] for r in ok) == totals["completion"]
     assert sum(r["promptTokens"] for r in ok) == totals["prompt"]
     halves = [page(pageSize=4, page=1), page(pageSize=4, page=2)]
-    assert [r["id"] for h in halves for r in h["items"]] == [r["id"] for r in rows] and halves[0][
-        "pages"
-    ] == 2
+    assert [r["id"] for h in halves for r in h["items"]] == [r["id"] for r in rows]
+    assert halves[0]["pages"] == 2
     assert page(pageSize=4, page=3)["items"] == []  # past the end: an empty page, not an error
-    assert page(model="a")["total"] == 4 and page(status="error")["total"] == 2
-    assert [r["model"] for r in page(status="404")["items"]] == ["nope"]
+    assert page(model="a")["total"] == 4 and page(status="error")["total"] == 4
+    assert [(r["route"], r["model"]) for r in page(status="404")["items"]] == [
+        ("POST /v1/chat/completions", "nope"),
+        ("POST <unmatched>", ""),
+        ("POST <unmatched>", ""),
+    ]
     assert page(route="POST /v1/completions")["total"] == 1
     assert page(since=rows[1]["time"])["total"] == 2 and page(since="2999-01-01T00:00:00Z")["total"] == 0
     for params, field in (
@@ -172,7 +177,9 @@ def test_activity_pages_and_filters_the_stored_requests(served: tuple[str, dict[
     ):
         r = httpx.get(url + "/api/activity", params=params)
         assert (
-            r.status_code == 400 and r.json()["code"] == "INVALID_REQUEST" and field in r.json()["error"]
+            r.status_code == 400
+            and r.json()["code"] == "INVALID_REQUEST"
+            and r.json()["error"].startswith(f"{field}: ")
         ), r.text
 
 

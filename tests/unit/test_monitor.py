@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from claracore.events import EventBus
 from claracore.monitor import Monitor
-from claracore.monitor.figures import percentile
+from claracore.monitor.figures import RECENT, percentile
 from tests.unit.test_pool import make_pool, spec
 
 
@@ -57,7 +57,7 @@ def prometheus(monitor: Monitor) -> dict[tuple[str, tuple[tuple[str, str], ...]]
     }
 
 
-def test_requests_add_up_per_model_and_only_good_ones_count_for_speed(monitor: Monitor) -> None:
+def test_requests_add_up_per_model_and_speeds_come_from_those_that_made_tokens(monitor: Monitor) -> None:
     bus = monitor.bus
     bus.publish("request", request("a", ttft=0.2, duration=1.2, promptTokens=40, cachedTokens=20))
     bus.publish("request", request("a", ttft=0.6, duration=2.6, completionTokens=21))
@@ -82,6 +82,9 @@ def test_requests_add_up_per_model_and_only_good_ones_count_for_speed(monitor: M
     assert samples[("claracore_completion_tokens_total", (("model", "a"),))] == 32
     assert samples[("claracore_time_to_first_token_seconds_count", (("model", "a"),))] == 2
     assert not any(labels == (("model", "nope"),) for _, labels in samples)  # no label per unknown name
+    for _ in range(RECENT):  # a burst of refusals does not push the timed requests out of the window
+        bus.publish("request", request("a", status=503, errorCode="MODEL_UNAVAILABLE", ttft=None))
+    assert monitor.metrics()["models"]["items"][0]["ttft"] == {"p50": 0.2, "p95": 0.6}
 
 
 def test_a_python_callers_request_has_ok_or_error_for_status(monitor: Monitor) -> None:

@@ -45,6 +45,14 @@ async def test_a_whole_answer_is_one_event_with_its_usage(engine: AsyncEngine) -
     assert event["tokensPerSecond"] > 0 and event["client"] is None
 
 
+async def test_n_choices_count_their_prompt_once(engine: AsyncEngine) -> None:
+    sub = engine.events.subscribe(["request"])
+    answer = await engine.chat(model="chat", messages=USER, max_tokens=3, n=2, logit_bias=NO_EOS, seed=1)
+    (event,) = requests(sub)
+    assert answer.usage is not None and answer.usage.completion_tokens == 6
+    assert (event["promptTokens"], event["completionTokens"]) == (answer.usage.prompt_tokens, 6)
+
+
 async def test_a_stream_is_published_when_it_ends_and_one_left_early_as_cancelled(
     engine: AsyncEngine,
 ) -> None:
