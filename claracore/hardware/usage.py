@@ -2,8 +2,9 @@
 
 `GET /api/metrics` and the periodic "metrics" events read one `UsageSampler`. CPU usage is the
 share of CPU time spent busy since the previous sample (psutil's own `cpu_percent` keeps that
-state in a module global, which two samplers would share). NVML stays initialised for the
-sampler's life, since it is read every few seconds; any NVML failure means "no GPU figures".
+state in a module global, which two samplers would share). NVML is opened at the first sample
+(an engine that is never asked pays nothing) and stays open for the sampler's life, since it is
+read every few seconds; any NVML failure means "no GPU figures".
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class UsageSampler:
         self._times = psutil.cpu_times()
         self._cpu = 0.0
         self._at = 0.0
-        self._nvml: Any = _open_nvml()
+        self._nvml: Any = None
+        self._nvml_opened = False
 
     def _cpu_usage(self) -> float:
         now = time.monotonic()
@@ -69,6 +71,8 @@ class UsageSampler:
 
     def _gpu(self) -> dict[str, Any] | None:
         """All NVIDIA GPUs together (usage averaged, memory summed), each also on its own."""
+        if not self._nvml_opened:
+            self._nvml, self._nvml_opened = _open_nvml(), True
         nvml = self._nvml
         if nvml is None:
             return None

@@ -19,8 +19,9 @@ the generator as soon as the client disconnects, and its `finally` drops the sub
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from claracore.engine import AsyncEngine
@@ -70,6 +71,20 @@ async def live(
             yield frame(event.type, event.data, event.id)
 
 
+@contextlib.contextmanager
+def _subscribed(
+    bus: EventBus, types: Iterable[str] | None, streams: set[Subscription]
+) -> Iterator[Subscription]:
+    """A subscription listed in `streams` (so a shutdown can end it) until the stream ends."""
+    sub = bus.subscribe(types, maxsize=QUEUE)
+    streams.add(sub)
+    try:
+        yield sub
+    finally:
+        streams.discard(sub)
+        sub.close()
+
+
 async def events(
     bus: EventBus,
     types: frozenset[str] | None,
@@ -77,10 +92,10 @@ async def events(
     last_id: int | None,
     snapshot: Callable[[], dict[str, Any] | None],
     heartbeat: float,
+    streams: set[Subscription],
 ) -> AsyncIterator[bytes]:
     """`GET /api/events`: a snapshot (or the replay after `last_id`), then live events."""
-    sub = bus.subscribe(types, maxsize=QUEUE)
-    try:
+    with _subscribed(bus, types, streams) as sub:
         yield RETRY
         missed = None if last_id is None else replay(bus, last_id, types)
         if missed is None:
@@ -94,8 +109,6 @@ async def events(
                 yield frame(e.type, e.data, e.id)
         async for chunk in live(sub, seen=seen, heartbeat=heartbeat):
             yield chunk
-    finally:
-        sub.close()
 
 
 async def follow_logs(
@@ -104,18 +117,16 @@ async def follow_logs(
     keep: Callable[[dict[str, Any]], bool],
     *,
     heartbeat: float,
+    streams: set[Subscription],
 ) -> AsyncIterator[bytes]:
     """`GET /api/logs?follow=1`: the stored lines that match, then new ones as they are logged."""
-    sub = bus.subscribe(["log"], maxsize=QUEUE)
-    try:
+    with _subscribed(bus, ["log"], streams) as sub:
         yield RETRY
         seen = bus.last_id
         for line in await asyncio.to_thread(stored):  # every line up to `seen` is stored by then
             yield frame("log", line)
         async for chunk in live(sub, seen=seen, heartbeat=heartbeat, keep=lambda e: keep(e.data)):
             yield chunk
-    finally:
-        sub.close()
 
 
 #: Which part of the snapshot each event type asks for.

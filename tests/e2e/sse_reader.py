@@ -111,6 +111,12 @@ class SseReader:
                     raise AssertionError(f"no matching frame within {timeout}s; got {seen}")
                 self._cv.wait(remaining)
 
+    def wait_end(self, timeout: float = 30) -> None:
+        """Wait until the server ends the stream; fails after `timeout` seconds."""
+        with self._cv:
+            if not self._cv.wait_for(lambda: self._done, timeout):
+                raise AssertionError(f"the stream was still open after {timeout}s")
+
     def events(self, kind: str | None = None) -> list[Frame]:
         with self._cv:
             return [f for f in self.frames if f.event is not None and (kind is None or f.event == kind)]

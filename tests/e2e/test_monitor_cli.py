@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.server import free_port, running_server
+from tests.e2e.sse_reader import SseReader
 from tests.unit.test_cli import REPO, _cli
+from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -79,3 +81,36 @@ def test_a_missing_key_or_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert gone.returncode == 2 and gone.stderr.startswith(
         f"claracore: error: cannot reach ClaraCore at {nowhere}"
     )
+
+
+def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
+    """Ctrl+C with the UI open: the event stream ends at once instead of holding the shutdown."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARACORE_")}
+    env["PYTHONPATH"] = str(REPO)
+    (tmp_path / "config.yaml").write_text("models: []\n")
+    log = tmp_path / "serve.log"
+    with log.open("w") as out, subprocess.Popen(
+        [sys.executable, "-m", "claracore", "serve", "--config", "config.yaml", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+    ) as proc:  # fmt: skip
+        try:
+            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout=60, what="the server")
+            with SseReader(f"http://127.0.0.1:{port}/api/events") as events:
+                events.wait(lambda f: f.event == "snapshot")
+                proc.send_signal(signal.SIGINT)
+                events.wait_end()
+                code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert code == 0, text
+    assert "timeout graceful shutdown exceeded" not in text and "Traceback" not in text
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -34,5 +34,6 @@ async def logs(query: Annotated[LogsQuery, Query()], state: StateDep) -> dict[st
         functools.partial(state.activity.lines, query),
         functools.partial(matches, query),
         heartbeat=state.engine.config.monitoring.heartbeat,
+        streams=state.streams,
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=event_stream.HEADERS)

@@ -53,6 +53,7 @@ async def events(
         last_id=_last_event_id(request),
         snapshot=functools.partial(event_stream.snapshot, engine, state.setup.progress, types),
         heartbeat=engine.config.monitoring.heartbeat,
+        streams=state.streams,
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=event_stream.HEADERS)
 
