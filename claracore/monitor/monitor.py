@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from claracore.errors import ModelNotFoundError
 from claracore.events import Event, EventBus
 from claracore.hardware.usage import UsageSampler
 from claracore.monitor.figures import Figures
@@ -87,9 +88,9 @@ class Monitor:
     def name(self, record: RequestRecord, model: str) -> None:
         """Set the record's model: the configured name when `model` names one (maybe by alias)."""
         try:
-            record.model, record.known = self._pool.resolve(model), True
-        except Exception:
-            record.model, record.known = model, False
+            record.model = self._pool.resolve(model)
+        except ModelNotFoundError:
+            record.model = model  # as asked for: the activity row shows what the client sent
 
     def track(self, route: str, model: str, *, stream: bool = False) -> RequestRecord:
         """`request(route)` with its model named and whether it streams."""
@@ -149,7 +150,7 @@ class Monitor:
     def _configured(self, name: str) -> bool:
         try:
             return self._pool.resolve(name) == name
-        except Exception:
+        except ModelNotFoundError:
             return False
 
     def _model_event(self, model: str, data: dict[str, Any]) -> None:

@@ -36,7 +36,6 @@ class RequestRecord:
     started_at: float = field(default_factory=time.time)  # Unix time
     started: float = field(default_factory=time.perf_counter)
     model: str = ""
-    known: bool = False  # `model` is a configured model's name (not an unknown one a client sent)
     stream: bool = False
     # perf_counter() when the worker emitted the first token and the last choice's end: stamped
     # where the tokens are made, since the event loop may read several at once.

@@ -20,6 +20,7 @@ from tests.e2e.sse_reader import SseReader
 from tests.e2e.test_setup_api import OPTIONS
 from tests.tiny_models import NO_EOS
 from tests.unit.test_scanner import build_model_tree
+from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -240,3 +241,21 @@ def test_config_writes_restarts_and_setup_runs_are_published(
         assert done.payload["progress"] == 100 and done.payload["result"]["configPath"] == str(cfg)
         saves = [f.payload["what"] for f in events.events("config") if f.payload["action"] == "saved"]
         assert saves == ["model a updated", "setup"]
+
+
+def test_a_stream_the_client_drops_is_kept_as_cancelled_with_its_tokens(tiny_llama_4k: Path) -> None:
+    a = {"name": "a", "model": str(tiny_llama_4k), "context_length": 4096}
+    with running_server({"models": [a], "monitoring": {"metrics_interval": 0}}) as (url, _engine):
+        body = {"model": "a", "messages": USER, "max_tokens": 3000, "logit_bias": NO_EOS, "stream": True}
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
+            chunks = [line for _, line in zip(range(8), r.iter_lines(), strict=False) if line]
+        assert len(chunks) == 4  # role, then three tokens (blank lines between); then the client left
+
+        def row() -> dict[str, Any] | None:
+            items = httpx.get(url + "/api/activity").json()["items"]
+            return items[0] if items else None
+
+        wait_for(lambda: row() is not None, timeout=30, what="the dropped request's row")
+        dropped = row()
+    assert dropped is not None and (dropped["status"], dropped["errorCode"]) == (200, "CANCELLED")
+    assert 3 <= dropped["completionTokens"] < 3000 and dropped["stream"] is True

@@ -53,24 +53,28 @@ async def test_n_choices_count_their_prompt_once(engine: AsyncEngine) -> None:
     assert (event["promptTokens"], event["completionTokens"]) == (answer.usage.prompt_tokens, 6)
 
 
-async def test_a_stream_is_published_when_it_ends_and_one_left_early_as_cancelled(
-    engine: AsyncEngine,
-) -> None:
+async def test_a_stream_is_published_when_it_ends(engine: AsyncEngine) -> None:
     sub = engine.events.subscribe(["request"])
     stream = await engine.chat(model="chat", messages=USER, max_tokens=4, temperature=0, stream=True)
     chunks = [c async for c in stream]
-    assert chunks and len(requests(sub)) == 1
-    long = await engine.complete(
-        model="chat", prompt="count", max_tokens=3000, temperature=0, logit_bias=NO_EOS, stream=True
-    )
-    async for _chunk in long:
-        break
+    (event,) = requests(sub)
+    assert chunks and (event["stream"], event["completionTokens"], event["errorCode"]) == (True, 4, None)
+
+
+@pytest.mark.parametrize("route", ["chat", "completions"])
+async def test_a_stream_left_early_is_published_at_once_as_cancelled(engine: AsyncEngine, route: str) -> None:
+    sub = engine.events.subscribe(["request"])
+    common: dict[str, Any] = {"model": "chat", "max_tokens": 3000, "logit_bias": NO_EOS, "stream": True}
+    if route == "chat":
+        long: Any = await engine.chat(messages=USER, **common)
+    else:
+        long = await engine.complete(prompt="count", **common)
+    for _ in range(3):  # (a chat stream's first chunk only says who speaks)
+        await long.__anext__()
     assert requests(sub) == []  # still running: nothing to say yet
-    await long.aclose()  # type: ignore[attr-defined]
-    got = await sub.next(timeout=10)  # the generation is let go (and cancelled) just after
-    assert got is not None and requests(sub) == []
-    event = got.data
-    assert (event["route"], event["stream"], event["errorCode"]) == ("completions", True, "CANCELLED")
+    await long.aclose()
+    (event,) = requests(sub)  # at once: closing the stream closes the generation
+    assert (event["route"], event["stream"], event["errorCode"]) == (route, True, "CANCELLED")
     assert 1 <= event["completionTokens"] < 3000  # what it had generated when it stopped
 
 
