@@ -61,6 +61,7 @@ class Monitor:
                 self._thread.start()
 
     def close(self) -> None:
+        """Stop the metrics thread, take logging off the bus, stop observing it, close NVML."""
         with self._lock:
             self._stop.set()
             thread = self._thread
