@@ -30,12 +30,12 @@ def test_llama_cpps_lines_arrive_with_their_source_and_level(bus: EventBus) -> N
     sub = bus.subscribe(["log"])
     forward_log(ERROR, "llama_model_load: error loading model\n")  # what the C callback hands over
     logging.getLogger("claracore.pool.pool").warning("loading %s failed", "m")
-    logging.getLogger("uvicorn.error").error("a server problem")
+    logging.getLogger("somelib.server").error("a library's problem")
     got = [e.data for e in iter(sub.get_nowait, None)]
     assert [(d["source"], d["level"], d["logger"], d["message"]) for d in got] == [
         ("llama.cpp", "error", "claracore.llama", "llama_model_load: error loading model"),
         ("claracore", "warning", "claracore.pool.pool", "loading m failed"),
-        ("uvicorn", "error", "uvicorn.error", "a server problem"),
+        ("somelib", "error", "somelib.server", "a library's problem"),
     ]
     assert all(d["time"].endswith("Z") for d in got)
 
