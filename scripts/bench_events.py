@@ -91,6 +91,7 @@ def main() -> int:
         f"{args.rounds} rounds per side, {args.subscribers} idle subscribers; one server"
     )
     results: dict[tuple[int, bool], list[float]] = {}
+    order: dict[int, list[tuple[bool, float]]] = {}
     with serve("claracore", args, path) as server:
         asyncio.run(tokens_per_second(server, args.tokens, 1, bias))  # warm-up
         for clients in (1, 4):
@@ -99,14 +100,17 @@ def main() -> int:
                 with idle_subscribers(server.base_url, args.subscribers if attached else 0):
                     tps = asyncio.run(tokens_per_second(server, args.tokens, clients, bias))
                 results.setdefault((clients, attached), []).append(tps)
-    print(f"\n{'clients':>7} {'without':>12} {'with':>12} {'ratio':>7}")
+                order.setdefault(clients, []).append((attached, tps))
+    print(f"\n{'clients':>7} {'without':>12} {'with':>12} {'ratio':>7}   each run (t/s, in order)")
     worst = float("inf")
     for clients in (1, 4):
         without = statistics.median(results[(clients, False)])
         with_subs = statistics.median(results[(clients, True)])
         ratio = with_subs / without
         worst = min(worst, ratio)
-        print(f"{clients:>7} {without:>8.1f} t/s {with_subs:>8.1f} t/s {ratio:>7.3f}")
+        runs = "  ".join(f"{'+' if attached else '-'}{tps:.1f}" for attached, tps in order[clients])
+        print(f"{clients:>7} {without:>8.1f} t/s {with_subs:>8.1f} t/s {ratio:>7.3f}   {runs}")
+    print("(- without, + with subscribers; the spread of each side shows how noisy the machine is)")
     print(f"\nworst ratio {worst:.3f} (target >= 0.98): {'ok' if worst >= 0.98 else 'MISS'}")
     return 0
 
