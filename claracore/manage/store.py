@@ -54,7 +54,18 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
-    # 2: request activity and log lines (queries in manage/activity.py); `time` is Unix seconds.
+    # Downloads (manage/downloads/records.py holds the queries): what a restart resumes.
+    """
+    CREATE TABLE downloads (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        token TEXT,
+        data TEXT NOT NULL
+    );
+    """,
+    # Request activity and log lines (manage/activity.py holds the queries); `time` is Unix seconds.
     """
     CREATE TABLE activity (
         id TEXT PRIMARY KEY,

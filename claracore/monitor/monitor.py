@@ -2,7 +2,7 @@
 
 It observes the bus (synchronously, so no count is ever lost to a full queue): "request" events
 feed the per-model figures and the Prometheus counters, "model" events count loads and evictions,
-"download" events the bytes. It owns the log handler that puts logging onto the bus, and a
+"download" events the bytes downloaded. It owns the log handler that puts logging onto the bus, and a
 thread that publishes a "metrics" event every `metrics_interval` seconds. `metrics()` is the
 answer of `GET /api/metrics`: the spec's cpu/memory/gpu/models plus the figures of every model.
 """
@@ -26,9 +26,6 @@ from claracore.pool.pool import ModelPool, ModelStatus
 
 log = logging.getLogger(__name__)
 
-#: A download in one of these states is over: the snapshot no longer lists it.
-FINAL_DOWNLOAD = frozenset({"completed", "failed", "cancelled", "error"})
-
 
 class Monitor:
     """The engine's figures, logs on the bus, periodic metrics; `close()` undoes `start()`."""
@@ -44,7 +41,7 @@ class Monitor:
         self._usage = UsageSampler()
         self._interval = metrics_interval
         self._lock = threading.Lock()
-        self._downloads: dict[str, dict[str, Any]] = {}  # the last event of each download
+        self._download_bytes: dict[str, int] = {}  # bytes each download had at its last event
         self._loading: dict[str, float] = {}  # the load progress of each model loading now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,26 +172,26 @@ class Monitor:
             self.prometheus.evictions.labels(model).inc()
 
     def _download_event(self, data: dict[str, Any]) -> None:
+        """Count the bytes a download gained since its last event (its `bytesDone`, see
+        `protocol.downloads.DownloadStatus`); bytes a resumed download had on disk before this
+        process saw it are not counted, and one started again from zero counts anew."""
         key = str(data.get("id", ""))
+        done = data.get("bytesDone")
         with self._lock:
-            before = self._downloads.get(key, {}).get("downloadedBytes", 0)
-            now = data.get("downloadedBytes", before)
-            if isinstance(now, int) and isinstance(before, int) and now > before:
-                self.prometheus.download_bytes.inc(now - before)
-            if data.get("status") in FINAL_DOWNLOAD:
-                self._downloads.pop(key, None)
-            else:
-                self._downloads[key] = dict(data)
+            if data.get("event") == "removed":
+                self._download_bytes.pop(key, None)
+                return
+            if not isinstance(done, int):
+                return
+            before = self._download_bytes.get(key, done)
+            if done > before:
+                self.prometheus.download_bytes.inc(done - before)
+            self._download_bytes[key] = done
 
     def load_progress(self) -> dict[str, float]:
         """Each loading model's progress (0 to 1), as its last "model" event said."""
         with self._lock:
             return dict(self._loading)
-
-    def downloads(self) -> list[dict[str, Any]]:
-        """The last event of every download still running (or paused): the snapshot's list."""
-        with self._lock:
-            return [dict(d) for d in self._downloads.values()]
 
     # ------------------------------------------------------------ GET /api/metrics
 

@@ -67,17 +67,9 @@ class RequestEvent(TypedDict):
     errorCode: str | None  # the error's code (MODEL_NOT_FOUND, ...), also for one mid-stream
 
 
-class DownloadEvent(TypedDict, total=False):
-    """type "download": progress of one download (published by the download manager).
-
-    The snapshot lists the last event of each download whose status is not final, and the
-    Prometheus byte counter follows `downloadedBytes`.
-    """
-
-    id: str
-    status: str  # queued, downloading, paused, completed, failed, cancelled
-    downloadedBytes: int
-    totalBytes: int
+#: type "download" carries `protocol.downloads.DownloadStatus` (what `GET /api/models/downloads/ID`
+#: answers) plus `event`: created, state, progress or removed. The download manager publishes it.
+DownloadEvent = dict[str, Any]
 
 
 class ConfigEvent(TypedDict, total=False):

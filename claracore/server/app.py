@@ -15,6 +15,7 @@ from claracore import __version__
 from claracore.engine import AsyncEngine
 from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager, DownloadOptions
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
@@ -25,6 +26,7 @@ from claracore.server.routes import (
     audio,
     config,
     control,
+    downloads,
     folders,
     monitor,
     openai,
@@ -35,7 +37,7 @@ from claracore.server.routes import (
 from claracore.server.state import AppState
 from claracore.server.telemetry import RequestTelemetry
 
-ROUTERS = (openai, audio, folders, control, config, system, settings, setup, monitor, activity)
+ROUTERS = (openai, audio, folders, control, config, system, settings, setup, downloads, monitor, activity)
 
 
 def create_app(
@@ -44,6 +46,7 @@ def create_app(
     config_path: Path | None = None,
     data_dir: Path | None = None,
     hard_restart: Callable[[], None] | None = None,
+    download_options: DownloadOptions | None = None,
 ) -> FastAPI:
     """The app; its lifespan preloads models at start-up and frees them all at shutdown.
 
@@ -51,21 +54,27 @@ def create_app(
     API edits (None: edits are refused), `data_dir` holds ClaraCore's SQLite store (None: a
     temporary folder, so tests and embedded uses never touch the user's data). `hard_restart`
     replaces the process (`claracore serve` passes one; without it the route refuses).
+    `download_options` say which hub to use and where models land (default: `HF_ENDPOINT` or the
+    public hub; `data_dir/models`).
     """
     # Without a data directory the store lives in a scratch folder made once for this app.
     folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
     scratch = folder if data_dir is None else None
     store = Store(folder / "claracore.db")
     config_file = ConfigFile(config_path, running=lambda: engine.config, events=engine.events)
+    prefs = Settings(store)
     state = AppState(
         engine=engine,
         store=store,
         data_dir=folder,
         config_file=config_file,
         auth=Auth(store, engine.config.api_key),
-        settings=Settings(store),
+        settings=prefs,
         setup=SetupRunner(store, config_file, engine.events),
         activity=ActivityLog(store, engine.events, lambda: engine.config.monitoring),
+        downloads=DownloadManager(
+            store, engine.events, prefs, config_file, data_dir=folder, options=download_options
+        ),
         hard_restart=hard_restart,
     )
 
@@ -73,9 +82,11 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.activity.start()
         await engine.start()
+        await state.downloads.start()  # unfinished downloads go on (paused ones stay paused)
         try:
             yield
         finally:
+            await state.downloads.close()  # keeps their state: the next start resumes them
             await engine.close()
             state.activity.close()
             store.close()

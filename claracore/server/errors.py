@@ -26,6 +26,9 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelUnavailableError,
+    NotFoundError,
+    RemoteAccessError,
+    RemoteError,
 )
 from claracore.protocol.validation import first_error
 from claracore.server.telemetry import note_error
@@ -43,7 +46,10 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (InvalidRequestError, 400),
     (ConfigError, 400),
     (ModelNotFoundError, 404),
+    (NotFoundError, 404),
     (ConflictError, 409),
+    (RemoteAccessError, 403),  # the hub refused the user's token (not our own key: that is a 401)
+    (RemoteError, 502),
     (InsufficientMemoryError, 503),
     (ModelLoadError, 503),
     (ModelUnavailableError, 503),
@@ -54,11 +60,13 @@ STATUS: list[tuple[type[BaseException], int]] = [
 OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
     500: "server_error",
+    502: "server_error",
     503: "service_unavailable_error",
 }
 

@@ -141,10 +141,13 @@ LOG_TAIL = 100  # log lines in a snapshot
 
 
 def snapshot(
-    engine: AsyncEngine, setup_progress: Callable[[], dict[str, Any]], types: frozenset[str] | None
+    engine: AsyncEngine,
+    setup_progress: Callable[[], dict[str, Any]],
+    downloads: Callable[[], list[dict[str, Any]]],
+    types: frozenset[str] | None,
 ) -> dict[str, Any] | None:
     """What a new subscriber needs first, for the types it asked for (None when nothing applies):
-    every model with its state (and load progress), the last log lines, the downloads running,
+    every model with its state (and load progress), the last log lines, the downloads not over,
     the setup's progress, the current metrics."""
     wanted = _SNAPSHOT.keys() if types is None else types
     monitor = engine.monitor
@@ -157,7 +160,7 @@ def snapshot(
     parts: dict[str, Callable[[], Any]] = {
         "model": models,
         "log": lambda: monitor.logs.recent(LOG_TAIL),
-        "download": monitor.downloads,
+        "download": downloads,
         "setup": setup_progress,
         "metrics": monitor.metrics,
     }

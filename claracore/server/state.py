@@ -19,6 +19,7 @@ from claracore.events import Subscription
 from claracore.hardware.probe import system_detection
 from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
@@ -37,6 +38,7 @@ class AppState:
     settings: Settings
     setup: SetupRunner
     activity: ActivityLog  # stored requests and log lines (GET /api/activity, /api/logs)
+    downloads: DownloadManager
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
     _detection: dict[str, Any] | None = field(default=None, repr=False)
     # The subscriptions behind open event streams (/api/events, /api/logs?follow=1).

@@ -9,12 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from claracore.config import ModelSpec
 from claracore.pool import loaders
 from claracore.units import GIB
+from tests.e2e.downloads import download_server, start, wait_bytes
 from tests.e2e.server import running_server
 from tests.e2e.sse_reader import Frame, SseReader, parse_frames
+from tests.e2e.test_downloads_api import FILE, REPO
+from tests.hub_stub import HubStub
 from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello"}]
@@ -207,3 +211,32 @@ def test_a_subscriber_that_never_reads_is_told_how_many_it_missed(tiny_llama: Pa
                         break
     assert missed > 0 and logged == sorted(logged)  # the oldest were dropped, the order kept
     assert len(logged) + missed >= 8000  # each one delivered or counted, none lost silently
+
+
+def test_a_download_under_way_is_in_the_snapshot_and_its_bytes_are_counted(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    model_bytes = tiny_llama.read_bytes()
+    with HubStub() as hub:
+        _download_while_subscribed(hub, model_bytes, tmp_path)
+
+
+def _download_while_subscribed(hub: HubStub, model_bytes: bytes, tmp_path: Path) -> None:
+    hub.add(REPO, {FILE: model_bytes})
+    hub.hold_after = 100_000
+    with download_server(hub, tmp_path) as (url, _engine, _home):
+        d = start(url, {"repo": REPO, "filename": FILE, "autoConfigure": False})
+        wait_bytes(url, d["id"], 100_000)
+        with SseReader(url + "/api/events", params={"types": "download"}) as events:
+            (listed,) = events.wait(lambda f: f.event == "snapshot").payload["downloads"]
+            assert (listed["id"], listed["state"], listed["bytesDone"]) == (d["id"], "downloading", 100_000)
+            hub.release()
+            events.wait(is_event("download", id=d["id"], state="completed"))
+        with SseReader(url + "/api/events", params={"types": "download"}) as later:
+            assert later.wait(lambda f: f.event == "snapshot").payload["downloads"] == []  # over: not listed
+        found = {
+            s.name: s.value
+            for fam in text_string_to_metric_families(httpx.get(url + "/metrics").text)
+            for s in fam.samples
+        }
+    assert found["claracore_download_bytes_total"] == len(model_bytes)

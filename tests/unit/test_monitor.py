@@ -116,18 +116,24 @@ def test_loads_evictions_and_load_progress_come_from_model_events(monitor: Monit
     assert samples[("claracore_model_load_seconds_sum", (("model", "a"),))] == 0.25
 
 
-def test_download_bytes_count_each_byte_once_and_finished_downloads_leave_the_snapshot(
-    monitor: Monitor,
-) -> None:
+def test_download_bytes_count_each_byte_once(monitor: Monitor) -> None:
     bus = monitor.bus
-    bus.publish("download", {"id": "d1", "status": "downloading", "downloadedBytes": 100, "totalBytes": 1000})
-    bus.publish("download", {"id": "d2", "status": "downloading", "downloadedBytes": 50})
-    bus.publish("download", {"id": "d1", "status": "downloading", "downloadedBytes": 600})
-    bus.publish("download", {"id": "d1", "status": "paused", "downloadedBytes": 600})
-    assert {d["id"]: d["status"] for d in monitor.downloads()} == {"d1": "paused", "d2": "downloading"}
-    bus.publish("download", {"id": "d1", "status": "completed", "downloadedBytes": 1000})
-    assert [d["id"] for d in monitor.downloads()] == ["d2"]
-    assert prometheus(monitor)[("claracore_download_bytes_total", ())] == 1050
+
+    def download(event: str, key: str, done: int, state: str = "downloading") -> None:
+        bus.publish("download", {"event": event, "id": key, "state": state, "bytesDone": done})
+
+    download("created", "d1", 0, "queued")
+    download("progress", "d1", 100)
+    download("state", "d2", 5000)  # resumed from disk: those bytes came before this process
+    download("progress", "d2", 5050)
+    download("progress", "d1", 600)
+    download("state", "d1", 600, "paused")
+    download("progress", "d1", 0)  # started again from scratch (the server ignored the range)
+    download("progress", "d1", 1000)
+    download("removed", "d1", 1000, "completed")
+    download("created", "d1", 0, "queued")  # a new download may reuse nothing of the old count
+    download("progress", "d1", 10)
+    assert prometheus(monitor)[("claracore_download_bytes_total", ())] == 100 + 50 + 500 + 1000 + 10
 
 
 def test_percentiles_are_nearest_rank() -> None:

@@ -15,10 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from claracore.errors import InvalidRequestError
 from claracore.events import EVENT_TYPES
+from claracore.manage.downloads.records import FINAL
 from claracore.monitor.prometheus import CONTENT_TYPE
 from claracore.protocol.monitor import EventsQuery
 from claracore.server import event_stream
 from claracore.server.deps import EngineDep, StateDep, require_key
+from claracore.server.state import AppState
 
 router = APIRouter(dependencies=[Depends(require_key)])
 
@@ -30,6 +32,11 @@ def _last_event_id(request: Request) -> int | None:
     if not value.strip().isdigit():
         raise InvalidRequestError("Last-Event-ID must be an event id (a whole number)", param="Last-Event-ID")
     return int(value)
+
+
+def _downloads(state: AppState) -> list[dict[str, Any]]:
+    """The downloads not yet over (queued, running, verifying, paused or failed), as the API shows them."""
+    return [d.view().model_dump(mode="json") for d in state.downloads.all() if d.state not in FINAL]
 
 
 @router.get("/api/events")
@@ -51,7 +58,9 @@ async def events(
         engine.events,
         types,
         last_id=_last_event_id(request),
-        snapshot=functools.partial(event_stream.snapshot, engine, state.setup.progress, types),
+        snapshot=functools.partial(
+            event_stream.snapshot, engine, state.setup.progress, functools.partial(_downloads, state), types
+        ),
         heartbeat=engine.config.monitoring.heartbeat,
         streams=state.streams,
     )
