@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from claracore.manage.defaults import BUNDLED
 from playwright.sync_api import Browser, Error, Page, sync_playwright
 
+from claracore.manage.defaults import BUNDLED
 from claracore.server.ui import BUILD_DIR
 from tests.e2e.server import free_port
 
