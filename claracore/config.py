@@ -101,6 +101,10 @@ class ModelSpec(BaseModel):
     flash_attn: BoolOrAuto = "auto"
     use_mmap: bool = True
     chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict
+    )  # template variables; requests add theirs
+    reasoning_format: Literal["none", "auto", "deepseek"] = "auto"  # "none" keeps reasoning in content
     max_tokens: int | None = Field(default=None, ge=1, le=1 << 24)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)

@@ -67,6 +67,10 @@ class ChatCompletionRequest(_SamplingFields):
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None  # "none" turns tools off; others are hints
+    reasoning_effort: str | None = None  # passed to templates that read it (gpt-oss)
+    # llama-server's extras: where reasoning goes, and variables for the chat template
+    reasoning_format: Literal["none", "auto", "deepseek"] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
 
 
 class CompletionRequest(_SamplingFields):
@@ -125,6 +129,8 @@ class ToolCall(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    # A thinking model's reasoning, split from the answer (llama-server's and DeepSeek's field).
+    reasoning_content: str | None = Field(default=None, exclude_if=_absent)
     # Left out unless there are calls, like OpenAI's own answers.
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=_absent)
 
@@ -156,6 +162,7 @@ class ChunkToolCall(BaseModel):
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = Field(default=None, exclude_if=_absent)
     # Absent from the per-token chunks, which are most of a stream's bytes.
     tool_calls: list[ChunkToolCall] | None = Field(default=None, exclude_if=_absent)
 

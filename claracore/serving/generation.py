@@ -25,6 +25,7 @@ from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import SamplingParams, grammar_for
+from claracore.serving.reasoning import Markers, opened_by, template_variables
 from claracore.serving.tool_calls import declared_names
 
 _DEFAULTS = SamplingParams()
@@ -41,6 +42,8 @@ class _Prepared:
     n: int
     prompt_texts: list[str]
     tool_names: frozenset[str] = frozenset()  # tools the answer may call (see claracore.serving.tool_calls)
+    split_reasoning: bool = False  # chat with reasoning_format other than "none"
+    opened: Markers | None = None  # the reasoning block the prompt left open (claracore.serving.reasoning)
 
 
 class _Channel:
@@ -108,7 +111,7 @@ def _template_call(call: dict[str, Any]) -> dict[str, Any]:
     return call
 
 
-def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
+def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest, spec: ModelSpec) -> str:
     """The prompt text from the model's chat template."""
     messages: list[dict[str, Any]] = []
     for i, m in enumerate(request.messages):
@@ -124,7 +127,10 @@ def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
             msg["tool_call_id"] = m.tool_call_id
         messages.append(msg)
     tools = None if request.tool_choice == "none" else request.tools
-    return runtime.template.render(messages, tools=tools)
+    variables = template_variables(
+        spec.chat_template_kwargs, request.chat_template_kwargs, request.reasoning_effort
+    )
+    return runtime.template.render(messages, tools=tools, variables=variables)
 
 
 def _sampling(
@@ -177,7 +183,8 @@ def prepare_chat(
     lease: Lease, request: p.ChatCompletionRequest, emit: Callable[[int], Callable[[Event], None]]
 ) -> _Prepared:
     runtime = llm_of(lease)
-    prompt = runtime.tokenize(render_chat(runtime, request))
+    text = render_chat(runtime, request, lease.spec)
+    prompt = runtime.tokenize(text)
     job = Job(
         prompt=prompt,
         params=_sampling(lease.spec, request),
@@ -188,8 +195,17 @@ def prepare_chat(
         top_logprobs=request.top_logprobs or 0,
     )
     names = frozenset() if request.tool_choice == "none" else declared_names(request.tools)
+    split = (request.reasoning_format or lease.spec.reasoning_format) != "none"
     return _Prepared(
-        f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, [job], request.n, [""], names
+        f"chatcmpl-{uuid.uuid4().hex}",
+        int(time.time()),
+        request.model,
+        [job],
+        request.n,
+        [""],
+        names,
+        split_reasoning=split,
+        opened=opened_by(text) if split else None,
     )
 
 
