@@ -105,6 +105,8 @@ class ModelSpec(BaseModel):
         default_factory=dict
     )  # template variables; requests add theirs
     reasoning_format: Literal["none", "auto", "deepseek"] = "auto"  # "none" keeps reasoning in content
+    speculative: Literal["ngram"] | None = None  # draft-free n-gram lookup (a draft_model needs none)
+    draft_max: int = Field(default=8, ge=1, le=64)  # tokens drafted per sequence and step
     max_tokens: int | None = Field(default=None, ge=1, le=1 << 24)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)

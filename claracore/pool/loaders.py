@@ -102,6 +102,7 @@ def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int,
 
 def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
+    from claracore.runtime.llm_context import outputs_per_step
 
     info = read_gguf(spec.model)
     n_ctx = spec.context_length or DEFAULT_CONTEXT
@@ -119,6 +120,8 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         cache_type_v=spec.cache_type_v,
         flash_attn=spec.flash_attn,
         chat_template=spec.chat_template,
+        speculative=spec.speculative,
+        draft_max=spec.draft_max,
     )
     estimate = estimate_llm(
         info,
@@ -130,7 +133,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         n_batch=spec.batch_size,
         n_ubatch=spec.batch_size,
         flash_attn=spec.flash_attn is not False,
-        n_outputs_max=spec.parallel,
+        n_outputs_max=outputs_per_step(options, spec.parallel),
     )
 
     load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))

@@ -36,9 +36,10 @@ from claracore.runtime.jobs import (
     common_prefix,
     scan_stops,
 )
-from claracore.runtime.llm_context import LlmOptions, context_params
+from claracore.runtime.llm_context import LlmOptions, context_params, outputs_per_step
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
+from claracore.runtime.speculative import Speculating
 from claracore.runtime.vocab import TokenText
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LlmOptions", "LlmRuntime"]
 
 
-class LlmRuntime(TokenText):
+class LlmRuntime(TokenText, Speculating):
     """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
 
     kind = "llm"
@@ -78,6 +79,8 @@ class LlmRuntime(TokenText):
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
         self._slots = [Slot(i) for i in range(self.parallel)]
+        self._init_speculation(o.speculative, o.draft_max)
+        self.n_outputs = outputs_per_step(o, self.parallel)
         self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
         bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
@@ -273,13 +276,15 @@ class LlmRuntime(TokenText):
     def _step(self) -> None:
         batch = self._batch
         n = 0
-        for slot in self._slots:  # generating sequences first: one token each
-            if slot.job is not None and slot.next_token >= 0:
-                self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
-                slot.tokens.append(slot.next_token)
-                slot.batch_idx = n
-                n += 1
-        outputs = n  # logits rows: llama.cpp allows `parallel` per decode (n_outputs_max)
+        generating = [s for s in self._slots if s.job is not None and s.next_token >= 0]
+        for k, slot in enumerate(generating):  # generating sequences first: one token each (+ drafts)
+            self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
+            slot.tokens.append(slot.next_token)
+            slot.batch_idx = n
+            n += 1
+            if self.draft_max:
+                n = self._add_drafts(slot, n, self.n_batch - n - (len(generating) - k - 1))
+        outputs = n  # logits rows: llama.cpp allows `n_outputs` per decode (n_outputs_max)
         prompting = [s for s in self._slots if s.job is not None and s.pending]
         for k, slot in enumerate(prompting):  # then prompt chunks, as much as the batch holds
             if n >= self.n_batch:
@@ -288,7 +293,7 @@ class LlmRuntime(TokenText):
             take = min(len(slot.pending), self.n_batch - n)
             scored = slot.job.prompt_logprobs
             if scored:  # every token is a row here; leave one for each prompt still to come
-                take = min(take, self.parallel - outputs - (len(prompting) - k - 1))
+                take = min(take, self.n_outputs - outputs - (len(prompting) - k - 1))
                 slot.lp_rows = (n, take)
                 outputs += take
             pos = len(slot.tokens)
@@ -318,7 +323,7 @@ class LlmRuntime(TokenText):
                     self._copy_prompt(slot, sibling)
                     self._sample(sibling, idx)
                 slot.siblings = []
-                self._sample(slot, idx)
+                self._sample_drafted(slot, idx)
 
     def _score_prompt(self, slot: Slot) -> None:
         """Score the prompt tokens this step decoded; once the prompt is done, send the scores.
@@ -357,6 +362,7 @@ class LlmRuntime(TokenText):
     def _decode_failed(self, rc: int) -> None:
         """A failed decode drops the jobs in this batch; their KV state is unknown, so forget it."""
         jobs = {id(s.job): s.job for s in self._slots if s.job is not None and s.batch_idx >= 0}
+        self._forget_drafts()
         self._fail_jobs(jobs.values(), RuntimeError(f"llama_decode failed with status {rc}"), forget=True)
 
     def _sample(self, slot: Slot, idx: int) -> None:
