@@ -149,6 +149,16 @@ class MemoryBudget(BaseModel):
     margin_gb: float = Field(default=1.0, ge=0, le=1 << 20)
 
 
+class MediaLimits(BaseModel):
+    """Images and audio in chat requests (claracore.serving.media)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remote_urls: bool = False  # fetch http(s) image URLs; off: data URLs only
+    max_mb: float = Field(default=20.0, gt=0, le=1 << 12)  # largest image or audio clip
+    fetch_timeout: float = Field(default=10.0, gt=0, le=600)  # seconds for a whole remote fetch
+
+
 class Monitoring(BaseModel):
     """What the server keeps about itself and how often it says so (GET /api/events, /api/activity)."""
 
@@ -174,9 +184,10 @@ class Config(BaseModel):
     max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    media: MediaLimits = Field(default_factory=MediaLimits)
     models: list[ModelSpec] = Field(default_factory=list)
 
-    @field_validator("models", "memory", "monitoring", mode="before")
+    @field_validator("models", "memory", "monitoring", "media", mode="before")
     @classmethod
     def _empty_section(cls, value: object, info: ValidationInfo) -> object:
         """A key written with nothing after it (``models:``) means the empty default."""

@@ -6,6 +6,7 @@ same effective settings (context, parallel, cache types, offload) and cannot dri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from claracore.errors import ModelLoadError
 from claracore.modelfile.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
 from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
 from claracore.modelfile.kind import infer_model_type
+from claracore.modelfile.reader import parse
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
@@ -32,6 +34,8 @@ class ModelFacts:
     context_length: int | None = None  # tokens per sequence
     gpu_layers: int | None = None
     parallel: int | None = None  # sequences decoded together
+    inputs: list[str] | None = None  # what a chat message may hold: text, and image/audio with a projector
+    speculative: str | None = None  # "ngram" or "draft" when it decodes speculatively
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         chat_template=spec.chat_template,
         speculative=spec.speculative,
         draft_max=spec.draft_max,
+        mmproj=spec.mmproj,
     )
     estimate = estimate_llm(
         info,
@@ -136,9 +141,50 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         n_outputs_max=outputs_per_step(options, spec.parallel),
     )
 
+    inputs = ["text"]
+    if spec.mmproj:
+        estimate = _with_projector(estimate, spec, on_gpu=options.gpu_layers != 0)
+        inputs += projector_inputs(Path(spec.mmproj))
     load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
-    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel)
+    facts = dataclasses.replace(
+        _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel),
+        inputs=inputs,
+        speculative=spec.speculative,
+    )
     return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
+
+
+#: A projector's working memory beside its weights (the image encoder's compute buffer); the
+#: SigLIP towers of Gemma 3 and SmolVLM use 60-200 MiB, so this is the larger end.
+PROJECTOR_COMPUTE = 200 << 20
+
+
+def projector_inputs(path: Path) -> list[str]:
+    """What a projector file encodes, from its metadata: "image" and/or "audio"."""
+    try:
+        kv = parse(path).kv
+    except GGUFError as exc:
+        raise ModelLoadError(path.name, f"projector (mmproj): {exc.message}") from exc
+    found = [
+        kind for kind, key in (("image", "vision"), ("audio", "audio")) if kv.get(f"clip.has_{key}_encoder")
+    ]
+    return found
+
+
+def _with_projector(estimate: MemoryEstimate, spec: ModelSpec, *, on_gpu: bool) -> MemoryEstimate:
+    """`estimate` plus the projector (`mmproj`): its weights and encoder buffers, on the GPU when
+    the model's layers are offloaded (libmtmd follows the model), else in RAM."""
+    path = Path(spec.mmproj or "")
+    if not path.is_file():
+        raise ModelLoadError(spec.name, f"projector (mmproj) not found: {path}")
+    cost = path.stat().st_size + PROJECTOR_COMPUTE
+    if on_gpu:
+        return dataclasses.replace(
+            estimate, vram_bytes=estimate.vram_bytes + cost, weights_vram=estimate.weights_vram + cost
+        )
+    return dataclasses.replace(
+        estimate, ram_bytes=estimate.ram_bytes + cost, weights_ram=estimate.weights_ram + cost
+    )
 
 
 def _encoder_recipe(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadRecipe:

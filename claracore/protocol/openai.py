@@ -10,6 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
+def _absent(value: Any) -> bool:
+    """For `exclude_if`: a field left out of the JSON when it has nothing to say."""
+    return value is None
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -89,6 +95,9 @@ class Usage(BaseModel):
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: dict[str, int] | None = None
+    # With speculative decoding: accepted_prediction_tokens and rejected_prediction_tokens, as
+    # OpenAI reports its predicted outputs.
+    completion_tokens_details: dict[str, int] | None = Field(default=None, exclude_if=_absent)
 
 
 class TopLogprob(BaseModel):
@@ -106,10 +115,6 @@ class TokenLogprob(BaseModel):
 
 class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprob] | None = None
-
-
-def _absent(value: Any) -> bool:
-    return value is None
 
 
 FinishReason = Literal["stop", "length", "tool_calls"]
@@ -237,6 +242,9 @@ class ModelInfo(BaseModel):
     context_length: int | None = None  # tokens per sequence
     gpu_layers: int | None = None
     parallel: int | None = None
+    inputs: list[str] | None = None  # chat models: "text", plus "image" / "audio" with a projector
+    speculative: str | None = None  # "ngram" when it decodes speculatively
+    lora: list[dict[str, Any]] | None = Field(default=None, exclude_if=_absent)  # adapters: path, scale
 
 
 class ModelList(BaseModel):

@@ -37,6 +37,7 @@ from claracore.runtime.jobs import (
     scan_stops,
 )
 from claracore.runtime.llm_context import LlmOptions, context_params, outputs_per_step
+from claracore.runtime.multimodal import Multimodal
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
 from claracore.runtime.speculative import Speculating
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LlmOptions", "LlmRuntime"]
 
 
-class LlmRuntime(TokenText, Speculating):
+class LlmRuntime(TokenText, Speculating, Multimodal):
     """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
 
     kind = "llm"
@@ -58,8 +59,11 @@ class LlmRuntime(TokenText, Speculating):
         self.name = name or os.path.basename(options.path)
         self._model = NativeModel.load(options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap)
         try:
+            threads = options.n_threads or os.cpu_count() or 1
+            self._init_media(options.mmproj, self._model, threads, options.gpu_layers != 0)
             self._init_context()
         except BaseException:
+            self._close_media()
             self._model.close()
             raise
         self._queue: deque[Job] = deque()
@@ -109,7 +113,7 @@ class LlmRuntime(TokenText, Speculating):
             raise InvalidRequestError(
                 f"n is {job.n}; this model decodes at most {self.parallel} sequences together", param="n"
             )
-        if max(job.prompt) >= self.n_vocab or min(job.prompt) < 0:
+        if max(job.prompt) >= self.n_vocab or (min(job.prompt) < 0 and job.media is None):
             raise InvalidRequestError("the prompt holds token ids outside the vocabulary", param="prompt")
         job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
         try:
@@ -153,6 +157,7 @@ class LlmRuntime(TokenText, Speculating):
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
         self._ctx = None
+        self._close_media()
         self._model.close()
 
     # ------------------------------------------------------------ the worker thread
@@ -274,6 +279,9 @@ class LlmRuntime(TokenText, Speculating):
         return own
 
     def _step(self) -> None:
+        for slot, exc in self._decode_media_heads(self._slots):  # images first, alone: see multimodal
+            if slot.job is not None:
+                self._fail_jobs([slot.job], exc, forget=True)
         batch = self._batch
         n = 0
         generating = [s for s in self._slots if s.job is not None and s.next_token >= 0]
@@ -290,7 +298,9 @@ class LlmRuntime(TokenText, Speculating):
             if n >= self.n_batch:
                 break
             assert slot.job is not None
-            take = min(len(slot.pending), self.n_batch - n)
+            take = self._text_run(slot, min(len(slot.pending), self.n_batch - n))
+            if take == 0:
+                continue
             scored = slot.job.prompt_logprobs
             if scored:  # every token is a row here; leave one for each prompt still to come
                 take = min(take, self.n_outputs - outputs - (len(prompting) - k - 1))
@@ -399,7 +409,9 @@ class LlmRuntime(TokenText, Speculating):
             tail = slot.held + slot.decoder.decode(b"", final=True)
             if tail:
                 job.emit(Delta(slot.choice, tail))
-        done = Finished(slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached)
+        done = Finished(
+            slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached, *self._draft_counts(slot)
+        )
         self._release(slot)  # before telling the caller, so a finished request never holds a slot
         job.emit(done)
 

@@ -42,6 +42,8 @@ class NgramIndex:
         self.job = job
         self.seen: dict[tuple[int, ...], int] = {}  # n-gram -> index of the token that followed it
         self.indexed = 0  # tokens whose following n-grams are in `seen`
+        self.drafted = 0  # this sequence's drafted tokens, and those its sampler agreed with
+        self.accepted = 0
 
     def draft(self, tokens: list[int], limit: int) -> list[int]:
         """Up to `limit` tokens that followed the latest earlier occurrence of `tokens`' tail."""
@@ -56,7 +58,9 @@ class NgramIndex:
             if len(tokens) > n:
                 at = seen.get(tuple(tokens[-n:]))
                 if at is not None:
-                    return tokens[at : at + limit]
+                    draft = tokens[at : at + limit]
+                    media = next((i for i, t in enumerate(draft) if t < 0), -1)  # an image's placeholders
+                    return draft if media < 0 else draft[:media]
         return []
 
 
@@ -104,6 +108,7 @@ class Speculating:
         draft = index.draft(slot.tokens, limit)
         if not draft:
             return n
+        index.drafted += len(draft)
         pos = len(slot.tokens)
         for i, token in enumerate(draft):
             self._put(n + i, token, pos + i, slot.seq, True)
@@ -126,10 +131,18 @@ class Speculating:
                 break
             accepted += 1  # already in the KV cache: the next row says what follows it
             self.accepted_tokens += 1  # counted before the caller can hear the answer is done
+            self._indexes[slot.seq].accepted += 1
         keep = base + accepted
         if keep < len(slot.tokens):
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, keep, -1)
             del slot.tokens[keep:]
+
+    def _draft_counts(self, slot: Slot) -> tuple[int, int]:
+        """(accepted, rejected) draft tokens of `slot`'s current job, for its usage figures."""
+        index = self._indexes.get(slot.seq)
+        if index is None or index.job is not slot.job:
+            return 0, 0
+        return index.accepted, index.drafted - index.accepted
 
     def _forget_drafts(self) -> None:
         """After a failed decode: nothing drafted this step is in the cache for sure."""

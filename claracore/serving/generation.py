@@ -17,14 +17,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from claracore.config import ModelSpec
+from claracore.config import MediaLimits, ModelSpec
 from claracore.errors import ClaraCoreError, InvalidRequestError
 from claracore.monitor.records import RequestRecord
 from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
+from claracore.runtime.multimodal import MARKER
 from claracore.runtime.sampling import SamplingParams, grammar_for
+from claracore.serving import media
 from claracore.serving.reasoning import Markers, opened_by, template_variables
 from claracore.serving.tool_calls import declared_names
 
@@ -83,11 +85,16 @@ class _Channel:
 
 
 def _content_text(message: p.ChatMessage, i: int) -> str:
+    """The message's text; each image or audio part becomes the projector's marker (they were
+    checked against the model before this, see `start`)."""
     content = message.content
     if content is None or isinstance(content, str):
         return content or ""
     texts = []
     for j, part in enumerate(content):
+        if part.type in media.KINDS:
+            texts.append(MARKER)
+            continue
         if part.type != "text" or part.text is None:
             raise InvalidRequestError(
                 f"messages[{i}].content[{j}] is of type '{part.type}'; this model accepts text only",
@@ -180,12 +187,20 @@ def _max_tokens(spec: ModelSpec, *values: int | None, default: int = 2**31 - 1) 
 
 
 def prepare_chat(
-    lease: Lease, request: p.ChatCompletionRequest, emit: Callable[[int], Callable[[Event], None]]
+    lease: Lease,
+    request: p.ChatCompletionRequest,
+    emit: Callable[[int], Callable[[Event], None]],
+    loaded: list[media.Media] | None = None,
 ) -> _Prepared:
     runtime = llm_of(lease)
     text = render_chat(runtime, request, lease.spec)
-    prompt = runtime.tokenize(text)
+    tokens_media = None
+    if loaded and runtime.projector is not None:
+        prompt, tokens_media = runtime.projector.tokenize(text, [(x.kind, x.data, x.field) for x in loaded])
+    else:
+        prompt = runtime.tokenize(text)
     job = Job(
+        media=tokens_media,
         prompt=prompt,
         params=_sampling(lease.spec, request),
         max_tokens=_max_tokens(lease.spec, request.max_completion_tokens, request.max_tokens),
@@ -383,15 +398,22 @@ async def start(
     request: p.ChatCompletionRequest | p.CompletionRequest,
     record: RequestRecord | None = None,
     on_end: OnEnd | None = None,
+    limits: MediaLimits | None = None,
 ) -> Generation:
     """Prepare and submit; raises InvalidRequestError / ContextLengthExceededError before any decode.
+
+    `limits` bound the images and audio a chat may bring (the config's `media:`).
 
     `record` and `on_end` follow the request (see `Generation`); `on_end` is not called when
     this raises, since the caller sees the error.
     """
     channel = _Channel(record)
     if isinstance(request, p.ChatCompletionRequest):
-        prepared = prepare_chat(lease, request, channel.emitter)
+        parts = media.media_parts(request.messages)
+        projector = llm_of(lease).projector
+        media.check_inputs(parts, lease.spec.name, projector.inputs if projector else [])
+        loaded = await media.load(parts, limits or MediaLimits())
+        prepared = prepare_chat(lease, request, channel.emitter, loaded)
     else:
         prepared = prepare_completion(lease, request, channel.emitter)
     return Generation(lease, prepared, channel, record, on_end)

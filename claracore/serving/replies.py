@@ -19,12 +19,19 @@ from claracore.serving.reasoning import ReasoningSplit, split
 from claracore.serving.tool_calls import CallWatch, ToolCall, parse
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
+def usage(
+    prompt_tokens: int, completion_tokens: int, cached: int, drafts: tuple[int, int] = (0, 0)
+) -> p.Usage:
+    """Usage; `drafts` (accepted, rejected) shows only when speculative decoding drafted."""
+    details = None
+    if any(drafts):
+        details = {"accepted_prediction_tokens": drafts[0], "rejected_prediction_tokens": drafts[1]}
     return p.Usage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
         prompt_tokens_details={"cached_tokens": cached},
+        completion_tokens_details=details,
     )
 
 
@@ -81,16 +88,18 @@ def prompt_logprobs(
 
 class _Totals:
     def __init__(self) -> None:
-        self.prompt = self.completion = self.cached = 0
+        self.prompt = self.completion = self.cached = self.accepted = self.rejected = 0
 
     def add(self, ev: Finished) -> None:
         self.completion += ev.completion_tokens
+        self.accepted += ev.accepted_draft
+        self.rejected += ev.rejected_draft
         if ev.index == 0:  # the prompt is shared by the n choices of one job
             self.prompt += ev.prompt_tokens
             self.cached += ev.cached_tokens
 
     def usage(self) -> p.Usage:
-        return usage(self.prompt, self.completion, self.cached)
+        return usage(self.prompt, self.completion, self.cached, (self.accepted, self.rejected))
 
 
 @dataclass

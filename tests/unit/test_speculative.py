@@ -61,9 +61,14 @@ async def test_greedy_answers_are_identical_and_drafts_are_accepted_and_rejected
         kw = {"temperature": 1.5, "seed": 3}
         assert answer(await ask(engine, "spec", text, **kw)) == answer(await ask(engine, "plain", text, **kw))
     assert spec.drafted_tokens > spec.accepted_tokens + 50, "sampled answers should reject drafts"
-    # the plain model's worker decoded one token per step; the drafting one needed fewer steps
+    # usage says how many drafted tokens each answer kept, as OpenAI reports predicted outputs
+    reply = await ask(engine, "spec", PROMPTS[0])
+    details = reply.usage.completion_tokens_details
+    assert details["accepted_prediction_tokens"] > 20 and details["rejected_prediction_tokens"] >= 0
+    assert details["accepted_prediction_tokens"] < reply.usage.completion_tokens
     plain = await runtime_of(engine, "plain")
     assert plain.drafted_tokens == 0
+    assert (await ask(engine, "plain", PROMPTS[0])).usage.completion_tokens_details is None
 
 
 async def test_concurrent_streams_seeds_and_n_match_the_plain_model(engine: AsyncEngine) -> None:
