@@ -79,6 +79,20 @@ def _resolve_path(value: str | None, info: ValidationInfo) -> str | None:
     return os.path.normpath(path)
 
 
+class LoraAdapter(BaseModel):
+    """One LoRA adapter of a model: a GGUF adapter file, applied at `scale`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: NonEmpty
+    scale: float = Field(default=1.0, ge=-100, le=100)
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, value: str, info: ValidationInfo) -> str | None:
+        return _resolve_path(value, info)
+
+
 class ModelSpec(BaseModel):
     """One served model. None on a tuning or sampling field means "the runtime's default"."""
 
@@ -105,6 +119,7 @@ class ModelSpec(BaseModel):
         default_factory=dict
     )  # template variables; requests add theirs
     reasoning_format: Literal["none", "auto", "deepseek"] = "auto"  # "none" keeps reasoning in content
+    lora: list[LoraAdapter] = Field(default_factory=list)  # adapters loaded with the model
     speculative: Literal["ngram"] | None = None  # draft-free n-gram lookup (a draft_model needs none)
     draft_max: int = Field(default=8, ge=1, le=64)  # tokens drafted per sequence and step
     max_tokens: int | None = Field(default=None, ge=1, le=1 << 24)

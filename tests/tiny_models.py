@@ -283,3 +283,25 @@ def png_bytes(width: int, height: int, rgb: tuple[int, int, int], *, seed: int |
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def make_tiny_lora(
+    path: Path, *, n_embd: int = 64, n_layer: int = 2, n_ff: int = 128, rank: int = 4, seed: int = 1
+) -> Path:
+    """A random LoRA adapter (GGUF, as llama.cpp's convert_lora_to_gguf writes) for `make_tiny_llama`'s
+    default shapes: low-rank updates of every layer's attention output and FFN down projection."""
+    r = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", float(rank))
+
+    def t(*shape: int) -> np.ndarray:
+        return (r.standard_normal(shape) * 0.5).astype(np.float32)
+
+    for i in range(n_layer):
+        for name, n_in, n_out in (("attn_output", n_embd, n_embd), ("ffn_down", n_ff, n_embd)):
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_a", t(rank, n_in))
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_b", t(n_out, rank))
+    _finish(w)
+    return Path(path)

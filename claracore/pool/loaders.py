@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
@@ -36,6 +37,7 @@ class ModelFacts:
     parallel: int | None = None  # sequences decoded together
     inputs: list[str] | None = None  # what a chat message may hold: text, and image/audio with a projector
     speculative: str | None = None  # "ngram" or "draft" when it decodes speculatively
+    lora: list[dict[str, Any]] | None = None  # adapters: path and default scale
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         speculative=spec.speculative,
         draft_max=spec.draft_max,
         mmproj=spec.mmproj,
+        lora=tuple((a.path, a.scale) for a in spec.lora),
     )
     estimate = estimate_llm(
         info,
@@ -145,11 +148,19 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     if spec.mmproj:
         estimate = _with_projector(estimate, spec, on_gpu=options.gpu_layers != 0)
         inputs += projector_inputs(Path(spec.mmproj))
+    for adapter in spec.lora:
+        if not Path(adapter.path).is_file():
+            raise ModelLoadError(spec.name, f"LoRA adapter not found: {adapter.path}")
+        size = Path(adapter.path).stat().st_size  # the adapter's tensors sit beside the weights
+        estimate = dataclasses.replace(
+            estimate, ram_bytes=estimate.ram_bytes + size, weights_ram=estimate.weights_ram + size
+        )
     load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
     facts = dataclasses.replace(
         _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel),
         inputs=inputs,
         speculative=spec.speculative,
+        lora=[{"path": a.path, "scale": a.scale} for a in spec.lora] or None,
     )
     return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
 

@@ -43,6 +43,14 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class LoraScale(BaseModel):
+    """llama-server's per-request adapter scale: `id` is the adapter's index in the model's list."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    scale: float = Field(ge=-100, le=100)
+
+
 class _SamplingFields(_Request):
     """What chat and completion requests share."""
 
@@ -63,6 +71,7 @@ class _SamplingFields(_Request):
     top_k: int | None = Field(default=None, ge=0)
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(default=None, gt=0.0)
+    lora: list[LoraScale] | None = None  # adapter scales for this request (the model's `lora:`)
 
 
 class ChatCompletionRequest(_SamplingFields):

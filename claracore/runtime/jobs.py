@@ -74,6 +74,7 @@ class Job:
     prompt_logprobs: bool = False  # score the prompt too (completions with echo and logprobs)
     cancelled: bool = False
     chains: list[Any] = field(default_factory=list)
+    lora: tuple[float, ...] | None = None  # adapter scales for this request; None: the model's
     media: Any = None  # a MediaPrompt (claracore.runtime.multimodal) when the prompt holds images or audio
     remaining: int = 0  # choices not yet finished
 

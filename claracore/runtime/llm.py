@@ -37,6 +37,7 @@ from claracore.runtime.jobs import (
     scan_stops,
 )
 from claracore.runtime.llm_context import LlmOptions, context_params, outputs_per_step
+from claracore.runtime.lora import Adapters
 from claracore.runtime.multimodal import Multimodal
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LlmOptions", "LlmRuntime"]
 
 
-class LlmRuntime(TokenText, Speculating, Multimodal):
+class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
     """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
 
     kind = "llm"
@@ -61,6 +62,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal):
         try:
             threads = options.n_threads or os.cpu_count() or 1
             self._init_media(options.mmproj, self._model, threads, options.gpu_layers != 0)
+            self._init_lora(options.lora, self._model)
             self._init_context()
         except BaseException:
             self._close_media()
@@ -221,7 +223,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal):
                     return
                 job = self._queue[0]
                 free = [s for s in self._slots if s.job is None]
-                if len(free) < job.n:
+                if len(free) < job.n or not self._lora_admits(job):
                     return
                 self._queue.popleft()
             try:

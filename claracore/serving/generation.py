@@ -170,6 +170,15 @@ def _sampling(
     return [replace(base, seed=None if request.seed is None else request.seed + i) for i in range(request.n)]
 
 
+def _lora(
+    runtime: LlmRuntime, request: p.ChatCompletionRequest | p.CompletionRequest
+) -> tuple[float, ...] | None:
+    """The adapter scales a request asks for, or None for the model's own."""
+    if request.lora is None:
+        return None
+    return runtime.lora_scales({x.id: x.scale for x in request.lora})
+
+
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if len(stops) > 4:
@@ -201,6 +210,7 @@ def prepare_chat(
         prompt = runtime.tokenize(text)
     job = Job(
         media=tokens_media,
+        lora=_lora(runtime, request),
         prompt=prompt,
         params=_sampling(lease.spec, request),
         max_tokens=_max_tokens(lease.spec, request.max_completion_tokens, request.max_tokens),
@@ -257,6 +267,7 @@ def prepare_completion(
             logprobs=request.logprobs is not None,
             top_logprobs=request.logprobs or 0,
             prompt_logprobs=request.echo and request.logprobs is not None,
+            lora=_lora(runtime, request),
         )
         for i, tokens in enumerate(prompts)
     ]
