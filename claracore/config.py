@@ -122,6 +122,7 @@ class ModelSpec(BaseModel):
     lora: list[LoraAdapter] = Field(default_factory=list)  # adapters loaded with the model
     speculative: Literal["ngram"] | None = None  # draft-free n-gram lookup (a draft_model needs none)
     draft_max: int = Field(default=8, ge=1, le=64)  # tokens drafted per sequence and step
+    draft_model: str | None = None  # a small model with the same vocabulary that drafts for this one
     max_tokens: int | None = Field(default=None, ge=1, le=1 << 24)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -142,7 +143,7 @@ class ModelSpec(BaseModel):
     def _empty_aliases(cls, value: object) -> object:
         return [] if value is None else value  # "aliases:" with nothing after it
 
-    @field_validator("model", "mmproj")
+    @field_validator("model", "mmproj", "draft_model")
     @classmethod
     def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _resolve_path(value, info)

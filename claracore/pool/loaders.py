@@ -130,6 +130,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         draft_max=spec.draft_max,
         mmproj=spec.mmproj,
         lora=tuple((a.path, a.scale) for a in spec.lora),
+        draft_model=spec.draft_model,
     )
     estimate = estimate_llm(
         info,
@@ -148,6 +149,8 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     if spec.mmproj:
         estimate = _with_projector(estimate, spec, on_gpu=options.gpu_layers != 0)
         inputs += projector_inputs(Path(spec.mmproj))
+    if spec.draft_model:
+        estimate = _with_draft(estimate, spec, n_ctx, options.gpu_layers)
     for adapter in spec.lora:
         if not Path(adapter.path).is_file():
             raise ModelLoadError(spec.name, f"LoRA adapter not found: {adapter.path}")
@@ -159,7 +162,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     facts = dataclasses.replace(
         _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel),
         inputs=inputs,
-        speculative=spec.speculative,
+        speculative="draft" if spec.draft_model else spec.speculative,
         lora=[{"path": a.path, "scale": a.scale} for a in spec.lora] or None,
     )
     return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
@@ -168,6 +171,26 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
 #: A projector's working memory beside its weights (the image encoder's compute buffer); the
 #: SigLIP towers of Gemma 3 and SmolVLM use 60-200 MiB, so this is the larger end.
 PROJECTOR_COMPUTE = 200 << 20
+
+
+def _with_draft(estimate: MemoryEstimate, spec: ModelSpec, n_ctx: int, gpu_layers: int) -> MemoryEstimate:
+    """`estimate` plus the draft model: its weights and a KV cache of the same shape of slots."""
+    try:
+        info = read_gguf(spec.draft_model or "")
+    except GGUFError as exc:
+        raise ModelLoadError(spec.name, f"draft model: {exc.message}") from exc
+    draft = estimate_llm(
+        info, n_ctx=n_ctx, n_seq=spec.parallel, gpu_layers=gpu_layers, n_batch=spec.batch_size,
+        n_ubatch=spec.batch_size, n_outputs_max=spec.parallel,
+    )  # fmt: skip
+    return dataclasses.replace(
+        estimate,
+        vram_bytes=estimate.vram_bytes + draft.vram_bytes,
+        ram_bytes=estimate.ram_bytes + draft.ram_bytes,
+        weights_vram=estimate.weights_vram + draft.weights_vram,
+        weights_ram=estimate.weights_ram + draft.weights_ram,
+        kv_bytes=estimate.kv_bytes + draft.kv_bytes,
+    )
 
 
 def projector_inputs(path: Path) -> list[str]:

@@ -64,7 +64,11 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
             self._init_media(options.mmproj, self._model, threads, options.gpu_layers != 0)
             self._init_lora(options.lora, self._model)
             self._init_context()
+            self._init_speculation(options, self._model, self.parallel)
         except BaseException:
+            if getattr(self, "_ctx", None) is not None:
+                llama_cpp.llama_batch_free(self._batch)
+                llama_cpp.llama_free(self._ctx)
             self._close_media()
             self._model.close()
             raise
@@ -85,7 +89,6 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
         self._slots = [Slot(i) for i in range(self.parallel)]
-        self._init_speculation(o.speculative, o.draft_max)
         self.n_outputs = outputs_per_step(o, self.parallel)
         self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
@@ -159,6 +162,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
         self._ctx = None
+        self._close_speculation()
         self._close_media()
         self._model.close()
 
@@ -287,12 +291,13 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         batch = self._batch
         n = 0
         generating = [s for s in self._slots if s.job is not None and s.next_token >= 0]
+        self._propose(generating)
         for k, slot in enumerate(generating):  # generating sequences first: one token each (+ drafts)
             self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
             slot.tokens.append(slot.next_token)
             slot.batch_idx = n
             n += 1
-            if self.draft_max:
+            if self.draft_max:  # after the next token, its draft (claracore.runtime.speculative)
                 n = self._add_drafts(slot, n, self.n_batch - n - (len(generating) - k - 1))
         outputs = n  # logits rows: llama.cpp allows `n_outputs` per decode (n_outputs_max)
         prompting = [s for s in self._slots if s.job is not None and s.pending]

@@ -33,11 +33,12 @@ class LlmOptions:
     mmproj: str | None = None  # a projector for images/audio (claracore.runtime.multimodal)
     speculative: str | None = None  # "ngram": draft by n-gram lookup (claracore.runtime.speculative)
     draft_max: int = 8  # tokens drafted per sequence and step
+    draft_model: str | None = None  # a small model sharing the vocabulary (claracore.runtime.draft)
 
 
 def outputs_per_step(o: LlmOptions, parallel: int) -> int:
     """Logits rows one decode may ask for: one per sequence, plus its draft when speculating."""
-    return parallel * (1 + (o.draft_max if o.speculative else 0))
+    return parallel * (1 + (o.draft_max if o.speculative or o.draft_model else 0))
 
 
 def context_params(o: LlmOptions, n_ctx: int, parallel: int) -> Any:

@@ -21,8 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp
 
+from claracore.runtime.draft import DraftModel
+
 if TYPE_CHECKING:
     from claracore.runtime.jobs import Job, Slot
+    from claracore.runtime.llm_context import LlmOptions
+    from claracore.runtime.native import NativeModel
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +78,14 @@ class Speculating:
     _mem: Any
     _batch: Any
 
-    def _init_speculation(self, speculative: str | None, draft_max: int) -> None:
-        self.speculative = speculative
-        self.draft_max = draft_max if speculative else 0
+    def _init_speculation(self, o: LlmOptions, model: NativeModel, parallel: int) -> None:
+        """`speculative: ngram`, or a draft model (loaded here; it must share the vocabulary)."""
+        self.speculative = "draft" if o.draft_model else o.speculative
+        self.draft_max = o.draft_max if self.speculative else 0
+        self._draft_model = (
+            DraftModel(o.draft_model, model, o, self.n_ctx, parallel) if o.draft_model else None
+        )
+        self._proposed: dict[int, list[int]] = {}  # by slot seq: the draft model's tokens this step
         self._indexes: dict[int, NgramIndex] = {}  # by slot seq
         self._drafts: dict[int, list[int]] = {}  # by slot seq: tokens in this batch being checked
         self.drafted_tokens = 0  # figures for benchmarks and /metrics: drafted and accepted
@@ -88,24 +97,41 @@ class Speculating:
 
         def _sample(self, slot: Slot, idx: int) -> None: ...
 
+    def _propose(self, generating: list[Slot]) -> None:
+        """With a draft model: draft for every generating slot at once, before the target's batch."""
+        if self._draft_model is None:
+            return
+        wants = {
+            s.seq: ([*s.tokens, s.next_token], self._draft_limit(s, len(s.tokens) + 1)) for s in generating
+        }
+        self._proposed = self._draft_model.propose(wants)
+
+    def _draft_limit(self, slot: Slot, n_tokens: int) -> int:
+        """How many tokens `slot` may draft when its sequence holds `n_tokens` (its next token
+        included): one token still to emit needs no draft, and the context must hold the bonus
+        token the last draft row yields."""
+        return min(self.draft_max, slot.max_tokens - slot.n_gen - 1, self.n_ctx - n_tokens - 2)
+
+    def _close_speculation(self) -> None:
+        if getattr(self, "_draft_model", None) is not None:
+            assert self._draft_model is not None
+            self._draft_model.close()
+            self._draft_model = None
+
     def _add_drafts(self, slot: Slot, n: int, room: int) -> int:
         """Put `slot`'s draft after its next token (row n - 1) in the batch; returns the new n."""
         job = slot.job
         assert job is not None
-        # Leave room for what the slot may still emit: one token needs no draft, and the context
-        # must hold the bonus token the last draft row yields.
-        limit = min(
-            self.draft_max,
-            room,
-            slot.max_tokens - slot.n_gen - 1,
-            self.n_ctx - len(slot.tokens) - 2,
-        )
+        limit = min(room, self._draft_limit(slot, len(slot.tokens)))
         if limit <= 0:
             return n
         index = self._indexes.get(slot.seq)
         if index is None or index.job is not job:
             index = self._indexes[slot.seq] = NgramIndex(job)
-        draft = index.draft(slot.tokens, limit)
+        if self._draft_model is not None:
+            draft = self._proposed.pop(slot.seq, [])[:limit]
+        else:
+            draft = index.draft(slot.tokens, limit)
         if not draft:
             return n
         index.drafted += len(draft)

@@ -16,19 +16,24 @@ import pytest
 
 from claracore import AsyncEngine
 from claracore.runtime.speculative import NgramIndex
-from tests.tiny_models import NO_EOS
+from claracore.errors import ClaraCoreError
+from tests.tiny_models import NO_EOS, make_tiny_llama
 
 PROMPTS = ["hello world", "the cat is red and the dog is blue", "yes no yes no ok", "sun sea sun"]
 
 
 @pytest.fixture
-async def engine(tiny_llama_4k: Path) -> Any:
+async def engine(tiny_llama_4k: Path, model_dir: Path, tiny_bert: Path) -> Any:
     base = {"model": str(tiny_llama_4k), "context_length": 512, "parallel": 3}
+    # the target's own weights in another file: its greedy guesses are right, sampling misses some
+    drafter = make_tiny_llama(model_dir / "tiny-drafter.gguf", n_ctx=4096)
     eng = AsyncEngine(
         {
             "models": [
                 {"name": "plain", **base},
                 {"name": "spec", **base, "speculative": "ngram", "draft_max": 6},
+                {"name": "drafted", **base, "draft_model": str(drafter), "draft_max": 4},
+                {"name": "misdrafted", **base, "draft_model": str(tiny_bert)},
             ]
         }
     )
@@ -134,3 +139,29 @@ def test_ngram_lookup_drafts_what_followed_the_tail_before() -> None:
     # the latest occurrence wins, and the index grows with the sequence
     grown = [*tokens, 9, 4, 4, 6, 7, 8]
     assert index.draft(grown, 2) == [9, 4]
+
+
+async def test_a_draft_model_drafts_for_every_slot_and_changes_no_answer(engine: AsyncEngine) -> None:
+    drafted = await runtime_of(engine, "drafted")
+    kinds: list[dict[str, Any]] = [
+        {},
+        {"temperature": 1.5, "seed": 3},
+        {"temperature": 0.9, "seed": 11, "n": 2},
+    ]
+    together = await asyncio.gather(
+        *(ask(engine, "drafted", t, **k) for t, k in zip(PROMPTS, kinds, strict=False))
+    )
+    for text, kw, got in zip(PROMPTS, kinds, together, strict=False):
+        assert answer(got) == answer(await ask(engine, "plain", text, **kw)), (text, kw)
+    assert drafted.accepted_tokens > 40, "the draft model should guess the greedy answer"
+    assert drafted.drafted_tokens > drafted.accepted_tokens + 10, "and miss some of the sampled tokens"
+    listed = {m.id: m.model_dump() for m in engine.models().data}
+    assert (listed["drafted"]["speculative"], listed["spec"]["speculative"]) == ("draft", "ngram")
+
+
+async def test_a_draft_model_with_another_vocabulary_fails_the_load_naming_both(engine: AsyncEngine) -> None:
+    with pytest.raises(ClaraCoreError) as err:
+        await ask(engine, "misdrafted", "hello")
+    message = str(err.value)
+    assert "tiny-bert" in message and "tiny-llama-4k" in message, message
+    assert answer(await ask(engine, "plain", "hello"))  # the others keep serving
