@@ -188,9 +188,7 @@ def main() -> int:
     print()
     for task in tasks:
         same = results["claracore", task].texts == results["claracore ngram", task].texts
-        print(
-            f"{task}: claracore's greedy answers with and without lookup agree: {'yes' if same else 'NO'}"
-        )
+        print(f"{task}: claracore's greedy answers with and without lookup agree: {'yes' if same else 'NO'}")
     plain, spec = results["claracore", "rewrite"].tps, results["claracore ngram", "rewrite"].tps
     chat_ratio = results["claracore ngram", "chat"].tps / results["claracore", "chat"].tps
     print(f"  rewrite, ngram vs plain:   {spec / plain:5.2f}x  (target >= 1.50x)")

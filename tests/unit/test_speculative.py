@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from claracore import AsyncEngine
-from claracore.runtime.speculative import NgramIndex
 from claracore.errors import ClaraCoreError
+from claracore.runtime.speculative import NgramIndex
 from tests.tiny_models import NO_EOS, make_tiny_llama
 
 PROMPTS = ["hello world", "the cat is red and the dog is blue", "yes no yes no ok", "sun sea sun"]
