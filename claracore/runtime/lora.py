@@ -32,7 +32,6 @@ class Adapters:
     lora: tuple[tuple[str, float], ...] = ()
     _adapters: list[Any]
     _ctx: Any
-    _mem: Any
     _slots: list[Slot]
 
     def _init_lora(self, lora: tuple[tuple[str, float], ...], model: NativeModel) -> None:
@@ -58,7 +57,7 @@ class Adapters:
             raise RuntimeError("llama_set_adapters_lora failed")
         if self._scales:  # the cached KV was computed under the old scales
             for slot in self._slots:
-                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+                llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq, -1, -1)
                 slot.tokens = []
         self._scales = scales
 

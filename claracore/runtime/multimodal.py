@@ -190,7 +190,6 @@ class Multimodal:
     n_batch: int
     tokens_decoded: int
     _ctx: Any
-    _mem: Any
 
     def _init_media(self, mmproj: str | None, model: NativeModel, n_threads: int, use_gpu: bool) -> None:
         self.projector = Projector(mmproj, model, n_threads=n_threads, use_gpu=use_gpu) if mmproj else None
@@ -210,7 +209,7 @@ class Multimodal:
             span = job.media.span_at(pos)
             assert span is not None and self.projector is not None
             if pos != span.start:  # a reused prefix ended inside this media: decode it whole again
-                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, span.start, -1)
+                llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq, span.start, -1)
                 del slot.tokens[span.start :]
                 slot.pending = job.prompt[span.start :]
             try:

@@ -75,8 +75,8 @@ class Speculating:
     draft_max: int
     speculative: str | None
     n_ctx: int
-    _mem: Any
     _batch: Any
+    _ctx: Any
 
     def _init_speculation(self, o: LlmOptions, model: NativeModel, parallel: int) -> None:
         """`speculative: ngram`, or a draft model (loaded here; it must share the vocabulary)."""
@@ -160,7 +160,7 @@ class Speculating:
             self._indexes[slot.seq].accepted += 1
         keep = base + accepted
         if keep < len(slot.tokens):
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, keep, -1)
+            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq, keep, -1)
             del slot.tokens[keep:]
 
     def _draft_counts(self, slot: Slot) -> tuple[int, int]:
