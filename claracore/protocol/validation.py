@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from claracore.errors import InvalidRequestError
+from claracore.inputs import check_data
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,6 +50,7 @@ def parse(
     if isinstance(request, cls):
         return request.model_copy(update=extra) if extra else request
     data = {**(dict(request) if isinstance(request, Mapping) else {}), **extra}
+    check_data(data)  # lone surrogates, absurd nesting: the rules every way in applies
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
