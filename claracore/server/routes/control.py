@@ -28,8 +28,7 @@ async def soft_restart(state: StateDep) -> dict[str, Any]:
     config = await asyncio.to_thread(state.config_file.current)
     before = eng.config
     report = await eng.reconfigure(config)
-    if config.api_key and config.api_key != before.api_key:
-        state.auth.config_key_changed(config.api_key)
+    state.auth.use_config_key(config.api_key)  # the file's key, when present, always wins
     needs_hard = (config.host, config.port, config.cors) != (before.host, before.port, before.cors)
     log.info("soft restart: %s", {k: v for k, v in report.items() if v})
     return {
