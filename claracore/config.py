@@ -154,6 +154,7 @@ class Config(BaseModel):
     api_key: str = ""
     models_dir: str | None = None
     max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
+    max_body_mb: float = Field(default=16.0, gt=0, le=1 << 20)  # largest other request body (JSON, YAML)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     models: list[ModelSpec] = Field(default_factory=list)
 

@@ -6,7 +6,8 @@ catch by kind. Nothing here knows about HTTP.
 
     ClaraCoreError                     code INTERNAL_ERROR
     ├── InvalidRequestError            code INVALID_REQUEST       (names the field)
-    │   └── ContextLengthExceededError code CONTEXT_LENGTH_EXCEEDED
+    │   ├── ContextLengthExceededError code CONTEXT_LENGTH_EXCEEDED
+    │   └── PayloadTooLargeError       code PAYLOAD_TOO_LARGE     (over a configured size limit)
     ├── ConfigError                    code INVALID_CONFIG        (names file and key path)
     ├── ModelNotFoundError             code MODEL_NOT_FOUND       (lists the available models)
     ├── ConflictError                  code ALREADY_EXISTS        (e.g. a folder already tracked)
@@ -50,6 +51,12 @@ class ContextLengthExceededError(InvalidRequestError):
     """The prompt does not fit the model's context; raised before any decode."""
 
     code = "CONTEXT_LENGTH_EXCEEDED"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """An upload or body is over its configured limit (`max_upload_mb`, `max_body_mb`)."""
+
+    code = "PAYLOAD_TOO_LARGE"
 
 
 class ConfigError(ClaraCoreError):

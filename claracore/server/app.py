@@ -17,8 +17,9 @@ from claracore.manage.config_file import ConfigFile
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
-from claracore.server import errors
+from claracore.server import errors, openapi
 from claracore.server.auth import Auth
+from claracore.server.guard import RequestGuard
 from claracore.server.routes import audio, config, control, folders, openai, settings, setup, system
 from claracore.server.state import AppState
 
@@ -68,6 +69,9 @@ def create_app(
 
     app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state = state  # type: ignore[assignment]  # the typed AppState instead of Starlette's bag
+    # The guard checks key, origin, media type, size and JSON text before any route runs; CORS,
+    # added after it, wraps it, so preflights are answered and refusals carry CORS headers.
+    app.add_middleware(RequestGuard, state=state, openapi=app.openapi)
     cors = engine.config.cors
     if cors:
         origins = ["*"] if cors is True else list(cors)
@@ -79,6 +83,7 @@ def create_app(
             allow_credentials=origins != ["*"],
         )
     errors.install(app)
+    openapi.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
 

@@ -55,15 +55,18 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 async def require_key(request: Request) -> None:
-    """Every /v1 and /api router carries this: the API key, when one is required (server.auth)."""
+    """Every /v1 and /api router carries this: the API key, when one is required (server.auth).
+
+    The HTTP guard (server.guard) has already checked it before the body was read; this second
+    look keeps a router safe wherever it is mounted."""
     if not app_state(request).auth.allows(request.headers):
         raise Unauthorized("a valid API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)")
 
 
 async def json_body(request: Request) -> Any:
-    """The body as JSON whatever its Content-Type (curl's `-d` sends a form type), {} when empty.
+    """The body as JSON, {} when empty (the guard has refused any type but JSON, and checked it).
 
-    Invalid JSON is a 400 INVALID_REQUEST, as the management API has always answered it.
+    Invalid JSON is a 400 INVALID_JSON, as the guard answers it.
     """
     body = await request.body()
     if not body.strip():
@@ -71,7 +74,7 @@ async def json_body(request: Request) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError("the request body is not valid JSON") from exc
+        raise InvalidRequestError("the request body is not valid JSON") from exc  # pragma: no cover
 
 
 def json_model(model: type[M]) -> Callable[[Request], Awaitable[M]]:

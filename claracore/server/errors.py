@@ -26,6 +26,7 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelUnavailableError,
+    PayloadTooLargeError,
 )
 from claracore.protocol.validation import first_error
 
@@ -39,6 +40,7 @@ class Unauthorized(Exception):
 # Most specific first: the first matching class decides.
 STATUS: list[tuple[type[BaseException], int]] = [
     (Unauthorized, 401),
+    (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
     (ConfigError, 400),
     (ModelNotFoundError, 404),
@@ -53,10 +55,12 @@ STATUS: list[tuple[type[BaseException], int]] = [
 OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     500: "server_error",
     503: "service_unavailable_error",
 }
