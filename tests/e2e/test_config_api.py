@@ -81,10 +81,11 @@ def test_post_replaces_the_file_with_a_backup(setup: tuple[str, Path, Path]) -> 
         r = c.post("/api/config", content=text, headers={"Content-Type": "application/yaml"})
         assert r.status_code == 200 and file.read_text() == text  # YAML is kept as sent
         r = c.post(
-            "/api/config", json={"api_key": "sekret-key", "models": [{"name": "j", "model": "x.gguf"}]}
+            "/api/config",
+            json={"api_key": "sekret-key", "models": [{"name": "j", "model": "../models/tiny.gguf"}]},
         )
         assert r.status_code == 200, r.text
-        assert load_config(file).models[0].model == str(file.parent / "x.gguf")
+        assert load_config(file).models[0].model == str(models / "tiny.gguf")
         assert len(_backups(file)) == 3
         # The running engine is unchanged until a restart.
         assert "tiny" in c.get("/v1/models").text

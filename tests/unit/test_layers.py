@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
         "fsutil",
         "events",
         "inputs",
+        "yamldoc",
         "native",
     },  # native: the build tool, which imports nothing else
     {"config"},
