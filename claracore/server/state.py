@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from claracore.engine import AsyncEngine
 from claracore.hardware.probe import system_detection
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.folders import ScanRegistry
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
@@ -35,6 +36,7 @@ class AppState:
     settings: Settings
     setup: SetupRunner
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
+    scans: ScanRegistry = field(default_factory=ScanRegistry)  # the folder scans running now
     _detection: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
