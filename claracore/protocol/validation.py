@@ -31,7 +31,7 @@ def first_error(errors: Sequence[Any]) -> tuple[str, str]:
     if not errors:
         return "", "invalid request"
     err = errors[0]
-    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value"))
+    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 def describe(exc: ValidationError) -> tuple[str, str]:
