@@ -14,6 +14,7 @@ catch by kind. Nothing here knows about HTTP.
     ├── ModelLoadError                 code MODEL_LOAD_FAILED     (missing or corrupt file)
     ├── InsufficientMemoryError        code INSUFFICIENT_MEMORY   (needed vs available)
     ├── ModelUnavailableError          code MODEL_UNAVAILABLE     (unloaded while a request waited)
+    │   └── ServerRestartingError      code SERVER_RESTARTING     (a hard restart ends the stream)
     └── EngineClosedError              code ENGINE_CLOSED
 """
 
@@ -135,6 +136,12 @@ class ModelUnavailableError(ClaraCoreError):
     """The model was unloaded or is shutting down while the request was queued for it."""
 
     code = "MODEL_UNAVAILABLE"
+
+
+class ServerRestartingError(ModelUnavailableError):
+    """The server is restarting (a hard restart): an open stream ends early; retry shortly."""
+
+    code = "SERVER_RESTARTING"
 
 
 class EngineClosedError(ClaraCoreError):

@@ -19,6 +19,7 @@ from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
 from claracore.server import errors, openapi
 from claracore.server.auth import Auth
+from claracore.server.drain import DrainMiddleware
 from claracore.server.guard import RequestGuard
 from claracore.server.routes import audio, config, control, folders, openai, settings, setup, system
 from claracore.server.state import AppState
@@ -72,6 +73,7 @@ def create_app(
     # The guard checks key, origin, media type, size and JSON text before any route runs; CORS,
     # added after it, wraps it, so preflights are answered and refusals carry CORS headers.
     app.add_middleware(RequestGuard, state=state, openapi=app.openapi)
+    app.add_middleware(DrainMiddleware, draining=state.draining)  # outside the guard: refuses first
     cors = engine.config.cors
     if cors:
         origins = ["*"] if cors is True else list(cors)

@@ -87,7 +87,7 @@ def envelope(
         if details:
             err["details"] = details
         body = {"error": err}
-    headers = {"Retry-After": "1"} if code == "MODEL_UNAVAILABLE" else None
+    headers = {"Retry-After": "1"} if code in ("MODEL_UNAVAILABLE", "SERVER_RESTARTING") else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, headers=headers)

@@ -22,6 +22,7 @@ from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
 from claracore.server.auth import Auth
+from claracore.server.drain import Draining
 
 
 @dataclass
@@ -37,6 +38,7 @@ class AppState:
     setup: SetupRunner
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
     scans: ScanRegistry = field(default_factory=ScanRegistry)  # the folder scans running now
+    draining: Draining = field(default_factory=Draining)  # requests in flight; a hard restart drains
     _detection: dict[str, Any] | None = field(default=None, repr=False)
 
     @property

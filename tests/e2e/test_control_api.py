@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from tests.e2e.server import free_port, running_server
+from tests.tiny_models import NO_EOS
 from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello"}]
@@ -131,9 +133,13 @@ def _states_unless_cut(url: str) -> dict[str, str] | None:
     A refused connection is not swallowed: that would be the port closing (the knocker counts it).
     """
     try:
-        return states(url)
+        r = httpx.get(url + "/v1/models")
     except (httpx.RemoteProtocolError, httpx.ReadError):
         return None
+    if r.status_code == 503:  # draining before the exec: retry later, as the Retry-After says
+        assert r.json()["error"]["code"] == "SERVER_RESTARTING" and r.headers["retry-after"] == "1"
+        return None
+    return {m["id"]: m["state"] for m in r.json()["data"]}
 
 
 class _Knocker(threading.Thread):
@@ -186,8 +192,26 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Pa
         assert chat(url, "a").status_code == 200
         listening = _listening_socket(proc.pid, port)
         knocker.start()
+        # A stream open across the restart ends with an error event and [DONE], never a cut.
+        lines: list[str] = []
+        streaming = threading.Event()
+
+        def stream() -> None:
+            body = {"model": "a", "messages": USER, "max_tokens": 4000, "stream": True, "logit_bias": NO_EOS}
+            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
+                for line in r.iter_lines():
+                    lines.append(line)
+                    streaming.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert streaming.wait(30)
         r = httpx.post(url + "/api/server/restart/hard")
         assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
+        reader.join(60)
+        events = [line for line in lines if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]", lines[-3:]
+        assert json.loads(events[-2].removeprefix("data: "))["error"]["code"] == "SERVER_RESTARTING"
         # The sign of a new process (same pid: exec) is that the loaded model is gone.
         wait_for(lambda: _states_unless_cut(url) == {"a": "unloaded"}, timeout=60, what="the new process")
         knocker.stop.set()

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends
+from fastapi import APIRouter, Depends
 
 from claracore.errors import InvalidRequestError
 from claracore.server.deps import EngineDep, StateDep, require_key
@@ -15,6 +15,7 @@ from claracore.server.deps import EngineDep, StateDep, require_key
 log = logging.getLogger("claracore.server")
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+DRAIN_TIMEOUT_S = 30.0  # how long a hard restart waits for requests in flight
 
 
 def _now() -> str:
@@ -40,8 +41,10 @@ async def soft_restart(state: StateDep) -> dict[str, Any]:
 
 
 @router.post("/server/restart/hard")
-async def hard_restart(state: StateDep, background: BackgroundTasks) -> dict[str, str]:
-    """Answer, then replace the process with a fresh one (only under `claracore serve`)."""
+async def hard_restart(state: StateDep) -> dict[str, str]:
+    """Answer, drain (open streams end with an error event, requests in flight finish, new ones
+    get 503 + Retry-After), then replace the process with a fresh one (only under `claracore
+    serve`, which hands the listening socket over, so retries reach the new process)."""
     restart = state.hard_restart
     if restart is None:
         raise InvalidRequestError(
@@ -50,9 +53,10 @@ async def hard_restart(state: StateDep, background: BackgroundTasks) -> dict[str
 
     async def later() -> None:
         await asyncio.sleep(0.2)  # let the answer reach the client first
+        await state.draining.drain(DRAIN_TIMEOUT_S)
         restart()
 
-    background.add_task(later)
+    state.draining.keep(later())
     return {"message": "Hard restart scheduled", "restartingAt": _now()}
 
 
