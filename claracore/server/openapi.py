@@ -55,6 +55,22 @@ _WHY = {
 }
 
 
+#: A text/event-stream response, described per event (OpenAPI 3.1: the schema is one event).
+SSE_EVENTS = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {"type": "string", "description": "one JSON chunk, an error object, or [DONE]"},
+                "event": {"type": "string"},
+                "id": {"type": "string"},
+            },
+        }
+    }
+}
+
+
 def body_doc(
     schema: dict[str, Any] | None = None, *, yaml: bool = False, required: bool = True
 ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from claracore.errors import PayloadTooLargeError
 from claracore.protocol import audio as a
 from claracore.protocol.validation import parse
 from claracore.server.deps import EngineDep, require_key
-from claracore.server.openapi import answers
+from claracore.server.openapi import SSE_EVENTS, answers
 from claracore.server.sse import sse_response
 from claracore.serving.audio import MEDIA_TYPES
 from claracore.serving.speech import speech_events
@@ -34,7 +34,7 @@ TRANSCRIPT = answers(
 AUDIO = answers(
     None,
     **{t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(set(MEDIA_TYPES.values()))},
-    **{"text/event-stream": {"schema": _TEXT}},
+    **SSE_EVENTS,
 )
 
 

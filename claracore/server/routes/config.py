@@ -20,7 +20,7 @@ from claracore.manage import config_edit as edit
 from claracore.manage.config_file import ConfigFile
 from claracore.protocol import manage as m
 from claracore.server.deps import ConfigFileDep, JsonBody, json_model, require_key
-from claracore.server.openapi import body_doc, schema_of
+from claracore.server.openapi import answers, body_doc, schema_of
 
 router = APIRouter(prefix="/api/config", dependencies=[Depends(require_key)])
 AddModelBody = Annotated[m.AddModelRequest, Depends(json_model(m.AddModelRequest))]
@@ -58,7 +58,7 @@ async def _config_body(request: Request) -> dict[str, Any] | str:
     return parsed
 
 
-@router.get("")
+@router.get("", responses=answers(None, **{"application/yaml": {"schema": {"type": "object"}}}))
 async def get_config(file: ConfigFileDep) -> Response:
     """The YAML of the file on disk (or of the running config when there is none), key masked."""
     return Response(await asyncio.to_thread(file.show), media_type="application/yaml")

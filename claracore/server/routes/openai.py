@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from claracore.protocol import openai as p
 from claracore.server.deps import EngineDep, require_key
-from claracore.server.openapi import answers
+from claracore.server.openapi import SSE_EVENTS, answers
 from claracore.server.sse import sse_response
 
 log = logging.getLogger("claracore.server")
@@ -53,20 +53,13 @@ def _respond(
     return sse_response(result, done)
 
 
-_SSE = {
-    "text/event-stream": {
-        "schema": {"type": "string", "description": "with stream: one data: chunk per event"}
-    }
-}
-
-
-@router.post("/chat/completions", responses=answers(p.ChatCompletion, **_SSE))
+@router.post("/chat/completions", responses=answers(p.ChatCompletion, **SSE_EVENTS))
 async def chat_completions(request: p.ChatCompletionRequest, eng: EngineDep) -> Response:
     started = time.perf_counter()
     return _respond("chat", request.model, started, await eng.chat(request))
 
 
-@router.post("/completions", responses=answers(p.Completion, **_SSE))
+@router.post("/completions", responses=answers(p.Completion, **SSE_EVENTS))
 async def completions(request: p.CompletionRequest, eng: EngineDep) -> Response:
     started = time.perf_counter()
     return _respond("completion", request.model, started, await eng.complete(request))
