@@ -15,7 +15,10 @@ catch by kind. Nothing here knows about HTTP.
     ├── InsufficientMemoryError        code INSUFFICIENT_MEMORY   (needed vs available)
     ├── ModelUnavailableError          code MODEL_UNAVAILABLE     (unloaded while a request waited)
     │   └── ServerRestartingError      code SERVER_RESTARTING     (a hard restart ends the stream)
-    └── EngineClosedError              code ENGINE_CLOSED
+    ├── EngineClosedError              code ENGINE_CLOSED
+    ├── NotFoundError                  code NOT_FOUND (or a finer one: DOWNLOAD_NOT_FOUND, REPO_NOT_FOUND…)
+    └── RemoteError                    code REMOTE_ERROR          (the model hub or a URL failed)
+        └── RemoteAccessError          code REMOTE_ACCESS_DENIED  (it refused: gated, private, bad token)
 """
 
 from __future__ import annotations
@@ -148,3 +151,38 @@ class EngineClosedError(ClaraCoreError):
     """The engine has been closed; create a new one."""
 
     code = "ENGINE_CLOSED"
+
+
+class NotFoundError(ClaraCoreError):
+    """Something other than a model does not exist: a download, a hub repository, revision or file.
+
+    `code` may be given to say which (`DOWNLOAD_NOT_FOUND`, `REPO_NOT_FOUND`, `FILE_NOT_FOUND`…).
+    """
+
+    code = "NOT_FOUND"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        if code is not None:
+            self.code = code
+
+
+class RemoteError(ClaraCoreError):
+    """A remote server (the model hub, a download URL) could not be reached or failed.
+
+    `status` is its HTTP status, 0 when it never answered.
+    """
+
+    code = "REMOTE_ERROR"
+
+    def __init__(self, message: str, *, status: int = 0, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"remoteStatus": status, **(details or {})})
+        self.status = status
+
+
+class RemoteAccessError(RemoteError):
+    """The remote refused access: a gated or private repository, or a missing or wrong token."""
+
+    code = "REMOTE_ACCESS_DENIED"

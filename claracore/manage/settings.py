@@ -16,7 +16,12 @@ from claracore.protocol.manage import PREFERENCES, SystemSettingsUpdate
 
 SYSTEM = "system"  # store key: the non-secret preferences, as the spec names them
 HF_TOKEN = "hf_api_key"  # store key: the HuggingFace token, kept usable for downloads
-DEFAULTS: dict[str, Any] = {"preferredContext": 8192, "throughputFirst": False, "enableJinja": True}
+DEFAULTS: dict[str, Any] = {
+    "preferredContext": 8192,
+    "throughputFirst": False,
+    "enableJinja": True,
+    "maxConcurrentDownloads": 2,
+}
 
 #: The preferences, as the planner's options: what a setup request leaves out.
 _PLANNER_OPTIONS = {
@@ -74,6 +79,10 @@ class Settings:
         if prefs.get("forceBackend") == "auto":
             del prefs["forceBackend"]  # "auto" means detect, which is what no option does
         return prefs
+
+    def max_downloads(self) -> int:
+        """How many downloads may run at once (the others wait queued)."""
+        return int(self.preferences().get("maxConcurrentDownloads") or DEFAULTS["maxConcurrentDownloads"])
 
     def hf_token(self) -> str:
         """The HuggingFace token as stored ("" when none), for downloads to send."""

@@ -53,6 +53,17 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # Downloads (manage/downloads/records.py holds the queries): what a restart resumes.
+    """
+    CREATE TABLE downloads (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        token TEXT,
+        data TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -9,6 +9,7 @@ so the numbers match what llama.cpp will actually allocate.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,21 +179,35 @@ def read_gguf(path: str | Path) -> GGUFInfo:
     path = Path(path)
     first = parse(path)
     try:
-        return _info(path, first)
+        return _info(path, first, _later_parts(path, first))
     except (ValueError, TypeError, IndexError) as e:  # a key of the wrong type or shape
         raise GGUFError(path, f"corrupt metadata ({e})") from None
 
 
-def _info(path: Path, first: Part) -> GGUFInfo:
-    kv = first.kv
-    split_count = int(kv.get("split.count", 1) or 1)
+def info_from_parts(path: Path, first: Part, later: Sequence[tuple[Path, Part]] = ()) -> GGUFInfo:
+    """`read_gguf` of heads parsed elsewhere (a remote model's, fetched by HTTP range): `first`
+    is the head of `path`, `later` the other split parts in order. Raises GGUFError."""
+    try:
+        return _info(path, first, list(later))
+    except (ValueError, TypeError, IndexError) as e:
+        raise GGUFError(path, f"corrupt metadata ({e})") from None
+
+
+def _later_parts(path: Path, first: Part) -> list[tuple[Path, Part]]:
+    split_count = int(first.kv.get("split.count", 1) or 1)
     parts = split_parts(path) if split_count > 1 else (path,)
     if len(parts) < split_count:
         raise GGUFError(path, f"split model has {split_count} parts, found {len(parts)}")
+    return [(p, parse(p)) for p in parts if p != path]
+
+
+def _info(path: Path, first: Part, later: list[tuple[Path, Part]]) -> GGUFInfo:
+    kv = first.kv
+    split_count = int(kv.get("split.count", 1) or 1)
+    parts = (path, *(p for p, _ in later))
     tensors = list(first.tensors)
-    for p in parts:
-        if p != path:
-            tensors += parse(p).tensors
+    for _, part in later:
+        tensors += part.tensors
 
     arch = str(kv.get("general.architecture", "")) or "unknown"
 
@@ -264,7 +279,7 @@ def _info(path: Path, first: Part) -> GGUFInfo:
         tied_embeddings=not has_output and embd > 0 and arch not in ENCODER_ARCHITECTURES,
         head_count_kv_layers=kv_layers,
         data_offset=first.data_offset,
-        file_size=sum(p.stat().st_size for p in parts),
+        file_size=first.size + sum(part.size for _, part in later),
         tensors=tuple(tensors),
         metadata=small,
     )

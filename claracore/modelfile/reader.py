@@ -31,6 +31,11 @@ class GGUFError(ClaraCoreError):
         self.reason = reason
 
 
+class TruncatedHeadError(GGUFError):
+    """The bytes end inside the header: the file is cut short, or (reading a remote file's head)
+    more of it must be fetched."""
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """One tensor's entry in the tensor-info section; `offset` is relative to the data section."""
@@ -87,7 +92,7 @@ class _Reader:
             return
         chunk = self._f.read(max(n - have, _CHUNK))
         if have + len(chunk) < n:
-            raise GGUFError(self.path, "file is truncated (metadata ends early)")
+            raise TruncatedHeadError(self.path, "file is truncated (metadata ends early)")
         self._buf = self._buf[self._pos :] + chunk
         self._base += self._pos
         self._pos = 0
@@ -104,7 +109,7 @@ class _Reader:
             return
         target = self.offset + n
         if target > self.size:
-            raise GGUFError(self.path, "file is truncated (metadata ends early)")
+            raise TruncatedHeadError(self.path, "file is truncated (metadata ends early)")
         self._f.seek(target)
         self._buf, self._base, self._pos = b"", target, 0
 
@@ -178,34 +183,43 @@ def parse(path: Path) -> Part:
     except OSError as e:
         raise GGUFError(path, f"cannot read file: {e.strerror or e}") from None
     with f:
-        r = _Reader(f, size, path)
-        if size < _HEADER.size:
-            raise GGUFError(path, "not a GGUF file (too short)")
-        magic, version, n_tensors, n_kv = r.unpack(_HEADER)
-        if magic != b"GGUF":
-            raise GGUFError(path, "not a GGUF file (bad magic)")
-        if version not in (2, 3):
-            raise GGUFError(path, f"unsupported GGUF version {version}")
-        if n_tensors > _MAX_COUNT or n_kv > _MAX_COUNT:
-            raise GGUFError(path, "corrupt header (absurd counts)")
-        kv: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = r.string()
-            (vtype,) = r.unpack(_U32)
-            kv[key] = r.value(vtype)
-        tensors: list[TensorInfo] = []
-        for _ in range(n_tensors):
-            name = r.string()
-            (nd,) = r.unpack(_U32)
-            if nd > 8:
-                raise GGUFError(path, f"corrupt tensor info for {name!r}")
-            shape = r.unpack(struct.Struct(f"<{nd}Q"))
-            ttype, offset = r.unpack(_TYPE_OFFSET)
-            tensors.append(TensorInfo(name, shape, ttype, offset, _nbytes(path, name, shape, ttype)))
-        align = kv.get("general.alignment", 32)
-        if not isinstance(align, int) or align <= 0:
-            align = 32
-        data_offset = -(-r.offset // align) * align
+        return parse_stream(f, size, path)
+
+
+def parse_stream(f: BinaryIO, size: int, path: Path) -> Part:
+    """`parse` over any readable stream of a file that is `size` bytes long.
+
+    The stream may hold only the file's head (a remote file's first megabytes): when the header
+    runs past it, TruncatedHeadError says that more bytes are needed.
+    """
+    r = _Reader(f, size, path)
+    if size < _HEADER.size:
+        raise GGUFError(path, "not a GGUF file (too short)")
+    magic, version, n_tensors, n_kv = r.unpack(_HEADER)
+    if magic != b"GGUF":
+        raise GGUFError(path, "not a GGUF file (bad magic)")
+    if version not in (2, 3):
+        raise GGUFError(path, f"unsupported GGUF version {version}")
+    if n_tensors > _MAX_COUNT or n_kv > _MAX_COUNT:
+        raise GGUFError(path, "corrupt header (absurd counts)")
+    kv: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = r.string()
+        (vtype,) = r.unpack(_U32)
+        kv[key] = r.value(vtype)
+    tensors: list[TensorInfo] = []
+    for _ in range(n_tensors):
+        name = r.string()
+        (nd,) = r.unpack(_U32)
+        if nd > 8:
+            raise GGUFError(path, f"corrupt tensor info for {name!r}")
+        shape = r.unpack(struct.Struct(f"<{nd}Q"))
+        ttype, offset = r.unpack(_TYPE_OFFSET)
+        tensors.append(TensorInfo(name, shape, ttype, offset, _nbytes(path, name, shape, ttype)))
+    align = kv.get("general.alignment", 32)
+    if not isinstance(align, int) or align <= 0:
+        align = 32
+    data_offset = -(-r.offset // align) * align
     end = max((t.offset + t.n_bytes for t in tensors), default=0)
     if data_offset + end > size:
         raise GGUFError(path, f"file is truncated: tensor data needs {data_offset + end} bytes, has {size}")

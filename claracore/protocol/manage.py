@@ -17,7 +17,16 @@ GpuType = Literal["nvidia", "amd", "intel", "apple", "none", "cpu"]
 Backend = Literal["auto", "cuda", "rocm", "vulkan", "metal", "cpu"]
 
 # The settings keys (non-secret preferences) that GET /api/settings/system returns as stored.
-PREFERENCES = ("gpuType", "backend", "vramGB", "ramGB", "preferredContext", "throughputFirst", "enableJinja")
+PREFERENCES = (
+    "gpuType",
+    "backend",
+    "vramGB",
+    "ramGB",
+    "preferredContext",
+    "throughputFirst",
+    "enableJinja",
+    "maxConcurrentDownloads",
+)
 
 
 def _secret(value: str | None) -> str | None:
@@ -42,6 +51,7 @@ class SystemSettingsUpdate(BaseModel):
     preferredContext: int | None = Field(default=None, ge=256, le=1 << 24)
     throughputFirst: StrictBool | None = None
     enableJinja: StrictBool | None = None
+    maxConcurrentDownloads: int | None = Field(default=None, ge=1, le=16)  # the rest wait queued
     requireApiKey: StrictBool | None = None
     apiKey: str | None = Field(default=None, max_length=512)
 

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from claracore import __version__
 from claracore.engine import AsyncEngine
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager, DownloadOptions
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
@@ -21,10 +22,20 @@ from claracore.server import errors, openapi
 from claracore.server.auth import Auth
 from claracore.server.drain import DrainMiddleware
 from claracore.server.guard import RequestGuard
-from claracore.server.routes import audio, config, control, folders, openai, settings, setup, system
+from claracore.server.routes import (
+    audio,
+    config,
+    control,
+    downloads,
+    folders,
+    openai,
+    settings,
+    setup,
+    system,
+)
 from claracore.server.state import AppState
 
-ROUTERS = (openai, audio, folders, control, config, system, settings, setup)
+ROUTERS = (openai, audio, folders, control, config, system, settings, setup, downloads)
 
 
 def create_app(
@@ -33,6 +44,7 @@ def create_app(
     config_path: Path | None = None,
     data_dir: Path | None = None,
     hard_restart: Callable[[], None] | None = None,
+    download_options: DownloadOptions | None = None,
 ) -> FastAPI:
     """The app; its lifespan preloads models at start-up and frees them all at shutdown.
 
@@ -40,29 +52,37 @@ def create_app(
     API edits (None: edits are refused), `data_dir` holds ClaraCore's SQLite store (None: a
     temporary folder, so tests and embedded uses never touch the user's data). `hard_restart`
     replaces the process (`claracore serve` passes one; without it the route refuses).
+    `download_options` say which hub to use and where models land (default: `HF_ENDPOINT` or the
+    public hub; `data_dir/models`).
     """
     # Without a data directory the store lives in a scratch folder made once for this app.
     folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
     scratch = folder if data_dir is None else None
     store = Store(folder / "claracore.db")
     config_file = ConfigFile(config_path, running=lambda: engine.config)
+    prefs = Settings(store)
     state = AppState(
         engine=engine,
         store=store,
         data_dir=folder,
         config_file=config_file,
         auth=Auth(store, engine.config.api_key),
-        settings=Settings(store),
+        settings=prefs,
         setup=SetupRunner(store, config_file),
+        downloads=DownloadManager(
+            store, engine.events, prefs, config_file, data_dir=folder, options=download_options
+        ),
         hard_restart=hard_restart,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await engine.start()
+        await state.downloads.start()  # unfinished downloads go on (paused ones stay paused)
         try:
             yield
         finally:
+            await state.downloads.close()  # keeps their state: the next start resumes them
             await engine.close()
             store.close()
             if scratch is not None:

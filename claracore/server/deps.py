@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from claracore.engine import AsyncEngine
 from claracore.errors import InvalidRequestError
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager
 from claracore.manage.settings import Settings
 from claracore.manage.store import Store
 from claracore.protocol.validation import parse
@@ -47,11 +48,16 @@ def _settings(request: Request) -> Settings:
     return app_state(request).settings
 
 
+def _downloads(request: Request) -> DownloadManager:
+    return app_state(request).downloads
+
+
 StateDep = Annotated[AppState, Depends(app_state)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 StoreDep = Annotated[Store, Depends(_store)]
 ConfigFileDep = Annotated[ConfigFile, Depends(_config_file)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+DownloadsDep = Annotated[DownloadManager, Depends(_downloads)]
 
 
 async def require_key(request: Request) -> None:

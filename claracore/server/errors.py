@@ -26,7 +26,10 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelUnavailableError,
+    NotFoundError,
     PayloadTooLargeError,
+    RemoteAccessError,
+    RemoteError,
 )
 from claracore.protocol.validation import first_error
 
@@ -44,7 +47,10 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (InvalidRequestError, 400),
     (ConfigError, 400),
     (ModelNotFoundError, 404),
+    (NotFoundError, 404),
     (ConflictError, 409),
+    (RemoteAccessError, 403),  # the hub refused the user's token (not our own key: that is a 401)
+    (RemoteError, 502),
     (InsufficientMemoryError, 503),
     (ModelLoadError, 503),
     (ModelUnavailableError, 503),
@@ -62,6 +68,7 @@ OPENAI_TYPES = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     500: "server_error",
+    502: "server_error",
     503: "service_unavailable_error",
 }
 

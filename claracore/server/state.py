@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from claracore.engine import AsyncEngine
 from claracore.hardware.probe import system_detection
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager
 from claracore.manage.folders import ScanRegistry
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
@@ -36,6 +37,7 @@ class AppState:
     auth: Auth
     settings: Settings
     setup: SetupRunner
+    downloads: DownloadManager
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
     scans: ScanRegistry = field(default_factory=ScanRegistry)  # the folder scans running now
     draining: Draining = field(default_factory=Draining)  # requests in flight; a hard restart drains

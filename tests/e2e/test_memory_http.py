@@ -27,7 +27,7 @@ GIB = 2**30
 def server(tiny_llama: Path, tiny_llama_4k: Path) -> Iterator[tuple[str, Any]]:
     small = {"name": "small", "model": str(tiny_llama), "context_length": 128}
     big = {"name": "big", "model": str(tiny_llama_4k), "context_length": 4096, "parallel": 4}
-    costs = [loaders.plan(ModelSpec(**m), gpu_offload=False).estimate.ram_bytes for m in (small, big)]
+    costs = [loaders.recipe(ModelSpec(**m), gpu_offload=False).estimate.ram_bytes for m in (small, big)]
     assert costs[0] < costs[1]
     budget = (costs[0] + costs[1]) / 2  # the small one fits, the big one never does
     config = {"memory": {"ram_gb": budget / GIB, "vram_gb": 0}, "models": [small, big]}
