@@ -37,7 +37,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from claracore.manage.defaults import BUNDLED
+from claracore.manage.downloads import DownloadOptions, Retry
 from tests.e2e.server import running_server
+from tests.hub_stub import HubStub
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,14 @@ KEY = "fuzz-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 50, schemathesis.GenerationMode.NEGATIVE: 30}
 TIMEOUT_S = 60  # one answer; longer is a hang
+STUB_REPO = "stub/tiny"
 MUTATING_LAST = ("/api/config", "/api/server/restart")  # replace the config, then apply it: at the end
 
 
 @pytest.fixture(scope="module")
 def server(
     tiny_llama: Path, tiny_bert: Path, tiny_rerank: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, list[str], Path]]:
+) -> Iterator[tuple[str, list[str], Path, str]]:
     folder = tmp_path_factory.mktemp("fuzz")
     models: list[dict[str, Any]] = [
         {"name": "tiny", "model": str(tiny_llama), "context_length": 256, "parallel": 4},
@@ -65,15 +68,27 @@ def server(
     config = {"api_key": KEY, "models": models}
     cfg = folder / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    with running_server(config, config_path=cfg, data_dir=folder / "data") as (url, _):
-        yield url, [m["name"] for m in models], tiny_llama.parent
+    with HubStub() as hub:  # downloads and search reach this loopback hub, never the internet
+        hub.add(STUB_REPO, {"tiny.gguf": tiny_llama.read_bytes()})
+        options = DownloadOptions(hub_endpoint=hub.url, retry=Retry(attempts=2, delay=0.01, max_delay=0.02))
+        app = {"config_path": cfg, "data_dir": folder / "data", "download_options": options}
+        with running_server(config, **app) as (url, _):
+            yield url, [m["name"] for m in models], tiny_llama.parent, hub.url
 
 
-def narrowed(document: dict[str, Any], names: list[str], model_dir: Path) -> dict[str, Any]:
+def narrowed(document: dict[str, Any], names: list[str], model_dir: Path, hub: str) -> dict[str, Any]:
     """The document with the fuzzer steered onto real names, small counts and a few paths."""
     doc = copy.deepcopy(document)
     model_names = {"type": "string", "enum": [*names, "no-such-model"]}
     paths = {"type": "string", "enum": [str(model_dir), str(model_dir / "tiny-llama.gguf"), "/no/such/dir"]}
+    choices = {
+        "repo": [STUB_REPO, "nobody/nothing"],
+        "modelId": [STUB_REPO, "nobody/nothing"],
+        "filename": ["tiny.gguf", "missing.gguf"],
+        "url": [f"{hub}/{STUB_REPO}/resolve/main/tiny.gguf", "http://127.0.0.1:9/none.gguf"],
+        "owner": ["stub", "nobody"],
+        "name": ["tiny", "nothing"],
+    }
     small = {"max_tokens": 8, "max_completion_tokens": 8, "n": 2, "top_logprobs": 3, "logprobs": 3}
 
     def visit(node: Any) -> None:
@@ -88,7 +103,9 @@ def narrowed(document: dict[str, Any], names: list[str], model_dir: Path) -> dic
             for name, schema in list(props.items()):
                 if name == "model":
                     props[name] = model_names
-                elif name in ("folderPath", "filePath", "modelPath"):
+                elif name in choices and node.get("title") in ("DownloadRequest", None):
+                    props[name] = {"anyOf": [{"type": "string", "enum": choices[name]}, {"type": "null"}]}
+                elif name in ("folderPath", "filePath", "modelPath", "targetDir"):
                     props[name] = paths
                 elif name == "folderPaths":
                     props[name] = {"type": "array", "items": paths, "minItems": 1, "maxItems": 2}
@@ -102,6 +119,8 @@ def narrowed(document: dict[str, Any], names: list[str], model_dir: Path) -> dic
                     props[name] = {**schema, "maxItems": 3}
         if node.get("in") == "path" and node.get("name") == "model_id":
             node["schema"] = model_names
+        elif node.get("in") == "path" and node.get("name") in choices:
+            node["schema"] = {"type": "string", "enum": choices[node["name"]]}
         for value in node.values():
             visit(value)
 
@@ -135,11 +154,16 @@ class Tally:
 
 
 def fuzz(operation: schemathesis.APIOperation, url: str, tally: Tally) -> None:
+    started, sent = time.monotonic(), tally.requests
     for mode, examples in EXAMPLES.items():
         try:
             _fuzz(operation, mode, examples, url, tally)
         except Unsatisfiable:  # nothing in this operation can be made invalid (no parameters)
             assert mode == schemathesis.GenerationMode.NEGATIVE, operation.path
+    took = time.monotonic() - started
+    log.info(
+        "%s %s: %d requests, %.1f s", operation.method.upper(), operation.path, tally.requests - sent, took
+    )
 
 
 def _fuzz(
@@ -183,13 +207,13 @@ def _fuzz(
     run()
 
 
-def test_every_route_survives_fuzzing(server: tuple[str, list[str], Path]) -> None:
-    url, names, model_dir = server
+def test_every_route_survives_fuzzing(server: tuple[str, list[str], Path, str]) -> None:
+    url, names, model_dir, hub = server
     document = httpx.get(url + "/openapi.json", headers=AUTH, timeout=30).json()
     config = schemathesis.Config.from_dict(
         {"output": {"sanitization": {"enabled": False}}}
     )  # show max_tokens
-    schema = schemathesis.openapi.from_dict(narrowed(document, names, model_dir), config=config)
+    schema = schemathesis.openapi.from_dict(narrowed(document, names, model_dir, hub), config=config)
     tally = Tally()
     started = time.monotonic()
     operations = [result.ok() for result in schema.get_all_operations()]
