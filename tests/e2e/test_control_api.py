@@ -40,6 +40,23 @@ def chat(url: str, model: str, **extra: Any) -> httpx.Response:
     )
 
 
+def background_stream(url: str, body: dict[str, Any]) -> tuple[threading.Thread, list[str]]:
+    """A chat stream read in a thread into a list of lines; returns once its first line came."""
+    lines: list[str] = []
+    started = threading.Event()
+
+    def stream() -> None:
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                started.set()
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    assert started.wait(30)
+    return reader, lines
+
+
 def test_soft_restart_only_unloads_what_changed(
     tmp_path: Path, tiny_llama: Path, tiny_llama_gqa: Path
 ) -> None:
@@ -66,18 +83,7 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
     write_config(cfg, [a])
     with running_server({"models": [a]}, config_path=cfg) as (url, engine):
         body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 1}
-        lines: list[str] = []
-        started = threading.Event()
-
-        def stream() -> None:
-            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
-                for line in r.iter_lines():
-                    lines.append(line)
-                    started.set()
-
-        reader = threading.Thread(target=stream)
-        reader.start()
-        assert started.wait(10)
+        reader, lines = background_stream(url, body)
         write_config(cfg, [{**a, "top_k": 5}])
         assert httpx.post(url + "/api/server/restart").json()["models"]["changed"] == ["a"]
         reader.join(30)
@@ -193,19 +199,8 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Pa
         listening = _listening_socket(proc.pid, port)
         knocker.start()
         # A stream open across the restart ends with an error event and [DONE], never a cut.
-        lines: list[str] = []
-        streaming = threading.Event()
-
-        def stream() -> None:
-            body = {"model": "a", "messages": USER, "max_tokens": 4000, "stream": True, "logit_bias": NO_EOS}
-            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
-                for line in r.iter_lines():
-                    lines.append(line)
-                    streaming.set()
-
-        reader = threading.Thread(target=stream)
-        reader.start()
-        assert streaming.wait(30)
+        body = {"model": "a", "messages": USER, "max_tokens": 4000, "stream": True, "logit_bias": NO_EOS}
+        reader, lines = background_stream(url, body)
         r = httpx.post(url + "/api/server/restart/hard")
         assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
         reader.join(60)
