@@ -80,7 +80,7 @@ async def json_body(request: Request) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError("the request body is not valid JSON") from exc  # pragma: no cover
+        raise InvalidRequestError("the request body is not valid JSON") from exc
 
 
 def json_model(model: type[M]) -> Callable[[Request], Awaitable[M]]:

@@ -20,11 +20,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claracore.server.errors import envelope
 
 log = logging.getLogger("claracore.server")
+STREAM_GRACE_S = 2.0  # how long a drain waits for an event stream that has nothing to send
 
 _CLOSING: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
     "claracore_closing", default=None
@@ -37,10 +38,12 @@ def closing() -> asyncio.Event | None:
 
 
 class Draining:
-    """The app's drain state: requests in flight, and whether the server is going away."""
+    """The app's drain state: requests in flight (event streams among them), and whether the
+    server is going away."""
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.streaming = 0  # of those, responses that are event streams
         self.draining = False
         self._closing: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,16 +55,21 @@ class Draining:
 
     async def drain(self, timeout: float) -> int:
         """Refuse new requests, end open streams, and wait up to `timeout` seconds for the
-        requests in flight; returns how many were still running at the deadline."""
+        requests in flight; returns how many were still running when it stopped waiting.
+
+        A generating stream ends at its next chunk; an idle one (an event feed with nothing to
+        say) is given STREAM_GRACE_S, not the whole timeout: its client reconnects anyway.
+        """
         self.draining = True
         self.event().set()
-        deadline = time.monotonic() + timeout
-        while self.in_flight and time.monotonic() < deadline:
+        started = time.monotonic()
+        while self.in_flight and time.monotonic() < started + timeout:
+            streams_done = not self.streaming or time.monotonic() > started + STREAM_GRACE_S
+            if self.in_flight == self.streaming and streams_done:
+                break
             await asyncio.sleep(0.05)
         if self.in_flight:
-            log.warning(
-                "hard restart: %d request(s) still running after %.0f s are cut", self.in_flight, timeout
-            )
+            log.warning("hard restart: %d request(s) still open are cut", self.in_flight)
         return self.in_flight
 
     def keep(self, work: Coroutine[Any, Any, None]) -> None:
@@ -90,9 +98,23 @@ class DrainMiddleware:
             await response(scope, receive, send)
             return
         token = _CLOSING.set(self.state.event())
-        self.state.in_flight += 1
+        state = self.state
+        stream = False
+
+        async def sending(message: Message) -> None:
+            nonlocal stream
+            if message["type"] == "http.response.start":
+                types = [v for k, v in message.get("headers", []) if k.lower() == b"content-type"]
+                if types and types[0].startswith(b"text/event-stream"):
+                    stream = True
+                    state.streaming += 1
+            await send(message)
+
+        state.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, sending)
         finally:
-            self.state.in_flight -= 1
+            state.in_flight -= 1
+            if stream:
+                state.streaming -= 1
             _CLOSING.reset(token)
