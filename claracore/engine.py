@@ -12,6 +12,7 @@ import functools
 import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
@@ -19,6 +20,7 @@ from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
 from claracore.events import EventBus
 from claracore.hardware.memory import budget_from, detect_memory
+from claracore.monitor import Monitor
 from claracore.pool import loaders
 from claracore.pool.pool import Lease, ModelPool, ModelStatus
 from claracore.protocol import audio as a
@@ -57,7 +59,15 @@ class AsyncEngine:
         budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
         recipe_for = functools.partial(loaders.recipe, gpu_offload=supports_gpu_offload())
         self.pool = ModelPool(
-            self.config.models, budget_vram=budget_vram, budget_ram=budget_ram, recipe_for=recipe_for
+            self.config.models,
+            budget_vram=budget_vram,
+            budget_ram=budget_ram,
+            recipe_for=recipe_for,
+            events=self.events,
+        )
+        # Figures, Prometheus metrics, logs on the bus and periodic "metrics" events, all from it.
+        self.monitor = Monitor(
+            self.events, self.pool, metrics_interval=self.config.monitoring.metrics_interval
         )
 
     async def __aenter__(self) -> AsyncEngine:
@@ -68,7 +78,8 @@ class AsyncEngine:
         await self.close()
 
     async def start(self) -> None:
-        """Load the models marked `preload`."""
+        """Start publishing logs and metrics on `events`, and load the models marked `preload`."""
+        self.monitor.start()
         await self.pool.preload()
 
     # ------------------------------------------------------------ generation
@@ -112,7 +123,7 @@ class AsyncEngine:
         InsufficientMemoryError.
         """
         req = parse(p.ChatCompletionRequest, request, kwargs)
-        gen = await self._start(req)
+        gen = await self._start(req, "chat")
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
             return replies.stream_chat(gen, include)
@@ -151,18 +162,26 @@ class AsyncEngine:
     ) -> p.Completion | AsyncIterator[p.Completion]:
         """A legacy text completion (`completions.create`); streaming as for `chat`."""
         req = parse(p.CompletionRequest, request, kwargs)
-        gen = await self._start(req)
+        gen = await self._start(req, "completions")
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
             return replies.stream_completion(gen, include)
         return await replies.collect_completion(gen)
 
-    async def _start(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> generation.Generation:
-        lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
+    async def _start(
+        self, req: p.ChatCompletionRequest | p.CompletionRequest, route: str
+    ) -> generation.Generation:
+        """Submit; the request's record is finished when the generation ends (or here, if it fails)."""
+        record = self.monitor.track(route, req.model, stream=bool(req.stream))
         try:
-            return await generation.start(lease, req)
-        except BaseException:
-            lease.release()
+            lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
+            try:
+                return await generation.start(lease, req, record, self.monitor.finish)
+            except BaseException:
+                lease.release()
+                raise
+        except BaseException as exc:
+            self.monitor.finish(record, exc)
             raise
 
     async def _acquire(self, model: str, kinds: tuple[str, ...], role: str) -> Lease:
@@ -179,22 +198,26 @@ class AsyncEngine:
     ) -> p.EmbeddingList:
         """Embeddings as OpenAI's `embeddings.create` returns them (normalised, float or base64)."""
         req = parse(p.EmbeddingRequest, request, kwargs)
-        lease = await self._acquire(req.model, ("embedding",), "an embedding model")
-        try:
-            return await embeddings.embed(lease, req)
-        finally:
-            lease.release()
+        async with self.monitor.tracked("embeddings", req.model) as record:
+            lease = await self._acquire(req.model, ("embedding",), "an embedding model")
+            try:
+                result = await embeddings.embed(lease, req)
+            finally:
+                lease.release()
+            record.prompt_tokens = result.usage.prompt_tokens
+            return result
 
     async def rerank(
         self, request: p.RerankRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.RerankResponse:
         """Documents ranked by relevance to the query; an embedding model ranks by cosine similarity."""
         req = parse(p.RerankRequest, request, kwargs)
-        lease = await self._acquire(req.model, ("reranker", "embedding"), "a reranker or embedding model")
-        try:
-            return await embeddings.rerank(lease, req)
-        finally:
-            lease.release()
+        async with self.monitor.tracked("rerank", req.model):
+            lease = await self._acquire(req.model, ("reranker", "embedding"), "a reranker or embedding model")
+            try:
+                return await embeddings.rerank(lease, req)
+            finally:
+                lease.release()
 
     async def transcribe(
         self,
@@ -211,11 +234,12 @@ class AsyncEngine:
         `serving.transcripts.format_transcription` writes it as json, text, srt, vtt or verbose_json.
         """
         opts = parse(a.TranscriptionOptions, options, kwargs)
-        lease = await self._acquire(opts.model, ("stt",), "a speech-to-text model")
-        try:
-            return await speech.transcribe(lease, file, opts, task)
-        finally:
-            lease.release()
+        async with self.monitor.tracked(task, opts.model):
+            lease = await self._acquire(opts.model, ("stt",), "a speech-to-text model")
+            try:
+                return await speech.transcribe(lease, file, opts, task)
+            finally:
+                lease.release()
 
     async def speak_stream(
         self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
@@ -223,26 +247,39 @@ class AsyncEngine:
         """(audio bytes as synthesised, media type). Leaving the iterator early stops synthesis."""
         req = parse(a.SpeechRequest, request, kwargs)
         media = speech.media_type(req.response_format)
-        lease = await self._acquire(self._voice(req), ("tts",), "a text-to-speech voice")
+        record = self.monitor.track("speech", req.model, stream=True)
+        try:
+            voice = self._voice(req)
+            self.monitor.name(record, voice)
+            lease = await self._acquire(voice, ("tts",), "a text-to-speech voice")
+        except BaseException as exc:
+            self.monitor.finish(record, exc)
+            raise
         chunks = speech.speak(lease, req)
         try:  # the first piece before answering, so a failure is an error status, not a cut stream
             first = await anext(chunks)
         except StopAsyncIteration:
             first = b""
-        except BaseException:
+        except BaseException as exc:
             await chunks.aclose()
             lease.release()
+            self.monitor.finish(record, exc)
             raise
 
         async def stream() -> AsyncGenerator[bytes, None]:
+            error: BaseException | None = None
             try:
                 if first:
                     yield first
                 async for chunk in chunks:
                     yield chunk
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
                 await chunks.aclose()
                 lease.release()
+                self.monitor.finish(record, error)
 
         return stream(), media
 
@@ -260,8 +297,10 @@ class AsyncEngine:
     # ------------------------------------------------------------ models
 
     def models(self) -> p.ModelList:
-        """Every configured model with its type, aliases, state and memory estimate."""
-        return p.ModelList(data=[_model_info(s) for s in self.pool.status()])
+        """Every configured model (type, aliases, state, memory estimate, file and load settings)
+        and the pool's budget."""
+        budget = p.MemoryInfo(vram_bytes=self.pool.budget_vram, ram_bytes=self.pool.budget_ram)
+        return p.ModelList(data=[_model_info(s) for s in self.pool.status()], budget=budget)
 
     def model(self, name: str) -> p.ModelInfo:
         """One model by name or alias; raises ModelNotFoundError."""
@@ -288,11 +327,13 @@ class AsyncEngine:
             self.pool.reconfigure, new.models, budget_vram=budget_vram, budget_ram=budget_ram
         )
         self.config = new
+        self.events.publish("config", {"action": "applied", "models": report})
         return report
 
     async def close(self) -> None:
         """Unload every model and free native memory; the engine cannot be used afterwards."""
         await asyncio.to_thread(self.pool.close)
+        self.monitor.close()
 
 
 _CREATED = 1_700_000_000  # a fixed "created" stamp: config models have no creation time
@@ -311,6 +352,7 @@ def _model_info(s: ModelStatus) -> p.ModelInfo:
         error=s.error,
         memory=memory,
         in_flight=s.in_flight,
+        **(asdict(s.facts) if s.facts else {}),
     )
 
 

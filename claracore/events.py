@@ -4,7 +4,9 @@ Anything may publish, from any thread (the LLM worker, a loader thread, the asyn
 publishing never blocks and never waits on a subscriber: each subscriber has a bounded queue,
 and one that falls behind loses its oldest events and is told how many (`Subscription.missed`).
 A ring buffer keeps the last events so a client that reconnects with `Last-Event-ID` can catch
-up on what it missed.
+up on what it missed. Observers (`observe`) are the one synchronous hook: they run in the
+publisher's thread for every event, so what must not miss one (counters behind the metrics)
+never depends on a queue; they must be O(1) and never block.
 
 Events are `{"type": T, "data": {...}}` with `data` a JSON-ready dict (ids and timestamps are the
 bus's). This module is layer 0: it imports nothing of ClaraCore, so every layer can publish.
@@ -17,7 +19,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,22 +137,55 @@ class EventBus:
     def __init__(self, *, history: int = 1000, clock: Any = time.time) -> None:
         self._lock = threading.Condition()
         self._subs: list[Subscription] = []
+        self._observers: tuple[Callable[[Event], None], ...] = ()
         self._history: deque[Event] = deque(maxlen=history)
         self._ids = itertools.count(1)
+        self._last_id = 0
         self._clock = clock
+        self.observer_errors = 0  # observer calls that raised (never raised to a publisher)
 
     def publish(self, event_type: str, data: dict[str, Any]) -> Event:
-        """Deliver to every subscriber that wants `event_type`; never blocks on a subscriber."""
+        """Deliver to every subscriber that wants `event_type`; never blocks on a subscriber.
+
+        Observers then see the event in this thread, outside the bus's lock; one that raises
+        is skipped for this event (the publisher never fails because of an observer).
+        """
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
         with self._lock:
-            event = Event(event_type, data, next(self._ids), self._clock())
+            self._last_id = next(self._ids)
+            event = Event(event_type, data, self._last_id, self._clock())
             self._history.append(event)
             for sub in self._subs:
                 if sub.wants(event_type):
                     sub._offer(event)
             self._lock.notify_all()
+            observers = self._observers
+        for observe in observers:
+            try:
+                observe(event)
+            except Exception:
+                # Logging here could publish again and fail the same way; the observer's own
+                # tests are where its bugs show.
+                self.observer_errors += 1
         return event
+
+    def observe(self, observer: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `observer(event)` for every event from now on; returns the function that stops it."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+        def stop() -> None:
+            with self._lock:
+                self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return stop
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest event (0 before the first): where a snapshot stands in the stream."""
+        with self._lock:
+            return self._last_id
 
     def subscribe(self, types: Iterable[str] | None = None, *, maxsize: int = 1000) -> Subscription:
         """A new subscription to `types` (all when None); raises ValueError naming unknown types."""

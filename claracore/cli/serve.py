@@ -108,12 +108,17 @@ def _run(app: Any, config: Config, log_level: str, sock: socket.socket, announce
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn's server, announcing the URL once the app has started and is listening."""
+        """uvicorn's server, announcing the URL once the app has started and is listening, and
+        ending the open event streams when it stops (uvicorn would wait for their clients)."""
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 announce()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.state.end_streams()
+            await super().shutdown(sockets=sockets)
 
     server = Server(
         uvicorn.Config(

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import re
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from claracore.hardware.memory import GPUInfo, detect_memory
 from claracore.units import GIB
@@ -162,6 +164,33 @@ def diagnose(offload: Callable[[], tuple[tuple[int, int] | None, str]] = check_o
         amd_gpu=os.path.exists("/dev/kfd"),
     )
     return Report(**{**report.__dict__, "advice": advise(report)})
+
+
+def doctor_json(r: Report | None = None) -> dict[str, Any]:
+    """`GET /api/system/doctor`: the report `claracore doctor` prints, as JSON (runs `diagnose`)."""
+    from claracore import __version__
+
+    r = r or diagnose()
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "llamaCppPython": r.llama_version,
+        "libDir": r.lib_dir,
+        "backends": list(r.backends),
+        "gpuOffload": r.gpu_offload,
+        "gpus": [
+            {
+                "index": g.index,
+                "name": g.name,
+                "vramGB": round(g.vram_total / GIB, 1),
+                "vramFreeGB": round(g.vram_free / GIB, 1),
+            }
+            for g in r.gpus
+        ],
+        "offloaded": list(r.offloaded) if r.offloaded else None,
+        "offloadError": r.offload_error or None,
+        "advice": list(r.advice),
+    }
 
 
 def _gib(n: int) -> str:

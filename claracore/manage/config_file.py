@@ -23,6 +23,7 @@ import yaml
 
 from claracore.config import Config, dump_config, load_config, save_config
 from claracore.errors import ConfigError, ConflictError
+from claracore.events import EventBus
 from claracore.fsutil import atomic_write, backup, remove_stale_temps
 from claracore.manage import config_edit as edit
 
@@ -52,14 +53,24 @@ class ConfigFile:
     """One config file: its path (None: edits are refused), its lock, reads, validated atomic writes.
 
     `running` returns the config in use, which reads fall back to while the file does not exist.
+    With `events`, every write is published as a "config" event (`action: saved`).
     """
 
-    def __init__(self, path: Path | None, running: Callable[[], Config] = Config) -> None:
+    def __init__(
+        self, path: Path | None, running: Callable[[], Config] = Config, events: EventBus | None = None
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self._running = running
+        self._events = events
         self._lock = threading.RLock()  # re-entrant: an edit inside `locked()` takes it again
         if self.path is not None:
             remove_stale_temps(self.path)  # a write killed half-way (kill -9) left its temp file
+
+    def _saved(self, what: str) -> None:
+        if self._events is not None:
+            self._events.publish(
+                "config", {"action": "saved", "path": str(self.path), "what": what, "needsRestart": True}
+            )
 
     @property
     def base_dir(self) -> Path | None:
@@ -156,12 +167,13 @@ class ConfigFile:
         except ConfigError:
             return None
 
-    def save(self, config: Config) -> None:
+    def save(self, config: Config, what: str = "saved") -> None:
         """Write `config` atomically, after a timestamped backup of the old file."""
         path = self.writable()
         with self._lock:
             edit.check_new_files(self._before(), config, source=self.source)
             save_config(config, path)
+        self._saved(what)
 
     def replace(self, data: Mapping[str, Any] | str) -> None:
         """Replace the whole file with `data` once it validates. YAML text is saved as sent,
@@ -179,8 +191,9 @@ class ConfigFile:
                 atomic_write(path, data)
             else:
                 save_config(config, path)
+        self._saved("replaced")
 
-    def edit(self, change: Change[T]) -> T:
+    def edit(self, change: Change[T], what: str = "edited") -> T:
         """Read, `change`, validate and save under the lock, so two edits never lose one another."""
         path = self.writable()
         with self._lock:
@@ -188,7 +201,8 @@ class ConfigFile:
             new, result = change(before, str(path), self.base_dir)
             edit.check_new_files(before, new, source=str(path))
             save_config(new, path)
-            return result
+        self._saved(what)
+        return result
 
     def update_model(self, model_id: str, fields: object) -> None:
         """Change some fields of one model (by name or alias), validated like the whole file."""
@@ -196,7 +210,7 @@ class ConfigFile:
         def change(config: Config, source: str, base: Path | None) -> tuple[Config, None]:
             return edit.update_model(config, model_id, fields, source=source, base_dir=base), None
 
-        self.edit(change)
+        self.edit(change, f"model {model_id} updated")
 
     def delete_model(self, model_id: str) -> str:
         """Remove one model (by name or alias); returns its name."""
@@ -205,7 +219,7 @@ class ConfigFile:
             new, removed = edit.delete_model(config, model_id)
             return new, removed.name
 
-        return self.edit(change)
+        return self.edit(change, f"model {model_id} deleted")
 
     def add_model(self, entry: Mapping[str, Any]) -> None:
         """Append one model entry; ConflictError when its name or file is already configured."""
@@ -213,7 +227,7 @@ class ConfigFile:
         def change(config: Config, source: str, base: Path | None) -> tuple[Config, None]:
             return edit.add_model(config, entry, source=source, base_dir=base), None
 
-        self.edit(change)
+        self.edit(change, f"model {entry.get('name', '')} added")
 
     def remove_duplicates(self) -> list[dict[str, Any]]:
         """Drop entries that repeat an earlier model's name or file; the first one stays.
@@ -235,4 +249,6 @@ class ConfigFile:
             if removed:
                 assert isinstance(data, dict)  # entries are only removed from a mapping's list
                 save_config(self.validated(data), path)
-            return removed
+        if removed:
+            self._saved("duplicates removed")
+        return removed

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from claracore.config import Config
 from claracore.errors import ClaraCoreError, ConflictError
+from claracore.events import EventBus
 from claracore.hardware import probe
 from claracore.manage import config_edit as edit
 from claracore.manage.config_file import ConfigFile
@@ -120,7 +121,7 @@ def run_setup(
         )
         report.phase("writing", f"Writing {path}")
         config = config_file.validated(edit.as_data(result.config))
-        config_file.save(config)
+        config_file.save(config, "setup")
         store.set_setting(GENERATED, result.record())
     return SetupResult(plan=result, config=config, path=path)
 
@@ -149,9 +150,13 @@ class SetupJob(_Quiet):
     """The progress record of one background setup, as `GET /api/setup/progress` answers it.
 
     Updated from the worker thread with plain assignments only, and read from the event loop.
+    With `events`, each change that moves the percent (or the phase) is published as a "setup"
+    event carrying the whole record; a file that does not move the percent is not.
     """
 
-    def __init__(self, operation: str) -> None:
+    def __init__(self, operation: str, events: EventBus | None = None) -> None:
+        self._events = events
+        self._published: tuple[object, object] | None = None
         self.state: dict[str, Any] = {
             **IDLE,
             "status": "detecting",
@@ -162,8 +167,15 @@ class SetupJob(_Quiet):
             "filesTotal": 0,
         }
 
+    def _publish(self) -> None:
+        moved = (self.state["status"], self.state["progress"])
+        if self._events is not None and moved != self._published:
+            self._published = moved
+            self._events.publish("setup", dict(self.state))
+
     def phase(self, name: str, step: str) -> None:
         self.state.update(status=name, phase=name, step=step, progress=_SPAN[name][0])
+        self._publish()
 
     def files(self, done: int, total: int, path: str) -> None:
         lo, hi = _SPAN[self.state["status"]]
@@ -173,14 +185,17 @@ class SetupJob(_Quiet):
             progress=lo + (hi - lo) * done // max(total, 1),
             step=f"{self.state['phase']}: {done}/{total} files" + (f" ({path})" if path else ""),
         )
+        self._publish()
 
     def finish(self, result: dict[str, Any]) -> None:
         self.state.update(
             status="completed", step="Done", progress=100, running=False, finishedAt=utc_now(), result=result
         )
+        self._publish()
 
     def fail(self, message: str, code: str) -> None:
         self.state.update(status="error", running=False, finishedAt=utc_now(), error=message, code=code)
+        self._publish()
 
 
 #: Applies a written config to the running server (the engine's soft restart); returns its report.
@@ -190,9 +205,10 @@ Apply = Callable[[Config], Awaitable[dict[str, list[str]]]]
 class SetupRunner:
     """Runs one setup at a time in the background and keeps the last one's progress."""
 
-    def __init__(self, store: Store, config_file: ConfigFile) -> None:
+    def __init__(self, store: Store, config_file: ConfigFile, events: EventBus | None = None) -> None:
         self._store = store
         self._config_file = config_file
+        self._events = events
         self.job: SetupJob | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -211,7 +227,8 @@ class SetupRunner:
             raise ConflictError("a setup is already running; poll /api/setup/progress")
         await asyncio.to_thread(self._config_file.current)  # a broken file is a 400 now, not later
         job = SetupJob(
-            "Generating configuration" if rescan else "Regenerating configuration from the database"
+            "Generating configuration" if rescan else "Regenerating configuration from the database",
+            self._events,
         )
         self.job = job
         self._task = asyncio.create_task(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +64,36 @@ MIGRATIONS: list[str] = [
         token TEXT,
         data TEXT NOT NULL
     );
+    """,
+    # Request activity and log lines (manage/activity.py holds the queries); `time` is Unix seconds.
+    """
+    CREATE TABLE activity (
+        id TEXT PRIMARY KEY,
+        time REAL NOT NULL,
+        route TEXT NOT NULL,
+        model TEXT NOT NULL,
+        client TEXT,
+        stream INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL,
+        ttft REAL,
+        duration REAL NOT NULL,
+        tokens_per_second REAL,
+        status INTEGER,
+        error_code TEXT
+    );
+    CREATE INDEX activity_time ON activity(time);
+    CREATE INDEX activity_model_time ON activity(model, time);
+    CREATE TABLE logs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        level INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        logger TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX logs_time ON logs(time);
     """,
 ]
 
@@ -177,6 +208,26 @@ class Store:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, in one transaction (rolled back if the block raises).
+
+        For the modules that own a table's queries (`manage/activity.py`), so they need not be
+        methods here.
+        """
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read (for the same modules)."""
+        return self._read(sql, params)
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         with self._lock:

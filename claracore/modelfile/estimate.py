@@ -387,7 +387,8 @@ def estimate_llm(
     )
 
 
-def _tree_size(path: Path) -> int:
+def disk_size(path: Path) -> int:
+    """Bytes a model takes on disk: the file, or every file of a model folder."""
     if path.is_file():
         return path.stat().st_size
     total = 0
@@ -406,7 +407,7 @@ def estimate_file(path: str | Path, *, on_gpu: bool = False) -> MemoryEstimate:
     path = Path(path)
     if not path.exists():
         raise GGUFError(path, "file not found")
-    size = _tree_size(path)
+    size = disk_size(path)
     if path.suffix == ".onnx":
         config = path.with_name(path.name + ".json")
         size += config.stat().st_size if config.is_file() else 0

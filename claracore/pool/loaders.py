@@ -12,13 +12,26 @@ from pathlib import Path
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
-from claracore.modelfile.estimate import MemoryEstimate, estimate_file, estimate_llm
-from claracore.modelfile.gguf import GGUFError, read_gguf
+from claracore.modelfile.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
+from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
 from claracore.modelfile.kind import infer_model_type
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
 DEFAULT_CONTEXT = 4096
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a listing shows beside the estimate: the file and the effective settings of a load
+    (the config's values after defaults and the file's limits), so they cannot disagree."""
+
+    file: str
+    size_bytes: int
+    quantization: str | None = None  # the GGUF's file type: Q4_K_M, F16, ...
+    context_length: int | None = None  # tokens per sequence
+    gpu_layers: int | None = None
+    parallel: int | None = None  # sequences decoded together
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class LoadRecipe:
     kind: str
     estimate: MemoryEstimate
     load: Callable[[], Runtime]
+    facts: ModelFacts | None = None
 
 
 def model_type(spec: ModelSpec) -> str:
@@ -75,6 +89,17 @@ def _loader(
     return load
 
 
+def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int, parallel: int) -> ModelFacts:
+    return ModelFacts(
+        file=str(spec.model),
+        size_bytes=info.file_size,
+        quantization=info.file_type,
+        context_length=n_ctx,
+        gpu_layers=gpu_layers,
+        parallel=parallel,
+    )
+
+
 def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
 
@@ -108,9 +133,9 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         n_outputs_max=spec.parallel,
     )
 
-    return LoadRecipe(
-        kind="llm", estimate=estimate, load=_loader(spec, lambda: LlmRuntime(options, name=spec.name))
-    )
+    load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel)
+    return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
 
 
 def _encoder_recipe(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadRecipe:
@@ -143,7 +168,8 @@ def _encoder_recipe(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadRecipe
     runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
 
     load = _loader(spec, lambda: runtime_class(options, name=spec.name))
-    return LoadRecipe(kind=kind, estimate=estimate, load=load)
+    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=options.n_seq)
+    return LoadRecipe(kind=kind, estimate=estimate, load=load, facts=facts)
 
 
 def _stt_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
@@ -162,7 +188,8 @@ def _stt_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the folder is missing
     need = estimate_memory(options)  # measured: weights plus working memory per concurrent job
     estimate = MemoryEstimate(vram_bytes=need if on_gpu else 0, ram_bytes=0 if on_gpu else need)
-    return LoadRecipe(kind="stt", estimate=estimate, load=load)
+    facts = ModelFacts(file=str(spec.model), size_bytes=disk_size(Path(spec.model)))
+    return LoadRecipe(kind="stt", estimate=estimate, load=load, facts=facts)
 
 
 def _tts_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
@@ -174,7 +201,8 @@ def _tts_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
 
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the file is missing
     estimate = MemoryEstimate(vram_bytes=0, ram_bytes=estimate_memory(PiperOptions(path=str(spec.model))))
-    return LoadRecipe(kind="tts", estimate=estimate, load=load)
+    facts = ModelFacts(file=str(spec.model), size_bytes=disk_size(Path(spec.model)))
+    return LoadRecipe(kind="tts", estimate=estimate, load=load, facts=facts)
 
 
 _RECIPES: dict[str, Callable[[ModelSpec, bool], LoadRecipe]] = {

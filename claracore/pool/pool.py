@@ -4,6 +4,10 @@ A lease pins a model while a request uses it, so eviction (a pure policy over a 
 `policy.py`) never takes a model with work in flight. Loads run in their own thread, one per
 model however many callers wait, and the asyncio side only awaits a future, so the pool works
 from any event loop and from plain threads alike. All state sits behind one lock.
+
+Every change of a model's state is published on the event bus as it happens (type "model", see
+`protocol.events.ModelEvent`): loading with llama.cpp's progress, loaded with the memory llama.cpp
+reported, evicted and why, unloading, unloaded, failed with the reason.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
+from claracore.events import EventBus
 from claracore.modelfile.estimate import MemoryEstimate
-from claracore.pool.loaders import LoadRecipe, model_type
+from claracore.pool.loaders import LoadRecipe, ModelFacts, model_type
 from claracore.pool.policy import Resident, choose_evictions
-from claracore.runtime.base import Runtime
+from claracore.protocol.events import ModelEvent, ModelState
+from claracore.runtime.base import Batching, Occupancy, Runtime
+from claracore.runtime.loading import LoadWatch, watching
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,9 @@ class ModelStatus:
     estimate: MemoryEstimate | None
     in_flight: int
     pinned: bool
+    facts: ModelFacts | None = None
+    measured: tuple[int, int] | None = None  # (VRAM, RAM) llama.cpp allocated, while loaded
+    occupancy: Occupancy | None = None  # slots of a loaded LLM
 
 
 class _Entry:
@@ -60,6 +70,8 @@ class _Entry:
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
         self.expected: MemoryEstimate | None = None  # what a load would reserve, for listings
+        self.facts: ModelFacts | None = None  # file and effective settings, for listings
+        self.measured: tuple[int, int] | None = None  # (VRAM, RAM) the loaded runtime allocated
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
         self.last_used = 0.0  # the pool clock at the last release: LRU order and TTL idle time
@@ -95,7 +107,9 @@ class ModelPool:
         load_wait: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         ttl_interval: float = 1.0,
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events if events is not None else EventBus()
         self.budget_vram = budget_vram
         self.budget_ram = budget_ram
         self._recipe_for = recipe_for
@@ -137,10 +151,11 @@ class ModelPool:
     def status(self) -> list[ModelStatus]:
         """Every model; those not resident carry the estimate a load would budget for."""
         with self._cv:
-            missing = [e for e in self._entries.values() if e.estimate is None and e.expected is None]
+            missing = [e for e in self._entries.values() if e.facts is None and e.expected is None]
         for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
             try:
-                e.expected = self._recipe_for(e.spec).estimate
+                recipe = self._recipe_for(e.spec)
+                e.expected, e.facts = recipe.estimate, recipe.facts
             except Exception as exc:  # a listing never fails: the load reports what is wrong
                 log.debug("no estimate for %s: %s", e.spec.name, exc)
         with self._cv:
@@ -156,7 +171,15 @@ class ModelPool:
             estimate=e.estimate or e.expected,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
+            facts=e.facts,
+            measured=e.measured if e.runtime is not None else None,
+            occupancy=e.runtime.occupancy() if isinstance(e.runtime, Batching) else None,
         )
+
+    def _announce(self, entry: _Entry, state: ModelState, **extra: object) -> None:
+        """Publish a "model" event (held under the lock where the state changes, so in order)."""
+        event: ModelEvent = {"model": entry.spec.name, "type": entry.kind, "state": state}
+        self.events.publish("model", {**event, **extra})
 
     # ------------------------------------------------------------ leases
 
@@ -214,6 +237,7 @@ class ModelPool:
         if runtime is not None:
             log.info("unloading the replaced definition of %s", entry.spec.name)
             runtime.close()
+            self._announce(entry, "unloaded", reason="replaced by a new definition")
 
     def reconfigure(
         self, specs: list[ModelSpec], *, budget_vram: int | None = None, budget_ram: int | None = None
@@ -221,7 +245,7 @@ class ModelPool:
         """Apply a new model list without stopping: unchanged models keep running, new ones load
         on first use, and changed or removed ones finish the requests they have on the old
         definition and then unload. Returns the names by outcome."""
-        closing: list[Runtime] = []
+        closing: list[tuple[_Entry, Runtime]] = []
         report: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "kept": []}
         with self._cv:
             old, new = self._entries, {}
@@ -240,7 +264,7 @@ class ModelPool:
                     report["removed"].append(name)
                 if prev.in_flight == 0 and prev.loading is None:
                     if prev.runtime is not None:
-                        closing.append(prev.runtime)
+                        closing.append((prev, prev.runtime))
                 else:
                     prev.retired = True
                     self._retiring.append(prev)
@@ -251,8 +275,10 @@ class ModelPool:
             if budget_ram is not None:
                 self.budget_ram = budget_ram
             self._cv.notify_all()
-        for runtime in closing:
+        for prev, runtime in closing:
+            self._announce(prev, "unloading", reason="the config changed")
             runtime.close()
+            self._announce(prev, "unloaded", reason="the config changed")
         return report
 
     # ------------------------------------------------------------ loading and eviction
@@ -262,6 +288,7 @@ class ModelPool:
         if entry.loading is not None:
             return entry.loading
         entry.state, entry.error = "loading", None
+        self._announce(entry, "loading", progress=0.0)
         fut: concurrent.futures.Future[Runtime] = concurrent.futures.Future()
         entry.loading = fut
         threading.Thread(
@@ -272,48 +299,55 @@ class ModelPool:
     def _load(self, entry: _Entry, fut: concurrent.futures.Future[Runtime]) -> None:
         name = entry.spec.name
         started = time.monotonic()
+        watch = LoadWatch(on_progress=_Progress(self, entry))
         try:
             recipe = self._recipe_for(entry.spec)
             evicted = self._make_room(entry, recipe)
-            for victim_name, runtime in evicted:
-                log.info("evicting %s to make room for %s", victim_name, name)
+            for victim, runtime in evicted:
+                log.info("evicting %s to make room for %s", victim.spec.name, name)
                 runtime.close()
-            runtime = recipe.load()
+                self._announce(victim, "unloaded", reason=f"evicted to make room for {name}")
+            with watching(watch):
+                runtime = recipe.load()
         except BaseException as exc:
             with self._cv:
                 entry.loading = None
                 entry.estimate = None
                 if isinstance(exc, InsufficientMemoryError):
                     entry.state = "unloaded"  # may fit later: not the file's fault
+                    self._announce(entry, "unloaded", reason="not enough memory", error=exc.message)
                 else:
                     entry.state = "failed"
                     entry.error = exc.reason if isinstance(exc, ModelLoadError) else repr(exc)
                     entry.failed_stat = _stat(entry.spec.model)
+                    self._announce(entry, "failed", error=entry.error)
                 self._cv.notify_all()
             log.warning("loading %s failed: %s", name, exc)
             if not isinstance(exc, ClaraCoreError):
                 exc = ModelLoadError(name, repr(exc))
             fut.set_exception(exc)
             return
+        seconds = time.monotonic() - started
         with self._cv:
             entry.loading = None
             closed = self._closed
             if not closed:
                 entry.runtime, entry.state, entry.kind = runtime, "loaded", recipe.kind
+                entry.measured = watch.measured()
+                self._announce(
+                    entry,
+                    "loaded",
+                    seconds=round(seconds, 3),
+                    memory=_memory(recipe.estimate, entry.measured),
+                )
         if closed:
             runtime.close()
             fut.set_exception(EngineClosedError("the engine closed while the model loaded"))
             return
-        log.info(
-            "loaded %s (%s) in %.2fs, estimate %s",
-            name,
-            recipe.kind,
-            time.monotonic() - started,
-            recipe.estimate,
-        )
+        log.info("loaded %s (%s) in %.2fs, estimate %s", name, recipe.kind, seconds, recipe.estimate)
         fut.set_result(runtime)
 
-    def _make_room(self, entry: _Entry, recipe: LoadRecipe) -> list[tuple[str, Runtime]]:
+    def _make_room(self, entry: _Entry, recipe: LoadRecipe) -> list[tuple[_Entry, Runtime]]:
         """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
         need = recipe.estimate
         deadline = time.monotonic() + self._load_wait
@@ -345,12 +379,15 @@ class ModelPool:
                         decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s",
                     )
                 self._cv.wait(min(remaining, 1.0))
-            evicted: list[tuple[str, Runtime]] = []
+            evicted: list[tuple[_Entry, Runtime]] = []
             for victim_name in decision.evict:
                 victim = self._entries[victim_name]
                 if victim.runtime is not None:
-                    evicted.append((victim_name, victim.runtime))
+                    evicted.append((victim, victim.runtime))
                 victim.runtime, victim.state, victim.estimate = None, "unloaded", None
+                self._announce(
+                    victim, "evicted", reason=f"to make room for {entry.spec.name}", by=entry.spec.name
+                )
             entry.estimate = need
             return evicted
 
@@ -376,13 +413,13 @@ class ModelPool:
     async def unload(self, name: str) -> bool:
         """Unload `name` now; requests still using it fail with ModelUnavailableError."""
         key = self.resolve(name)
-        return await asyncio.to_thread(self._unload, [key])
+        return await asyncio.to_thread(self._unload, [key], reason="requested")
 
     async def unload_all(self) -> list[str]:
         """Unload every resident model; returns the names unloaded."""
         with self._cv:
             names = [n for n, e in self._entries.items() if e.runtime is not None]
-        await asyncio.to_thread(self._unload, names)
+        await asyncio.to_thread(self._unload, names, reason="requested")
         return names
 
     async def preload(self) -> None:
@@ -393,20 +430,22 @@ class ModelPool:
             if isinstance(result, BaseException):
                 log.warning("preloading %s failed: %s", name, result)
 
-    def _unload(self, names: list[str], *, idle_only: bool = False) -> bool:
+    def _unload(self, names: list[str], *, reason: str, idle_only: bool = False) -> bool:
         """Close the runtimes of `names`; with `idle_only`, skip any a request has just leased."""
-        closing: list[Runtime] = []
+        closing: list[tuple[_Entry, Runtime]] = []
         with self._cv:
             for key in names:
                 entry = self._entries.get(key)
                 if entry is None or (idle_only and entry.in_flight):
                     continue
                 if entry.runtime is not None:
-                    closing.append(entry.runtime)
+                    closing.append((entry, entry.runtime))
                     entry.runtime, entry.state, entry.estimate = None, "unloaded", None
+                    self._announce(entry, "unloading", reason=reason)
             self._cv.notify_all()
-        for runtime in closing:
+        for entry, runtime in closing:
             runtime.close()
+            self._announce(entry, "unloaded", reason=reason)
         return bool(closing)
 
     def _reap(self, interval: float) -> None:
@@ -438,7 +477,7 @@ class ModelPool:
             ]
         if idle:
             log.info("unloading %s: idle past ttl", ", ".join(idle))
-            self._unload(idle, idle_only=True)  # a request may have leased one since
+            self._unload(idle, reason="idle past its ttl", idle_only=True)  # one may have been leased since
         return idle
 
     def close(self) -> None:
@@ -447,8 +486,28 @@ class ModelPool:
             self._closed = True
             names = list(self._entries)
             self._cv.notify_all()
-        self._unload(names)
+        self._unload(names, reason="shutting down")
         self._reaper.join(timeout=5)
+
+
+class _Progress:
+    """Publishes a load's progress from llama.cpp's callback, once per percent (it calls per tensor)."""
+
+    def __init__(self, pool: ModelPool, entry: _Entry) -> None:
+        self._pool, self._entry, self._percent = pool, entry, 0
+
+    def __call__(self, fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent > self._percent:
+            self._percent = percent
+            self._pool._announce(self._entry, "loading", progress=percent / 100)
+
+
+def _memory(estimate: MemoryEstimate, measured: tuple[int, int] | None) -> dict[str, object]:
+    return {
+        "estimate": {"vramBytes": estimate.vram_bytes, "ramBytes": estimate.ram_bytes},
+        "measured": None if measured is None else {"vramBytes": measured[0], "ramBytes": measured[1]},
+    }
 
 
 def _stat(path: str) -> tuple[float, int] | None:

@@ -22,8 +22,10 @@ _BRANCH = re.compile(
 
 
 def field_path(loc: Sequence[int | str]) -> str:
-    """`("body", "messages", 0, "role")` → `"messages.0.role"`."""
-    return ".".join(str(x) for x in loc if x != "body" and not (isinstance(x, str) and _BRANCH.match(x)))
+    """`("body", "messages", 0, "role")` → `"messages.0.role"`; `("query", "page")` → `"page"`."""
+    if loc and loc[0] in ("body", "query"):  # where FastAPI found it, not part of the name
+        loc = loc[1:]
+    return ".".join(str(x) for x in loc if not (isinstance(x, str) and _BRANCH.match(x)))
 
 
 def first_error(errors: Sequence[Any]) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 class Runtime(Protocol):
@@ -13,3 +14,19 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Free all native memory now; in-flight work fails with ModelUnavailableError."""
         ...
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """How busy a batching runtime is: its slots, those decoding now, and jobs waiting for one."""
+
+    slots: int
+    busy: int
+    queued: int
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A runtime that decodes requests in slots (the LLM loop); the metrics show its occupancy."""
+
+    def occupancy(self) -> Occupancy: ...

@@ -25,6 +25,7 @@ import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
 from claracore.inputs import check_token_ids
+from claracore.runtime.base import Occupancy
 from claracore.runtime.chat_template import ChatTemplate
 from claracore.runtime.jobs import (
     Delta,
@@ -133,6 +134,10 @@ class LlmRuntime(TokenText):
     @property
     def active(self) -> int:
         return sum(1 for s in self._slots if s.job is not None) + len(self._queue)
+
+    def occupancy(self) -> Occupancy:
+        """Slots, those decoding, jobs queued: read without the lock (a metrics snapshot)."""
+        return Occupancy(len(self._slots), sum(1 for s in self._slots if s.job is not None), len(self._queue))
 
     def close(self) -> None:
         """Stop the worker, fail what is queued or running, and free all native memory."""

@@ -23,6 +23,8 @@ from pathlib import Path
 import llama_cpp
 from gguf import GGMLQuantizationType
 
+from claracore.runtime.loading import current_watch
+
 log = logging.getLogger("claracore.llama")
 
 # ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the last line).
@@ -31,6 +33,9 @@ _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARN
 _init_lock = threading.Lock()
 _initialised = False
 _listeners: list[Callable[[int, str], None]] = []
+# What llama.cpp allocates, as it reports it: "CUDA0 model buffer size =  72.53 MiB". The C API
+# has no call for a context's buffer sizes, and these lines are what llama.cpp itself measured.
+_BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size =\s+([\d.]+) MiB")
 
 
 class _ThreadLog(threading.local):
@@ -53,6 +58,9 @@ def forward_log(level: int, msg: str) -> None:
     state.last_level = py_level
     for listener in list(_listeners):
         listener(level, msg)
+    watch = current_watch()
+    if watch is not None and (m := _BUFFER.search(msg)):
+        watch.buffer(m.group(1), m.group(2), round(float(m.group(3)) * 2**20))
     if log.isEnabledFor(py_level) and msg.strip():
         log.log(py_level, "%s", msg.rstrip())
 
@@ -113,6 +121,18 @@ class NativeModel:
         params.n_gpu_layers = gpu_layers  # negative: all layers, as llama.h defines it
         params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         params.vocab_only = vocab_only
+        watch = current_watch()
+        if watch is not None:  # the pool is loading this model: report progress as llama.cpp reads it
+
+            def progress(fraction: float, _user: ctypes.c_void_p) -> bool:
+                try:
+                    watch.progress(fraction)
+                except Exception:  # raising through ctypes would answer False: abort the load
+                    log.exception("load progress report failed")
+                return True  # go on loading
+
+            callback = llama_cpp.llama_progress_callback(progress)  # referenced until the load returns
+            params.progress_callback = callback
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not model:
             raise ValueError("llama.cpp could not load the file (corrupt, truncated or unsupported)")

@@ -13,29 +13,33 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from claracore import __version__
 from claracore.engine import AsyncEngine
+from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.downloads import DownloadManager, DownloadOptions
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
-from claracore.server import errors, openapi
+from claracore.server import errors, openapi, ui
 from claracore.server.auth import Auth
 from claracore.server.drain import DrainMiddleware
 from claracore.server.guard import RequestGuard
 from claracore.server.routes import (
+    activity,
     audio,
     config,
     control,
     downloads,
     folders,
+    monitor,
     openai,
     settings,
     setup,
     system,
 )
 from claracore.server.state import AppState
+from claracore.server.telemetry import RequestTelemetry
 
-ROUTERS = (openai, audio, folders, control, config, system, settings, setup, downloads)
+ROUTERS = (openai, audio, folders, control, config, system, settings, setup, downloads, monitor, activity)
 
 
 def create_app(
@@ -59,7 +63,7 @@ def create_app(
     folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
     scratch = folder if data_dir is None else None
     store = Store(folder / "claracore.db")
-    config_file = ConfigFile(config_path, running=lambda: engine.config)
+    config_file = ConfigFile(config_path, running=lambda: engine.config, events=engine.events)
     prefs = Settings(store)
     state = AppState(
         engine=engine,
@@ -68,7 +72,8 @@ def create_app(
         config_file=config_file,
         auth=Auth(store, engine.config.api_key),
         settings=prefs,
-        setup=SetupRunner(store, config_file),
+        setup=SetupRunner(store, config_file, engine.events),
+        activity=ActivityLog(store, engine.events, lambda: engine.config.monitoring),
         downloads=DownloadManager(
             store, engine.events, prefs, config_file, data_dir=folder, options=download_options
         ),
@@ -77,6 +82,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.activity.start()
         await engine.start()
         await state.downloads.start()  # unfinished downloads go on (paused ones stay paused)
         try:
@@ -84,6 +90,7 @@ def create_app(
         finally:
             await state.downloads.close()  # keeps their state: the next start resumes them
             await engine.close()
+            state.activity.close()
             store.close()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -104,6 +111,7 @@ def create_app(
             allow_headers=["*"],
             allow_credentials=origins != ["*"],
         )
+    app.add_middleware(RequestTelemetry, monitor=engine.monitor)  # outermost: times everything
     errors.install(app)
     openapi.install(app)
     for module in ROUTERS:
@@ -113,4 +121,5 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    ui.install(app)  # last: its /ui/* catch-all must not shadow an API route
     return app

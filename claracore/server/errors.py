@@ -32,6 +32,7 @@ from claracore.errors import (
     RemoteError,
 )
 from claracore.protocol.validation import first_error
+from claracore.server.telemetry import note_error
 
 log = logging.getLogger("claracore.server")
 
@@ -82,6 +83,7 @@ def envelope(
     details: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """The error body for this route family, with Retry-After where waiting helps."""
+    note_error(code)
     if request.url.path.startswith("/api"):
         body: dict[str, Any] = {"error": message, "code": code, "details": details or {}}
     else:

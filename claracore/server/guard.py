@@ -2,9 +2,9 @@
 
 In this order, so that nothing is read or parsed for a caller who may not be served:
 
-1. **The key.** Every path except the public ones (`PUBLIC`: the health check and the UI's
-   static files) needs the API key when one is required (`Auth.allows` decides, the one
-   place that does). Unknown paths too, and `/openapi.json`. Checked on the headers alone, so
+1. **The key.** Every path except the public ones (`PUBLIC`: the health check, the root's
+   redirect and the UI's static files) needs the API key when one is required (`Auth.allows`
+   decides, the one place that does). Unknown paths too, and `/openapi.json`. Checked on the headers alone, so
    a 50 MB upload without the key is refused before a byte of it is read.
 2. **The origin.** A state-changing request (POST, PUT, PATCH, DELETE) that a browser sends
    from another site carries its `Origin`: it must be the server's own or one the config's
@@ -36,8 +36,10 @@ from claracore.server.errors import envelope
 from claracore.server.state import AppState
 from claracore.units import MIB
 
-#: Paths anyone may GET without the key: exact paths, and prefixes ending in "/".
-PUBLIC = ("/health", "/ui", "/ui/")
+#: Paths anyone may reach without the key: these exactly (the root only redirects to the UI),
+#: and everything under PUBLIC_PREFIXES (the UI's static files; the UI asks for the key).
+PUBLIC = frozenset({"/", "/health", "/ui"})
+PUBLIC_PREFIXES = ("/ui/",)
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
 UPLOAD_OVERHEAD = 1 * MIB  # multipart framing and the form fields beside the file
@@ -45,7 +47,7 @@ DRAIN_LIMIT = 1 * MIB  # a refused body up to this size is read (and dropped) be
 
 
 def is_public(path: str) -> bool:
-    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
+    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
 
 
 def media_type(content_type: str) -> str:

@@ -15,7 +15,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from claracore.engine import AsyncEngine
+from claracore.events import Subscription
 from claracore.hardware.probe import system_detection
+from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.downloads import DownloadManager
 from claracore.manage.folders import ScanRegistry
@@ -37,11 +39,19 @@ class AppState:
     auth: Auth
     settings: Settings
     setup: SetupRunner
+    activity: ActivityLog  # stored requests and log lines (GET /api/activity, /api/logs)
     downloads: DownloadManager
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
     scans: ScanRegistry = field(default_factory=ScanRegistry)  # the folder scans running now
     draining: Draining = field(default_factory=Draining)  # requests in flight; a hard restart drains
     _detection: dict[str, Any] | None = field(default=None, repr=False)
+    # The subscriptions behind open event streams (/api/events, /api/logs?follow=1).
+    streams: set[Subscription] = field(default_factory=set, repr=False)
+
+    def end_streams(self) -> None:
+        """End every open event stream, so a server shutting down need not wait for its clients."""
+        for sub in list(self.streams):
+            sub.close()
 
     @property
     def key_digest(self) -> bytes | None:

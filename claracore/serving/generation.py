@@ -20,6 +20,7 @@ from typing import Any
 from claracore.config import ModelSpec
 from claracore.errors import ClaraCoreError, InvalidRequestError
 from claracore.inputs import check_token_ids
+from claracore.monitor.records import RequestRecord
 from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
@@ -44,19 +45,36 @@ class _Prepared:
 
 
 class _Channel:
-    """Events from the worker thread into the caller's event loop, tagged with the prompt index."""
+    """Events from the worker thread into the caller's event loop, tagged with the prompt index.
 
-    def __init__(self) -> None:
+    With a `record`, the worker's side stamps the first event's time and each choice's end
+    (one attribute test per token), since the loop may read several tokens at once.
+    """
+
+    def __init__(self, record: RequestRecord | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        self.record = record
 
     def emitter(self, prompt_index: int) -> Callable[[Event], None]:
-        put, call = self.queue.put_nowait, self.loop.call_soon_threadsafe
+        put, call, record = self.queue.put_nowait, self.loop.call_soon_threadsafe, self.record
+        if record is None:
 
-        def emit(ev: Event) -> None:
+            def emit(ev: Event) -> None:
+                call(put, (prompt_index, ev))
+
+            return emit
+
+        def emit_timed(ev: Event) -> None:
+            if record.first_token is None and not isinstance(ev, Failed):
+                record.first_token = time.perf_counter()
+            if isinstance(ev, Delta):
+                record.streamed += 1
+            elif isinstance(ev, Finished):
+                record.last_token = time.perf_counter()
             call(put, (prompt_index, ev))
 
-        return emit
+        return emit_timed
 
 
 # ---------------------------------------------------------------- preparing requests
@@ -249,16 +267,31 @@ def llm_of(lease: Lease) -> LlmRuntime:
 # ---------------------------------------------------------------- running them
 
 
+#: Told once when a generation is over, however it ended (the record says how).
+OnEnd = Callable[[RequestRecord], None]
+
+
 class Generation:
     """A submitted request: iterate for events, or `collect()`; `aclose()` cancels and releases.
 
     If the caller drops it unread, a finalizer still cancels the jobs and releases the lease.
+    With a `record`, the token counts are written into it as choices finish (the channel stamps
+    the times; nothing is published from the decode loop), and `on_end(record)` runs when the
+    generation is over.
     """
 
-    def __init__(self, lease: Lease, prepared: _Prepared, channel: _Channel) -> None:
+    def __init__(
+        self,
+        lease: Lease,
+        prepared: _Prepared,
+        channel: _Channel,
+        record: RequestRecord | None = None,
+        on_end: OnEnd | None = None,
+    ) -> None:
         self.lease = lease
         self.prepared = prepared
         self._channel = channel
+        self._record = record
         self._open = len(prepared.jobs) * prepared.n
         runtime = llm_of(lease)
         submitted: list[Job] = []
@@ -270,25 +303,33 @@ class Generation:
             for job in submitted:
                 runtime.cancel(job)
             raise
-        self._finalizer = weakref.finalize(self, _abandon, runtime, list(prepared.jobs), lease)
+        self._finalizer = weakref.finalize(
+            self, _abandon, runtime, list(prepared.jobs), lease, record, on_end
+        )
 
     def __aiter__(self) -> AsyncIterator[tuple[int, Delta | PromptLogprobs | Finished]]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[tuple[int, Delta | PromptLogprobs | Finished]]:
         """(choice index over all prompts, event) until every choice has finished."""
+        record = self._record
         try:
             while self._open:
                 prompt_index, ev = await self._channel.queue.get()
                 if isinstance(ev, Failed):
                     err = ev.error
-                    raise (
+                    failure = (
                         err
                         if isinstance(err, ClaraCoreError)
                         else ClaraCoreError(f"generation failed: {err}")
                     )
+                    if record is not None:
+                        record.error_code = failure.code
+                    raise failure
                 if isinstance(ev, Finished):
                     self._open -= 1
+                    if record is not None:
+                        _count(record, ev)
                 yield prompt_index * self.prepared.n + ev.index, ev
         finally:
             await self.aclose()
@@ -297,18 +338,48 @@ class Generation:
         self._finalizer()
 
 
-def _abandon(runtime: LlmRuntime, jobs: list[Job], lease: Lease) -> None:
+def _count(record: RequestRecord, ev: Finished) -> None:
+    """Usage as the answer reports it: the prompt once per job, completions of every choice."""
+    record.completion_tokens += ev.completion_tokens
+    if ev.index == 0:
+        record.prompt_tokens += ev.prompt_tokens
+        record.cached_tokens += ev.cached_tokens
+
+
+def _abandon(
+    runtime: LlmRuntime, jobs: list[Job], lease: Lease, record: RequestRecord | None, on_end: OnEnd | None
+) -> None:
+    cancelled = False
     for job in jobs:
         if job.remaining:
             runtime.cancel(job)
+            cancelled = True
     lease.release()
+    if record is not None:
+        if cancelled:
+            # Unfinished choices never reported their count: what they emitted is the best one.
+            record.completion_tokens = max(record.completion_tokens, record.streamed)
+            record.last_token = time.perf_counter()
+            if record.error_code is None:
+                record.error_code = "CANCELLED"  # the caller stopped reading before the end
+        if on_end is not None:
+            on_end(record)
 
 
-async def start(lease: Lease, request: p.ChatCompletionRequest | p.CompletionRequest) -> Generation:
-    """Prepare and submit; raises InvalidRequestError / ContextLengthExceededError before any decode."""
-    channel = _Channel()
+async def start(
+    lease: Lease,
+    request: p.ChatCompletionRequest | p.CompletionRequest,
+    record: RequestRecord | None = None,
+    on_end: OnEnd | None = None,
+) -> Generation:
+    """Prepare and submit; raises InvalidRequestError / ContextLengthExceededError before any decode.
+
+    `record` and `on_end` follow the request (see `Generation`); `on_end` is not called when
+    this raises, since the caller sees the error.
+    """
+    channel = _Channel(record)
     if isinstance(request, p.ChatCompletionRequest):
         prepared = prepare_chat(lease, request, channel.emitter)
     else:
         prepared = prepare_completion(lease, request, channel.emitter)
-    return Generation(lease, prepared, channel)
+    return Generation(lease, prepared, channel, record, on_end)

@@ -162,26 +162,31 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
         [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
     )
     watch = [CallWatch(prep.tool_names) for _ in range(prep.n)] if prep.tool_names else None
-    async for index, ev in gen:
-        if isinstance(ev, Delta):
-            lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
-            text = watch[index].feed(ev.text) if watch else ev.text
-            if text or lp:
-                yield content(index, text, lp)
-        elif isinstance(ev, Finished):
-            totals.add(ev)
-            reason: p.FinishReason = ev.reason  # type: ignore[assignment]
-            if watch:
-                rest, calls = watch[index].finish()
-                if rest:
-                    yield content(index, rest)
-                if calls:
-                    reason = "tool_calls" if ev.reason == "stop" else reason
-                    wire = [p.ChunkToolCall(index=k, **c.model_dump()) for k, c in enumerate(_wire(calls))]
-                    yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(tool_calls=wire))])
-            yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=reason)])
-    if include_usage:
-        yield chunk([], totals.usage())
+    try:
+        async for index, ev in gen:
+            if isinstance(ev, Delta):
+                lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
+                text = watch[index].feed(ev.text) if watch else ev.text
+                if text or lp:
+                    yield content(index, text, lp)
+            elif isinstance(ev, Finished):
+                totals.add(ev)
+                reason: p.FinishReason = ev.reason  # type: ignore[assignment]
+                if watch:
+                    rest, calls = watch[index].finish()
+                    if rest:
+                        yield content(index, rest)
+                    if calls:
+                        reason = "tool_calls" if ev.reason == "stop" else reason
+                        wire = [
+                            p.ChunkToolCall(index=k, **c.model_dump()) for k, c in enumerate(_wire(calls))
+                        ]
+                        yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(tool_calls=wire))])
+                yield chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(), finish_reason=reason)])
+        if include_usage:
+            yield chunk([], totals.usage())
+    finally:
+        await gen.aclose()  # at once, not when the garbage collector gets to it
 
 
 def _wire(calls: list[ToolCall]) -> list[p.ToolCall]:
@@ -222,18 +227,21 @@ async def stream_completion(gen: Generation, include_usage: bool) -> AsyncIterat
         yield chunk(
             [p.CompletionChoice(index=i, text=prep.prompt_texts[i // prep.n]) for i in range(len(offsets))]
         )
-    async for index, ev in gen:
-        if isinstance(ev, Delta):
-            lp = completion_logprobs(runtime, ev.logprobs, offsets[index]) if ev.logprobs else None
-            offsets[index] += len(ev.text)
-            yield chunk([p.CompletionChoice(index=index, text=ev.text, logprobs=lp)])
-        elif isinstance(ev, PromptLogprobs):
-            text = prep.prompt_texts[index // prep.n]
-            yield chunk(
-                [p.CompletionChoice(index=index, text=text, logprobs=prompt_logprobs(runtime, ev, None))]
-            )
-        else:
-            totals.add(ev)
-            yield chunk([p.CompletionChoice(index=index, text="", finish_reason=ev.reason)])  # type: ignore[arg-type]
-    if include_usage:
-        yield chunk([], totals.usage())
+    try:
+        async for index, ev in gen:
+            if isinstance(ev, Delta):
+                lp = completion_logprobs(runtime, ev.logprobs, offsets[index]) if ev.logprobs else None
+                offsets[index] += len(ev.text)
+                yield chunk([p.CompletionChoice(index=index, text=ev.text, logprobs=lp)])
+            elif isinstance(ev, PromptLogprobs):
+                text = prep.prompt_texts[index // prep.n]
+                yield chunk(
+                    [p.CompletionChoice(index=index, text=text, logprobs=prompt_logprobs(runtime, ev, None))]
+                )
+            else:
+                totals.add(ev)
+                yield chunk([p.CompletionChoice(index=index, text="", finish_reason=ev.reason)])  # type: ignore[arg-type]
+        if include_usage:
+            yield chunk([], totals.usage())
+    finally:
+        await gen.aclose()  # at once, not when the garbage collector gets to it

@@ -93,3 +93,38 @@ def test_a_thread_subscriber_waits_for_the_next_event() -> None:
     timer.start()
     event = sub.get(timeout=10)
     assert event is not None and event.data == {"changed": True}
+
+
+def test_observers_see_every_event_in_the_publishers_thread_whatever_the_queues() -> None:
+    bus = EventBus()
+    slow = bus.subscribe(maxsize=1)
+    seen: list[tuple[int, str]] = []
+    stop = bus.observe(lambda e: seen.append((e.id, threading.current_thread().name)))
+    for i in range(5):
+        bus.publish("request", {"n": i})
+    assert [i for i, _ in seen] == [1, 2, 3, 4, 5]  # none lost, though the queue kept one
+    assert {name for _, name in seen} == {threading.current_thread().name}
+    assert slow.take_missed() == 4
+    stop()
+    bus.publish("request", {})
+    assert len(seen) == 5
+
+
+def test_an_observer_that_raises_never_fails_the_publisher() -> None:
+    bus = EventBus()
+    seen: list[int] = []
+
+    def broken(_event: object) -> None:
+        raise RuntimeError("a bug in an observer")
+
+    bus.observe(broken)
+    bus.observe(lambda e: seen.append(e.id))
+    assert bus.publish("log", {}).id == 1 and seen == [1] and bus.observer_errors == 1
+
+
+def test_last_id_is_where_the_stream_stands() -> None:
+    bus = EventBus()
+    assert bus.last_id == 0
+    bus.publish("log", {})
+    bus.publish("model", {})
+    assert bus.last_id == 2

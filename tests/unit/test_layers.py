@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
     {"protocol"},
     {"modelfile"},
     {"runtime"},
-    {"pool", "hardware"},
+    {"pool", "hardware", "monitor"},
     {"serving"},
     {"engine"},
     {"manage"},
