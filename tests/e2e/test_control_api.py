@@ -174,9 +174,12 @@ class _Knocker(threading.Thread):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to identify the socket")
-def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Path, tiny_llama: Path) -> None:
+def test_hard_restart_hands_the_listening_socket_to_the_new_process(
+    tmp_path: Path, tiny_llama_4k: Path
+) -> None:
     cfg = tmp_path / "config.yaml"
-    write_config(cfg, [{"name": "a", "model": str(tiny_llama)}])
+    # A 4096-token context: the stream below is still generating when the restart drains.
+    write_config(cfg, [{"name": "a", "model": str(tiny_llama_4k), "context_length": 4096, "parallel": 1}])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
