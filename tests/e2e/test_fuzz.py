@@ -47,6 +47,9 @@ KEY = "fuzz-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 50, schemathesis.GenerationMode.NEGATIVE: 30}
 TIMEOUT_S = 60  # one answer; longer is a hang
+# An event feed is read for FEED_TIMEOUT_S (its headers must come by then), with fewer examples.
+FEED_EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 6, schemathesis.GenerationMode.NEGATIVE: 4}
+FEED_TIMEOUT_S = 2.0
 STUB_REPO = "stub/tiny"
 MUTATING_LAST = ("/api/config", "/api/server/restart")  # replace the config, then apply it: at the end
 
@@ -153,11 +156,18 @@ class Tally:
             self.failures.append(f"{label}: {why}\n    {case.as_curl_command(headers=AUTH)}")
 
 
+def is_feed(operation: schemathesis.APIOperation) -> bool:
+    """A GET that may answer an event stream that never ends by itself (/api/events)."""
+    content = operation.definition.raw.get("responses", {}).get("200", {}).get("content", {})
+    return operation.method.upper() == "GET" and "text/event-stream" in content
+
+
 def fuzz(operation: schemathesis.APIOperation, url: str, tally: Tally) -> None:
     started, sent = time.monotonic(), tally.requests
-    for mode, examples in EXAMPLES.items():
+    feed = is_feed(operation)
+    for mode, examples in (FEED_EXAMPLES if feed else EXAMPLES).items():
         try:
-            _fuzz(operation, mode, examples, url, tally)
+            _fuzz(operation, mode, examples, url, tally, FEED_TIMEOUT_S if feed else TIMEOUT_S)
         except Unsatisfiable:  # nothing in this operation can be made invalid (no parameters)
             assert mode == schemathesis.GenerationMode.NEGATIVE, operation.path
     took = time.monotonic() - started
@@ -172,6 +182,7 @@ def _fuzz(
     examples: int,
     url: str,
     tally: Tally,
+    timeout: float,
 ) -> None:
     label = f"{operation.method.upper()} {operation.path} ({mode.value})"
     checks = [not_a_server_error, status_code_conformance, content_type_conformance]
@@ -190,7 +201,7 @@ def _fuzz(
     def run(case: schemathesis.Case) -> None:
         tally.requests += 1
         try:
-            response = case.call(base_url=url, headers=AUTH, timeout=TIMEOUT_S)
+            response = case.call(base_url=url, headers=AUTH, timeout=timeout)
         except requests.RequestException as exc:  # refused, reset, cut mid-body, or timed out
             tally.dropped += 1
             tally.failed(label, case, f"no answer: {exc!r}")
@@ -210,9 +221,11 @@ def _fuzz(
 def test_every_route_survives_fuzzing(server: tuple[str, list[str], Path, str]) -> None:
     url, names, model_dir, hub = server
     document = httpx.get(url + "/openapi.json", headers=AUTH, timeout=30).json()
+    # Curl lines show max_tokens (sanitizing hides fields named like tokens); a stream is read
+    # up to 64 events (a chat of at most 8 tokens x 2 choices ends sooner).
     config = schemathesis.Config.from_dict(
-        {"output": {"sanitization": {"enabled": False}}}
-    )  # show max_tokens
+        {"output": {"sanitization": {"enabled": False}}, "max-stream-events": 64}
+    )
     schema = schemathesis.openapi.from_dict(narrowed(document, names, model_dir, hub), config=config)
     tally = Tally()
     started = time.monotonic()
