@@ -97,6 +97,13 @@ class ConfigFile:
             return load_config(self.path)
         return self._running()
 
+    def current_or_running(self) -> Config:
+        """`current()`, or the running config when the file is invalid (never raises)."""
+        try:
+            return self.current()
+        except ConfigError:
+            return self._running()
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the write lock across several steps (the setup's read, plan and save)."""

@@ -77,6 +77,7 @@ def create_app(
         downloads=DownloadManager(
             store, engine.events, prefs, config_file, data_dir=folder, options=download_options
         ),
+        file_at_start=config_file.current_or_running(),
         hard_restart=hard_restart,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from claracore.config import Config
 from claracore.engine import AsyncEngine
 from claracore.events import Subscription
 from claracore.hardware.probe import system_detection
@@ -41,6 +42,9 @@ class AppState:
     setup: SetupRunner
     activity: ActivityLog  # stored requests and log lines (GET /api/activity, /api/logs)
     downloads: DownloadManager
+    # The config file as read at start (before `serve --host/--port` overrides): a soft restart
+    # compares the file with it to tell whether host, port or CORS changed since the process began.
+    file_at_start: Config
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
     scans: ScanRegistry = field(default_factory=ScanRegistry)  # the folder scans running now
     draining: Draining = field(default_factory=Draining)  # requests in flight; a hard restart drains

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.e2e.server import free_port, running_server
+from tests.e2e.server import free_port, running_server, serve_child
 from tests.tiny_models import NO_EOS
 from tests.waiting import wait_for
 
@@ -104,6 +104,35 @@ def test_bad_config_on_restart_changes_nothing(tmp_path: Path, tiny_llama: Path)
         assert r.status_code == 400 and r.json()["code"] == "INVALID_CONFIG"
         assert "models.0" in str(r.json()["details"])
         assert engine.config.models[0].model == str(tiny_llama)
+
+
+def test_needs_hard_restart_compares_the_file_with_the_file_at_start(tmp_path: Path) -> None:
+    """Found: under `serve --port`, every soft restart said needsHardRestart, because it compared
+    the file's port with the overridden one the process listens on."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("# hand-written\nhost: 127.0.0.1\nport: 5800\nmodels: []\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def soft_restart() -> bool:
+        r = httpx.post(url + "/api/server/restart", timeout=30)
+        assert r.status_code == 200, r.text
+        return bool(r.json()["needsHardRestart"])
+
+    with serve_child(cfg, tmp_path / "home", port, "--host", "127.0.0.1"):
+        assert soft_restart() is False  # the file is as it was at start
+        cfg.write_text("host: 127.0.0.1\nport: 5801\nmodels: []\n")
+        assert soft_restart() is True  # the file's port changed: only a new process listens there
+        assert soft_restart() is True  # still: the process still listens where it started
+        cfg.write_text("host: 127.0.0.1\nport: 5800\ncors: true\nmodels: []\n")
+        assert soft_restart() is True  # CORS is built into the app once
+        # A soft restart keeps the running listener's settings: an Origin the file's new CORS
+        # would allow is still refused until the hard restart, as CORSMiddleware would.
+        other = {"origin": "http://elsewhere.example"}
+        assert httpx.post(url + "/api/models/unload", headers=other).status_code == 403
+        cfg.write_text("host: 127.0.0.1\nport: 5800\nmodels: []\n")
+        assert soft_restart() is False  # back to the file as it was
+        assert httpx.get(url + "/health").status_code == 200
 
 
 def test_load_unload_routes(tiny_llama: Path) -> None:

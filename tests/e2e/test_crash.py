@@ -11,51 +11,17 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from claracore.config import load_config
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, serve_child
 from tests.waiting import wait_for
 
 KILLS = 6
-
-
-@contextmanager
-def serving(config: Path, home: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`claracore serve` in a child process; killed with SIGKILL at the end if still running."""
-    env = {**os.environ, "CLARACORE_HOME": str(home)}
-    log = home.parent / "serve.log"
-    with log.open("ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "claracore", "serve", "--config", str(config), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            return httpx.get(url + "/health", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, timeout=60, interval=0.05, what="the server to start")
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
 
 
 class Writer(threading.Thread):
@@ -105,7 +71,7 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path: Path, tiny_ll
     acked: dict[str, list[int]] = {"config": [], "settings": [], "folders": []}
     sent_last = dict.fromkeys(acked, 0)
     for _ in range(KILLS):
-        with serving(config, home, port) as proc:
+        with serve_child(config, home, port) as proc:
             writers = [Writer(url, kind, next_value[kind], folders) for kind in next_value]
             for w in writers:
                 w.start()
@@ -126,7 +92,7 @@ def check_after_restart(
     config: Path, home: Path, port: int, acked: dict[str, list[int]], sent_last: dict[str, int]
 ) -> None:
     url = f"http://127.0.0.1:{port}"
-    with serving(config, home, port):
+    with serve_child(config, home, port):
         # The config parses and holds the last acknowledged edit (or one sent after it).
         temperature = load_config(config).models[0].temperature
         assert temperature is not None

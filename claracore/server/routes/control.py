@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from claracore.config import Config
 from claracore.errors import InvalidRequestError
 from claracore.server.deps import EngineDep, StateDep, require_key
 
@@ -22,15 +23,25 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _listening(config: Config) -> dict[str, Any]:
+    """The settings a soft restart cannot apply: the socket and the CORS middleware are built once."""
+    return {"host": config.host, "port": config.port, "cors": config.cors}
+
+
 @router.post("/server/restart")
 async def soft_restart(state: StateDep) -> dict[str, Any]:
-    """Reload the config file and apply it while serving; only changed models unload."""
+    """Reload the config file and apply it while serving; only changed models unload.
+
+    Host, port and CORS take effect only at a hard restart: the running ones stay (they may be
+    `serve --host/--port` overrides), and `needsHardRestart` says whether the file's differ from
+    the file as it was read at start (comparing with the running config would report an override
+    as a change the file never made)."""
     eng = state.engine
     config = await asyncio.to_thread(state.config_file.current)
-    before = eng.config
-    report = await eng.reconfigure(config)
+    running = eng.config
+    report = await eng.reconfigure(config.model_copy(update=_listening(running)))
     state.auth.use_config_key(config.api_key)  # the file's key, when present, always wins
-    needs_hard = (config.host, config.port, config.cors) != (before.host, before.port, before.cors)
+    needs_hard = _listening(config) != _listening(state.file_at_start)
     log.info("soft restart: %s", {k: v for k, v in report.items() if v})
     return {
         "message": "Server restarted successfully",
