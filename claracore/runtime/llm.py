@@ -24,6 +24,7 @@ from typing import Any
 import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
+from claracore.inputs import check_token_ids
 from claracore.runtime.base import Occupancy
 from claracore.runtime.chat_template import ChatTemplate
 from claracore.runtime.jobs import (
@@ -118,8 +119,10 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
             raise InvalidRequestError(
                 f"n is {job.n}; this model decodes at most {self.parallel} sequences together", param="n"
             )
-        if max(job.prompt) >= self.n_vocab or (min(job.prompt) < 0 and job.media is None):
-            raise InvalidRequestError("the prompt holds token ids outside the vocabulary", param="prompt")
+        # a prompt with images holds their placeholder runs (negative ids; claracore.runtime.multimodal)
+        check_token_ids(
+            [t for t in job.prompt if t >= 0] if job.media is not None else job.prompt, self.n_vocab
+        )
         job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
         try:
             for params in job.params:
