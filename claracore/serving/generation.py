@@ -133,6 +133,9 @@ def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest, spec: Mod
             msg["tool_calls"] = [_template_call(call) for call in m.tool_calls]
         if m.tool_call_id:
             msg["tool_call_id"] = m.tool_call_id
+        thought = (m.model_extra or {}).get("reasoning_content")
+        if isinstance(thought, str) and m.role == "assistant":
+            msg["reasoning_content"] = thought  # templates that think (Qwen3) decide what to keep
         messages.append(msg)
     tools = None if request.tool_choice == "none" else request.tools
     variables = template_variables(

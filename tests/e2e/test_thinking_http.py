@@ -17,7 +17,9 @@ from tests.tiny_models import NO_EOS, make_tiny_llama
 
 # Qwen3's shape: thinking is on unless `enable_thinking` is false, and then the block is empty.
 THINKING_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>\n"
+    "{% if m['reasoning_content'] is defined %}<think>{{ m['reasoning_content'] }}</think>{% endif %}"
+    "{{ m['content'] }}</s>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n"
     "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
     "{% else %}<think>\n{% endif %}{% endif %}"
@@ -99,6 +101,19 @@ def test_streamed_reasoning_matches_whole(client: openai.OpenAI) -> None:
             reasoning += delta.get("reasoning_content") or ""
             content += delta.get("content") or ""
     assert (reasoning, content) == (whole["reasoning_content"], whole["content"])
+
+
+def test_reasoning_sent_back_in_history_reaches_the_template(client: openai.OpenAI) -> None:
+    """A client that sends an earlier turn's reasoning_content back gives it to the template."""
+    turn = {"role": "assistant", "content": "yes", "reasoning_content": "the sun is red"}
+    history = [*USER, turn, {"role": "user", "content": "ok"}]
+    with_it = client.chat.completions.create(model="thinker", messages=history, **GREEDY)  # type: ignore[arg-type]
+    without = client.chat.completions.create(
+        model="thinker",
+        messages=[*USER, {"role": "assistant", "content": "yes"}, history[2]],
+        **GREEDY,  # type: ignore[arg-type]
+    )
+    assert with_it.usage.prompt_tokens > without.usage.prompt_tokens  # equal if it were dropped
 
 
 @pytest.mark.parametrize(
