@@ -31,7 +31,7 @@ export function App() {
             <Route path="/chat/:tab?" component={ChatPage} />
             <Route path="/settings" component={SettingsPage} />
             <Route path="/setup" component={SetupPage} />
-            <Route path="/configuration" component={ConfigurationPage} />
+            <Route path="/configuration/:tab?" component={ConfigurationPage} />
             <Route path="/downloads" component={DownloadsPage} />
             <Route path="/activity" component={ActivityPage} />
             <Route>

@@ -308,12 +308,15 @@ export function Dialog({
   title,
   children,
   className,
+  wide = false,
 }: {
   open: boolean;
   onClose: () => void;
   title: string;
   children: ReactNode;
   className?: string;
+  /** Room for a table or a diff, instead of a short form. */
+  wide?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
@@ -332,7 +335,8 @@ export function Dialog({
         onClose();
       }}
       className={cx(
-        "m-auto w-[min(28rem,calc(100vw-2rem))] rounded-2xl border border-line bg-surface p-0 text-ink shadow-2xl",
+        "m-auto rounded-2xl border border-line bg-surface p-0 text-ink shadow-2xl",
+        wide ? "w-[min(56rem,calc(100vw-2rem))]" : "w-[min(28rem,calc(100vw-2rem))]",
         className,
       )}
     >
