@@ -30,7 +30,7 @@ export function App() {
             <Route path="/models" component={ModelsPage} />
             <Route path="/chat/:tab?" component={ChatPage} />
             <Route path="/settings" component={SettingsPage} />
-            <Route path="/setup" component={SetupPage} />
+            <Route path="/setup/:step?" component={SetupPage} />
             <Route path="/configuration/:tab?" component={ConfigurationPage} />
             <Route path="/downloads" component={DownloadsPage} />
             <Route path="/activity" component={ActivityPage} />

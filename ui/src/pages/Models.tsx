@@ -1,13 +1,14 @@
 /** Every configured model with its live state, facts and memory; load, unload, chat. */
 
 import { AlertTriangle, Boxes, Info, MessageSquare, Play, Power, PowerOff, Search } from "lucide-react";
-import { useMemo, useState } from "react";
-import { Link } from "wouter";
+import { useEffect, useMemo, useState } from "react";
+import { Link, useLocation } from "wouter";
 import { Badge, Button, Card, cx, EmptyState, ErrorNote, Input, Meter, PageHeader, Spinner, type Tone } from "../components/ui";
 import { messageOf } from "../lib/api";
 import { formatBytes, formatTokens } from "../lib/format";
 import { useModelActions, useModelStates } from "../lib/live";
 import { toast } from "../lib/toast";
+import { OFFERED } from "./setup/wizard";
 import { TYPE_LABELS, type Memory, type ModelInfo, type ModelState } from "../lib/types";
 
 const STATE: Record<ModelState, { label: string; tone: Tone }> = {
@@ -296,8 +297,19 @@ export function matches(model: ModelInfo, query: string): boolean {
   return [model.id, ...model.aliases, model.file ?? "", model.quantization ?? ""].some((s) => s.toLowerCase().includes(q));
 }
 
+/** The wizard opens by itself on a server with no model, once per browser tab. */
+function useOfferSetup(empty: boolean) {
+  const [, navigate] = useLocation();
+  useEffect(() => {
+    if (!empty || sessionStorage.getItem(OFFERED)) return;
+    sessionStorage.setItem(OFFERED, "1");
+    navigate("/setup", { replace: true });
+  }, [empty, navigate]);
+}
+
 export function ModelsPage() {
   const { models, budget, isLoading, error } = useModelStates();
+  useOfferSetup(!isLoading && !error && models.length === 0);
   const { unloadAll } = useModelActions();
   const [query, setQuery] = useState("");
   const [type, setType] = useState("all");
