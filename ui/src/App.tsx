@@ -12,6 +12,7 @@ const SetupPage = lazy(() => import("./pages/Setup"));
 const ConfigurationPage = lazy(() => import("./pages/Configuration"));
 const DownloadsPage = lazy(() => import("./pages/Downloads"));
 const ActivityPage = lazy(() => import("./pages/Activity"));
+const LogsPage = lazy(() => import("./pages/Logs"));
 
 function Loading() {
   return (
@@ -34,6 +35,7 @@ export function App() {
             <Route path="/configuration/:tab?" component={ConfigurationPage} />
             <Route path="/downloads" component={DownloadsPage} />
             <Route path="/activity" component={ActivityPage} />
+            <Route path="/logs" component={LogsPage} />
             <Route>
               <Redirect to="/models" replace />
             </Route>

@@ -13,6 +13,7 @@ import {
   Monitor,
   Moon,
   RotateCw,
+  ScrollText,
   Settings,
   Sun,
   Wand2,
@@ -33,6 +34,7 @@ const NAV = [
   { href: "/configuration", label: "Configuration", icon: FileCog },
   { href: "/downloads", label: "Downloads", icon: Download },
   { href: "/activity", label: "Activity", icon: Activity },
+  { href: "/logs", label: "Logs", icon: ScrollText },
   { href: "/settings", label: "Settings", icon: Settings },
 ];
 

@@ -147,8 +147,10 @@ export const Textarea = forwardRef<HTMLTextAreaElement, TextareaHTMLAttributes<H
 });
 
 export function Select({ className, children, ...rest }: SelectHTMLAttributes<HTMLSelectElement>) {
+  // A width of its own (`w-auto`, `w-48`) replaces the full width, rather than racing it in the CSS.
+  const field = /(^|\s)(sm:|md:)?w-/.test(className ?? "") ? FIELD.replace("w-full ", "") : FIELD;
   return (
-    <select className={cx(FIELD, "h-9 pr-8", className)} {...rest}>
+    <select className={cx(field, "h-9 pr-8", className)} {...rest}>
       {children}
     </select>
   );
