@@ -59,7 +59,8 @@ export function Chart({
     const opts: uPlot.Options = {
       width: Math.max(el.clientWidth, 200),
       height,
-      scales: { x: { time: true } },
+      // One point (or several at one moment) would stretch the axis over years: show a minute round it.
+      scales: { x: { time: true, range: (_u, min, max) => (max - min < 1 ? [min - 60, max + 60] : [min, max]) } },
       legend: { live: true },
       cursor: { drag: { x: true, y: false, setScale: true } },
       axes: [
