@@ -63,7 +63,7 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
     a = {"name": "a", "model": str(tiny_llama), "context_length": 512, "parallel": 1}
     write_config(cfg, [a])
     with running_server({"models": [a]}, config_path=cfg) as (url, engine):
-        body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 1}
+        body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 0}
         lines: list[str] = []
         started = threading.Event()
 
@@ -78,9 +78,10 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
         assert started.wait(10)
         write_config(cfg, [{**a, "top_k": 5}])
         assert httpx.post(url + "/api/server/restart").json()["models"]["changed"] == ["a"]
-        reader.join(30)
+        reader.join(120)
+        assert not reader.is_alive(), "the stream on the old definition never ended"
         lines = [x for x in lines if x]
-        assert lines[-1] == "data: [DONE]" and not any('"error"' in x for x in lines)
+        assert lines[-1] == "data: [DONE]" and not any('"error"' in x for x in lines), lines[-3:]
         assert engine.pool._retiring == []  # the old definition closed after its last request
         assert chat(url, "a").status_code == 200
 

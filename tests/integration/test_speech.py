@@ -202,3 +202,30 @@ def test_closed_runtimes_refuse_work(spoken: bytes) -> None:
         w.transcribe(spoken)
     with pytest.raises(ModelUnavailableError):
         p.synthesize(SENTENCE)
+
+
+def test_speech_recipes_budget_where_the_model_will_run() -> None:
+    """Whisper runs on the GPU when offload works and gpu_layers allows it (CTranslate2 float16),
+    else on the CPU (int8); Piper always on the CPU. The estimate follows, and the size is the
+    folder's or file's."""
+    from claracore.config import ModelSpec
+    from claracore.pool import loaders
+
+    folder = _locate(*WHISPER_DIR, "faster_whisper")
+    stt = ModelSpec(name="w", model=str(folder), type="stt", gpu_layers=-1)
+    cpu = loaders.recipe(stt, gpu_offload=False)
+    gpu = loaders.recipe(stt, gpu_offload=True)
+    kept = loaders.recipe(stt.model_copy(update={"gpu_layers": 0}), gpu_offload=True)
+    assert cpu.kind == gpu.kind == "stt"
+    assert cpu.estimate.vram_bytes == 0 and cpu.estimate.ram_bytes > 30 * 2**20
+    assert gpu.estimate.ram_bytes == 0 and gpu.estimate.vram_bytes > 30 * 2**20
+    assert kept.estimate == cpu.estimate
+    assert cpu.facts is not None and cpu.facts.size_bytes == sum(
+        f.stat().st_size for f in folder.rglob("*") if f.is_file()
+    )
+    voice = _locate(*PIPER_VOICE, "piper")
+    tts = loaders.recipe(ModelSpec(name="v", model=str(voice), type="tts", gpu_layers=-1), gpu_offload=True)
+    assert (
+        tts.kind == "tts" and tts.estimate.vram_bytes == 0 and tts.estimate.ram_bytes > voice.stat().st_size
+    )
+    assert tts.facts is not None and tts.facts.size_bytes == voice.stat().st_size

@@ -27,15 +27,14 @@ def cost(s: ModelSpec) -> int:
 
 
 class CountingRecipes:
-    """The real recipes, counting how many loads they started."""
+    """The real recipes, counting how many loads were attempted."""
 
     def __init__(self) -> None:
         self.loads: list[str] = []
 
     def __call__(self, s: ModelSpec) -> loaders.LoadRecipe:
-        recipe = loaders.recipe(s, gpu_offload=False)
-        self.loads.append(s.name)
-        return recipe
+        self.loads.append(s.name)  # an attempt, also when the file turns out to be broken
+        return loaders.recipe(s, gpu_offload=False)
 
 
 def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[ModelPool, CountingRecipes]:
@@ -286,3 +285,68 @@ async def test_every_kind_shares_one_budget(tiny_llama: Path, tiny_bert: Path, t
         assert state(pool, "rank") == "unloaded"
     finally:
         pool.close()
+
+
+async def test_reconfigure_reports_and_closes_a_removed_model(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b])
+    try:
+        async with pool.lease("a"):
+            pass
+        held = await pool.acquire("b")
+        runtime_a = next(e.runtime for e in pool._entries.values() if e.spec.name == "a")
+        report = pool.reconfigure([])  # both removed: "a" idle, "b" still serving a request
+        assert report == {"added": [], "changed": [], "removed": ["a", "b"], "kept": []}
+        assert runtime_a is not None and runtime_a._closing  # type: ignore[attr-defined]
+        assert pool.status() == [] and len(pool._retiring) == 1
+        held.release()  # its last request ends: the removed definition closes
+        assert pool._retiring == [] and held.runtime._closing  # type: ignore[attr-defined]
+    finally:
+        pool.close()
+
+
+async def test_insufficient_memory_names_what_is_left_beside_the_resident_models(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    a, b = spec("a", tiny_llama, pinned=True), spec("b", tiny_llama_gqa)
+    budget = cost(a) + cost(b) // 2
+    pool, _ = make_pool([a, b], ram=budget)
+    try:
+        async with pool.lease("a"):
+            pass
+        with pytest.raises(InsufficientMemoryError) as info:
+            await pool.acquire("b")
+        assert info.value.available == {"vram": 0, "ram": budget - cost(a)}
+        assert info.value.needed == {"vram": 0, "ram": cost(b)}
+    finally:
+        pool.close()
+
+
+async def test_an_explicit_load_retries_a_failed_model(tiny_llama: Path, corrupt_gguf: Path) -> None:
+    pool, recipes = make_pool([spec("bad", corrupt_gguf)])
+    try:
+        with pytest.raises(ModelLoadError):
+            await pool.acquire("bad")
+        with pytest.raises(ModelLoadError):
+            await pool.acquire("bad")  # a request does not retry the same broken file
+        assert recipes.loads == ["bad"]
+        with pytest.raises(ModelLoadError):
+            await pool.load("bad")  # an explicit load does
+        assert recipes.loads == ["bad", "bad"] and state(pool, "bad") == "failed"
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("kind", ["embedding", "reranker"])
+def test_encoder_recipes_place_their_weights_where_the_config_says(
+    tiny_bert: Path, tiny_rerank: Path, kind: str
+) -> None:
+    path = tiny_bert if kind == "embedding" else tiny_rerank
+    on_cpu = loaders.recipe(ModelSpec(name="e", model=str(path), gpu_layers=-1), gpu_offload=False)
+    on_gpu = loaders.recipe(ModelSpec(name="e", model=str(path), gpu_layers=-1), gpu_offload=True)
+    kept = loaders.recipe(ModelSpec(name="e", model=str(path), gpu_layers=0), gpu_offload=True)
+    assert on_cpu.kind == on_gpu.kind == kind
+    assert on_cpu.estimate.vram_bytes == 0 and kept.estimate.vram_bytes == 0
+    assert on_gpu.estimate.vram_bytes > 0 and on_gpu.estimate.ram_bytes < on_cpu.estimate.ram_bytes
+    assert on_gpu.facts is not None and on_gpu.facts.gpu_layers == -1
+    assert on_cpu.facts is not None and on_cpu.facts.gpu_layers == 0
