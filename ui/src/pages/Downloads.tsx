@@ -4,7 +4,7 @@
  * download with live progress and its controls. The search and the repository are in the URL.
  */
 
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import { Download, Heart, KeyRound, Link2, Lock, Search } from "lucide-react";
 import { useState } from "react";
 import { useSearchParams } from "wouter";
@@ -12,23 +12,15 @@ import { Badge, Button, cx, EmptyState, ErrorNote, Field, Input, PageHeader, Spi
 import { apiJson, messageOf, post } from "../lib/api";
 import { repoFromText } from "../lib/downloads";
 import { formatAgo } from "../lib/format";
+import { useHfToken } from "../lib/hfToken";
 import { toast } from "../lib/toast";
-import type { DownloadStatus, HfKey, SearchHit } from "../lib/types";
+import type { DownloadStatus, SearchHit } from "../lib/types";
 import { DownloadList, usePutDownload } from "./downloads/DownloadList";
 import { RepoFiles } from "./downloads/RepoFiles";
 
 function HfToken() {
-  const client = useQueryClient();
-  const key = useQuery({ queryKey: ["settings", "hf"], queryFn: () => apiJson<HfKey>("/api/settings/hf-api-key") });
+  const { query: key, save } = useHfToken();
   const [token, setToken] = useState("");
-  const save = useMutation({
-    mutationFn: (value: string) => post<HfKey>("/api/settings/hf-api-key", { apiKey: value }),
-    onSuccess: (r) => {
-      client.setQueryData(["settings", "hf"], r);
-      setToken("");
-      toast(r.apiKeySet ? "Hugging Face token saved" : "Hugging Face token removed");
-    },
-  });
   return (
     <details className="group rounded-xl border border-line bg-surface px-5 py-3 text-sm" aria-label="Hugging Face token">
       <summary className="flex cursor-pointer items-center gap-2 font-medium">
@@ -40,7 +32,7 @@ function HfToken() {
         className="mt-3 flex flex-wrap items-end gap-2"
         onSubmit={(e) => {
           e.preventDefault();
-          if (token.trim()) save.mutate(token.trim());
+          if (token.trim()) save.mutate(token.trim(), { onSuccess: () => setToken("") });
         }}
       >
         <Field label="Token" className="min-w-0 flex-1 basis-64" error={save.error ? messageOf(save.error) : null}>

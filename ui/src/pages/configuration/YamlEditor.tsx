@@ -8,7 +8,7 @@
 
 import hljs from "highlight.js/lib/core";
 import yamlLanguage from "highlight.js/lib/languages/yaml";
-import { useMemo, useRef } from "react";
+import { useEffect, useMemo, useRef } from "react";
 import Editor from "react-simple-code-editor";
 import { cx } from "../../components/ui";
 
@@ -38,19 +38,15 @@ export function YamlEditor({
   const marked = useMemo(() => new Set(issues.map((i) => i.line)), [issues]);
   const box = useRef<HTMLDivElement>(null);
 
-  const lastFocus = useRef(0);
-  if (focusLine && focusLine.at !== lastFocus.current) {
-    lastFocus.current = focusLine.at;
-    queueMicrotask(() => {
-      const area = box.current?.querySelector("textarea");
-      if (!area) return;
-      const starts = value.split("\n").slice(0, focusLine.line - 1).reduce((n, l) => n + l.length + 1, 0);
-      const end = starts + (value.split("\n")[focusLine.line - 1]?.length ?? 0);
-      area.focus();
-      area.setSelectionRange(starts, end);
-      box.current?.scrollTo({ top: Math.max(0, (focusLine.line - 4) * LINE), behavior: "smooth" });
-    });
-  }
+  useEffect(() => {
+    const area = box.current?.querySelector("textarea");
+    if (!focusLine || !area) return;
+    const lines = area.value.split("\n");
+    const start = lines.slice(0, focusLine.line - 1).reduce((n, l) => n + l.length + 1, 0);
+    area.focus();
+    area.setSelectionRange(start, start + (lines[focusLine.line - 1]?.length ?? 0));
+    box.current?.scrollTo({ top: Math.max(0, (focusLine.line - 4) * LINE), behavior: "smooth" });
+  }, [focusLine]);
 
   return (
     <div ref={box} className="relative max-h-[65vh] overflow-auto bg-[var(--code-bg)] font-mono text-[13px]" style={{ lineHeight: `${LINE}px` }}>
