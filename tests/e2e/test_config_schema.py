@@ -74,6 +74,7 @@ def test_a_dry_run_validates_like_a_save_and_writes_nothing(server: tuple[httpx.
     assert set(errors) == {"models.0.temperature", "models.0.paralel"}
     assert "less than or equal to 2" in errors["models.0.temperature"]
     assert "did you mean 'parallel'" in errors["models.0.paralel"]
-    assert client.post("/api/config?dryRun=maybe", content=good).status_code == 400
+    r = client.post("/api/config?dryRun=maybe", content=good, headers={"Content-Type": "application/yaml"})
+    assert r.status_code == 400 and "dryRun" in r.text, r.text
 
     assert file.read_bytes() == before and not (file.parent / ".backups").exists()

@@ -371,17 +371,29 @@ class DownloadManager:
             self._events.publish("download", d.event("progress"))
             published = now
         elif d.id not in self._trailing:
-            wait = PUBLISH_EVERY - (now - published)
-            self._trailing[d.id] = asyncio.get_running_loop().call_later(wait, self._trail, d)
+            self._hold(d, PUBLISH_EVERY - (now - published))
         self._ticks[d.id] = (published, saved)
 
+    def _hold(self, d: Download, wait: float) -> None:
+        self._trailing[d.id] = asyncio.get_running_loop().call_later(wait, self._trail, d)
+
     def _trail(self, d: Download) -> None:
-        """The progress a throttled tick held back, unless a state change has said more since."""
+        """The progress a throttled tick held back, once the interval is up.
+
+        A timer may fire a hair early (the loop's clock resolution), and a state event may have
+        gone out meanwhile with bytes still arriving after it: either way the count is held again
+        for what is left of the interval, never dropped. A download no longer moving needs none.
+        """
         self._trailing.pop(d.id, None)
+        if d.state != "downloading":
+            return
         published, saved = self._ticks.get(d.id, (0.0, 0.0))
-        if d.state == "downloading" and time.monotonic() - published >= PUBLISH_EVERY:
-            self._events.publish("download", d.event("progress"))
-            self._ticks[d.id] = (time.monotonic(), saved)
+        left = PUBLISH_EVERY - (time.monotonic() - published)
+        if left > 0:
+            self._hold(d, left)
+            return
+        self._events.publish("download", d.event("progress"))
+        self._ticks[d.id] = (time.monotonic(), saved)
 
 
 class _Watcher:
