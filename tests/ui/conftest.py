@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Error, Page, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Request, sync_playwright
 
 from claracore.manage.defaults import BUNDLED
 from claracore.server.ui import BUILD_DIR
@@ -33,6 +33,9 @@ from tests.e2e.server import free_port
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 ROOT = Path(__file__).resolve().parents[2]
 DESKTOP = {"width": 1280, "height": 860}
+#: What a state-changing request from the UI may carry: the server's guard refuses a body of any
+#: other type (415) and a request from another origin (403), so a page elsewhere cannot post to it.
+BODY_TYPES = ("application/json", "application/yaml", "multipart/form-data")
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -195,6 +198,7 @@ def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Calla
         page.set_default_timeout(30_000)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfinished", lambda r: errors.extend(_cross_site_risks(r)))
         opened.append((ctx, page, errors))
         return page
 
@@ -206,7 +210,25 @@ def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Calla
         except Error:
             pass  # a closed page has nothing to show
         ctx.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not errors, f"JavaScript errors or requests the server would refuse: {errors}"
+
+
+def _cross_site_risks(request: Request) -> list[str]:
+    """Why the server's guard would refuse this request of the UI's (none for a safe one): a
+    state-changing call must say it comes from the page's own origin and carry a JSON (or YAML,
+    or multipart) body with its type."""
+    if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
+        return []
+    headers = request.all_headers()
+    where = f"{request.method} {request.url}"
+    page_origin = "/".join(request.frame.url.split("/")[:3])
+    risks = []
+    if headers.get("origin") != page_origin:
+        risks.append(f"{where}: Origin {headers.get('origin')!r}, not {page_origin}")
+    kind = headers.get("content-type", "").split(";")[0].strip()
+    if not kind.startswith(BODY_TYPES):
+        risks.append(f"{where}: a body of type {kind!r}, not one of {BODY_TYPES}")
+    return risks
 
 
 @pytest.fixture

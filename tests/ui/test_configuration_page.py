@@ -5,13 +5,14 @@ and line, the YAML tab, add, duplicate and delete."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 from playwright.sync_api import expect
 
-from tests.ui.conftest import Served, wait_until
+from tests.ui.conftest import Served, claracore_serve, wait_until, write_config
 
 
 def field(page: Any, path: str) -> Any:
@@ -118,3 +119,32 @@ def test_add_duplicate_and_delete_models(small_server: Served, tiny_llama: Path,
     dialog.get_by_role("button", name="Save config.yaml").click()
     expect(page.get_by_role("status", name="Saved")).to_be_visible()
     assert [m["name"] for m in yaml.safe_load(file.read_text())["models"]] == ["tiny", "tiny-copy"]
+
+
+def test_check_files_and_remove_duplicates(
+    tmp_path: Path, ui_built: Path, tiny_llama: Path, page: Any
+) -> None:
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    shutil.copy(tiny_llama, a)
+    shutil.copy(tiny_llama, b)
+    entries = [
+        {"name": "first", "model": str(a)},
+        {"name": "again", "model": str(a)},
+        {"name": "other", "model": str(b)},
+    ]
+    file = write_config(tmp_path / "config.yaml", entries)
+    with claracore_serve(tmp_path / "home", "--config", str(file)) as served:
+        page.goto(served.url + "/ui/configuration")
+        listing = page.get_by_role("region", name="Configured models")
+        expect(listing.get_by_role("button")).to_have_count(4)  # three models and "Add model"
+        page.get_by_role("button", name="Remove duplicates").click()
+        expect(page.get_by_text("Removed 1 duplicate: again")).to_be_visible()
+        expect(listing.get_by_role("button", name=re.compile("^again"))).to_have_count(0)
+        assert [m["name"] for m in yaml.safe_load(file.read_text())["models"]] == ["first", "other"]
+
+        b.unlink()  # a file that went away after the config was written
+        page.get_by_role("button", name="Check model files").click()
+        checked = page.get_by_role("region", name="Model files")
+        expect(checked).to_contain_text("1 of 2 model files usable")
+        expect(checked).to_contain_text(f"other: missing {b}")
+        expect(checked).not_to_contain_text("first")
