@@ -79,6 +79,8 @@ def test_a_download_is_paused_resumed_and_finished_from_the_page(
         assert served.models()["tiny"]["state"] == "loaded"
         item.get_by_role("link", name="Chat").click()
         page.wait_for_url("**/ui/chat?model=tiny")
+        # Opened with the model (and its page loaded before the server stops at the end).
+        expect(page.get_by_role("heading", name="Chat with tiny")).to_be_visible()
 
 
 def test_the_token_is_saved_masked_and_a_failed_link_says_why(
