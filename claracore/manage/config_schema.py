@@ -37,6 +37,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "api_key": "The key every /v1 and /api request must carry when set (shown masked).",
         "models_dir": "A folder of models served as they are found, without listing each one here.",
         "max_upload_mb": "The largest audio file a transcription request may upload, in MB.",
+        "max_body_mb": "The largest request body other than an upload (JSON, YAML), in MB; larger is a 413.",
         "memory": "The memory budget the model pool loads models into.",
         "monitoring": "What the server keeps about itself: request history, log lines, metrics.",
         "models": "The models this server serves.",
