@@ -176,7 +176,7 @@ class AsyncEngine:
         try:
             lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
             try:
-                return await generation.start(lease, req, record, self.monitor.finish)
+                return await generation.start(lease, req, record, self.monitor.finish, self.config.media)
             except BaseException:
                 lease.release()
                 raise

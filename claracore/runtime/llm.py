@@ -37,9 +37,12 @@ from claracore.runtime.jobs import (
     common_prefix,
     scan_stops,
 )
-from claracore.runtime.llm_context import LlmOptions, context_params
+from claracore.runtime.llm_context import LlmOptions, context_params, outputs_per_step
+from claracore.runtime.lora import Adapters
+from claracore.runtime.multimodal import Multimodal
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
+from claracore.runtime.speculative import Speculating
 from claracore.runtime.vocab import TokenText
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LlmOptions", "LlmRuntime"]
 
 
-class LlmRuntime(TokenText):
+class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
     """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
 
     kind = "llm"
@@ -58,8 +61,16 @@ class LlmRuntime(TokenText):
         self.name = name or os.path.basename(options.path)
         self._model = NativeModel.load(options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap)
         try:
+            threads = options.n_threads or os.cpu_count() or 1
+            self._init_media(options.mmproj, self._model, threads, options.gpu_layers != 0)
+            self._init_lora(options.lora, self._model)
             self._init_context()
+            self._init_speculation(options, self._model, self.parallel)
         except BaseException:
+            if getattr(self, "_ctx", None) is not None:
+                llama_cpp.llama_batch_free(self._batch)
+                llama_cpp.llama_free(self._ctx)
+            self._close_media()
             self._model.close()
             raise
         self._queue: deque[Job] = deque()
@@ -79,6 +90,7 @@ class LlmRuntime(TokenText):
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
         self._slots = [Slot(i) for i in range(self.parallel)]
+        self.n_outputs = outputs_per_step(o, self.parallel)
         self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
         bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
@@ -107,7 +119,10 @@ class LlmRuntime(TokenText):
             raise InvalidRequestError(
                 f"n is {job.n}; this model decodes at most {self.parallel} sequences together", param="n"
             )
-        check_token_ids(job.prompt, self.n_vocab)
+        # a prompt with images holds their placeholder runs (negative ids; claracore.runtime.multimodal)
+        check_token_ids(
+            [t for t in job.prompt if t >= 0] if job.media is not None else job.prompt, self.n_vocab
+        )
         job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
         try:
             for params in job.params:
@@ -150,6 +165,8 @@ class LlmRuntime(TokenText):
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
         self._ctx = None
+        self._close_speculation()
+        self._close_media()
         self._model.close()
 
     # ------------------------------------------------------------ the worker thread
@@ -213,7 +230,7 @@ class LlmRuntime(TokenText):
                     return
                 job = self._queue[0]
                 free = [s for s in self._slots if s.job is None]
-                if len(free) < job.n:
+                if len(free) < job.n or not self._lora_admits(job):
                     return
                 self._queue.popleft()
             try:
@@ -271,24 +288,32 @@ class LlmRuntime(TokenText):
         return own
 
     def _step(self) -> None:
+        for slot, exc in self._decode_media_heads(self._slots):  # images first, alone: see multimodal
+            if slot.job is not None:
+                self._fail_jobs([slot.job], exc, forget=True)
         batch = self._batch
         n = 0
-        for slot in self._slots:  # generating sequences first: one token each
-            if slot.job is not None and slot.next_token >= 0:
-                self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
-                slot.tokens.append(slot.next_token)
-                slot.batch_idx = n
-                n += 1
-        outputs = n  # logits rows: llama.cpp allows `parallel` per decode (n_outputs_max)
+        generating = [s for s in self._slots if s.job is not None and s.next_token >= 0]
+        self._propose(generating)
+        for k, slot in enumerate(generating):  # generating sequences first: one token each (+ drafts)
+            self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
+            slot.tokens.append(slot.next_token)
+            slot.batch_idx = n
+            n += 1
+            if self.draft_max:  # after the next token, its draft (claracore.runtime.speculative)
+                n = self._add_drafts(slot, n, self.n_batch - n - (len(generating) - k - 1))
+        outputs = n  # logits rows: llama.cpp allows `n_outputs` per decode (n_outputs_max)
         prompting = [s for s in self._slots if s.job is not None and s.pending]
         for k, slot in enumerate(prompting):  # then prompt chunks, as much as the batch holds
             if n >= self.n_batch:
                 break
             assert slot.job is not None
-            take = min(len(slot.pending), self.n_batch - n)
+            take = self._text_run(slot, min(len(slot.pending), self.n_batch - n))
+            if take == 0:
+                continue
             scored = slot.job.prompt_logprobs
             if scored:  # every token is a row here; leave one for each prompt still to come
-                take = min(take, self.parallel - outputs - (len(prompting) - k - 1))
+                take = min(take, self.n_outputs - outputs - (len(prompting) - k - 1))
                 slot.lp_rows = (n, take)
                 outputs += take
             pos = len(slot.tokens)
@@ -318,7 +343,7 @@ class LlmRuntime(TokenText):
                     self._copy_prompt(slot, sibling)
                     self._sample(sibling, idx)
                 slot.siblings = []
-                self._sample(slot, idx)
+                self._sample_drafted(slot, idx)
 
     def _score_prompt(self, slot: Slot) -> None:
         """Score the prompt tokens this step decoded; once the prompt is done, send the scores.
@@ -357,6 +382,7 @@ class LlmRuntime(TokenText):
     def _decode_failed(self, rc: int) -> None:
         """A failed decode drops the jobs in this batch; their KV state is unknown, so forget it."""
         jobs = {id(s.job): s.job for s in self._slots if s.job is not None and s.batch_idx >= 0}
+        self._forget_drafts()
         self._fail_jobs(jobs.values(), RuntimeError(f"llama_decode failed with status {rc}"), forget=True)
 
     def _sample(self, slot: Slot, idx: int) -> None:
@@ -393,7 +419,9 @@ class LlmRuntime(TokenText):
             tail = slot.held + slot.decoder.decode(b"", final=True)
             if tail:
                 job.emit(Delta(slot.choice, tail))
-        done = Finished(slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached)
+        done = Finished(
+            slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached, *self._draft_counts(slot)
+        )
         self._release(slot)  # before telling the caller, so a finished request never holds a slot
         job.emit(done)
 
