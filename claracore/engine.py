@@ -8,6 +8,7 @@ thin sync face: it runs an `AsyncEngine` on a private loop thread rather than co
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import threading
@@ -309,6 +310,7 @@ def _model_info(s: ModelStatus) -> p.ModelInfo:
         error=s.error,
         memory=memory,
         in_flight=s.in_flight,
+        prompt_cache=p.PromptCacheInfo(**dataclasses.asdict(s.prompt_cache)) if s.prompt_cache else None,
     )
 
 

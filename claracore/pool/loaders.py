@@ -7,7 +7,7 @@ same effective settings (context, parallel, cache types, offload) and cannot dri
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from claracore.config import ModelSpec
@@ -20,14 +20,22 @@ from claracore.runtime.base import Runtime
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
 DEFAULT_CONTEXT = 4096
 
+#: The most host memory an LLM's prompt cache takes when the config does not size it: what the
+#: budget has free at load, up to this, given back before any model is evicted. About 45,000
+#: tokens of conversation for a 135M model, 8,000 for an 8B one with grouped-query attention.
+DEFAULT_PROMPT_CACHE_MB = 1024
+MIB = 1 << 20
+
 
 @dataclass(frozen=True)
 class LoadPlan:
     """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
 
     kind: str
-    estimate: MemoryEstimate
+    estimate: MemoryEstimate  # includes a prompt cache sized in the config
     load: Callable[[], Runtime]
+    prompt_cache_bytes: int = 0  # the part of estimate.ram_bytes that is a configured prompt cache
+    spare_ram: int = 0  # RAM for an "auto" prompt cache, granted if free (runtime.base.PromptCaching)
 
 
 def model_type(spec: ModelSpec) -> str:
@@ -94,6 +102,7 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         cache_type_v=spec.cache_type_v,
         flash_attn=spec.flash_attn,
         chat_template=spec.chat_template,
+        prompt_cache_bytes=(spec.prompt_cache_mb or 0) * MIB,
     )
     estimate = estimate_llm(
         info,
@@ -107,9 +116,13 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         flash_attn=spec.flash_attn is not False,
         n_outputs_max=spec.parallel,
     )
-
+    cache = options.prompt_cache_bytes
     return LoadPlan(
-        kind="llm", estimate=estimate, load=_loader(spec, lambda: LlmRuntime(options, name=spec.name))
+        kind="llm",
+        estimate=replace(estimate, ram_bytes=estimate.ram_bytes + cache),  # the cache lives in host memory
+        load=_loader(spec, lambda: LlmRuntime(options, name=spec.name)),
+        prompt_cache_bytes=cache,
+        spare_ram=DEFAULT_PROMPT_CACHE_MB * MIB if spec.prompt_cache_mb is None else 0,
     )
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from claracore.config import ModelSpec
 from claracore.errors import (
@@ -29,7 +29,7 @@ from claracore.errors import (
 from claracore.pool.estimate import MemoryEstimate
 from claracore.pool.loaders import LoadPlan, model_type
 from claracore.pool.policy import Resident, plan_eviction
-from claracore.runtime.base import Runtime
+from claracore.runtime.base import PromptCacheStats, PromptCaching, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class ModelStatus:
     estimate: MemoryEstimate | None
     in_flight: int
     pinned: bool
+    prompt_cache: PromptCacheStats | None = None
 
 
 class _Entry:
@@ -59,6 +60,7 @@ class _Entry:
         self.failed_stat: tuple[float, int] | None = None
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
+        self.spare = 0  # the part of estimate.ram_bytes granted to an "auto" prompt cache
         self.planned: MemoryEstimate | None = None  # what a load would reserve, for listings
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
@@ -156,6 +158,7 @@ class ModelPool:
             estimate=e.estimate or e.planned,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
+            prompt_cache=e.runtime.prompt_cache_stats() if isinstance(e.runtime, PromptCaching) else None,
         )
 
     # ------------------------------------------------------------ leases
@@ -301,6 +304,8 @@ class ModelPool:
             closed = self._closed
             if not closed:
                 entry.runtime, entry.state, entry.kind = runtime, "loaded", plan.kind
+                if plan.spare_ram and isinstance(runtime, PromptCaching):
+                    runtime.set_prompt_cache_limit(entry.spare)  # under the lock: a shrink may race it
         if closed:
             runtime.close()
             fut.set_exception(EngineClosedError("the engine closed while the model loaded"))
@@ -324,6 +329,7 @@ class ModelPool:
                         e.in_flight,
                         e.spec.pinned or e.retired,  # a retired definition closes by itself
                         e.last_used,
+                        e.spare,
                     )
                     for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
@@ -335,11 +341,16 @@ class ModelPool:
                 if decision.fits:
                     break
                 if not decision.fits_when_idle or remaining <= 0 or self._closed:
+                    why = decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s"
+                    if plan.prompt_cache_bytes:
+                        why += (
+                            f"; prompt_cache_mb reserves {plan.prompt_cache_bytes >> 20} MiB of what it needs"
+                        )
                     raise InsufficientMemoryError(
                         entry.spec.name,
                         {"vram": need.vram_bytes, "ram": need.ram_bytes},
                         self._available(exclude=entry),
-                        decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s",
+                        why,
                     )
                 self._cv.wait(min(remaining, 1.0))
             evicted: list[tuple[str, Runtime]] = []
@@ -348,15 +359,26 @@ class ModelPool:
                 if victim.runtime is not None:
                     evicted.append((victim_name, victim.runtime))
                 victim.runtime, victim.state, victim.estimate = None, "unloaded", None
-            entry.estimate = need
+            for name, keep in decision.shrink:
+                self._shrink(self._entries[name], keep)
+            entry.spare = min(plan.spare_ram, decision.room_ram)
+            entry.estimate = replace(need, ram_bytes=need.ram_bytes + entry.spare)
             return evicted
 
+    def _shrink(self, e: _Entry, keep: int) -> None:
+        """Called with the lock held: take back all but `keep` bytes of a prompt cache's grant."""
+        assert e.estimate is not None
+        e.estimate = replace(e.estimate, ram_bytes=e.estimate.ram_bytes - (e.spare - keep))
+        e.spare = keep
+        if isinstance(e.runtime, PromptCaching):
+            e.runtime.set_prompt_cache_limit(keep)
+        log.info("prompt cache of %s shrunk to %d MiB to make room", e.spec.name, keep >> 20)
+
     def _available(self, *, exclude: _Entry) -> dict[str, int]:
-        held = [
-            e.estimate for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude
-        ]
-        used_vram = sum(est.vram_bytes for est in held)
-        used_ram = sum(est.ram_bytes for est in held)
+        """Free memory for `exclude`, counting prompt caches' grants as free: they are given back."""
+        held = [e for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude]
+        used_vram = sum(e.estimate.vram_bytes for e in held if e.estimate)
+        used_ram = sum(e.estimate.ram_bytes - e.spare for e in held if e.estimate)
         return {"vram": max(0, self.budget_vram - used_vram), "ram": max(0, self.budget_ram - used_ram)}
 
     # ------------------------------------------------------------ explicit control

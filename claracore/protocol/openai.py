@@ -211,6 +211,19 @@ class MemoryInfo(BaseModel):
     ram_bytes: int
 
 
+class PromptCacheInfo(BaseModel):
+    """A loaded LLM's prompt cache: its budget, what it holds, and how often it was restored from."""
+
+    limit_bytes: int
+    bytes: int
+    entries: int
+    lookups: int
+    hits: int
+    restored_tokens: int
+    saves: int
+    failures: int
+
+
 class ModelInfo(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -223,6 +236,7 @@ class ModelInfo(BaseModel):
     error: str | None = None
     memory: MemoryInfo | None = None
     in_flight: int = 0
+    prompt_cache: PromptCacheInfo | None = None
 
 
 class ModelList(BaseModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 class Runtime(Protocol):
@@ -13,3 +14,28 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Free all native memory now; in-flight work fails with ModelUnavailableError."""
         ...
+
+
+@dataclass(frozen=True)
+class PromptCacheStats:
+    """What an LLM's prompt cache holds and how often it helped, for listings and benchmarks."""
+
+    limit_bytes: int
+    bytes: int
+    entries: int
+    lookups: int  # jobs placed while the cache was on
+    hits: int  # jobs that had an entry restored into their slot
+    restored_tokens: int  # prompt tokens those jobs did not decode
+    saves: int
+    failures: int  # states llama.cpp refused to take back (the job decoded its prompt instead)
+
+
+@runtime_checkable
+class PromptCaching(Protocol):
+    """A runtime with a prompt cache in host memory, which the pool sizes and may shrink."""
+
+    def set_prompt_cache_limit(self, nbytes: int) -> None:
+        """Hold at most `nbytes` from now on, freeing any excess at once; any thread."""
+        ...
+
+    def prompt_cache_stats(self) -> PromptCacheStats: ...

@@ -29,6 +29,7 @@ class LlmOptions:
     cache_type_v: str = "f16"
     flash_attn: bool | str = "auto"
     chat_template: str | None = None
+    prompt_cache_bytes: int = 0  # host memory for saved sequences; the pool may change it later
 
 
 def context_params(o: LlmOptions, n_ctx: int, parallel: int) -> Any:
