@@ -143,7 +143,7 @@ class Placer:
         return self.cache.save(self._ctx, slot.seq, slot.tokens)
 
     def _trim(self, slot: Slot, keep: int) -> int:
-        """Keep the first `keep` tokens of `slot` (all of them, when the memory cannot cut)."""
+        """Keep the first `keep` tokens of `slot`; none, where the memory cannot cut a sequence."""
         if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, keep, -1):
             self.drop(slot)
             return 0
