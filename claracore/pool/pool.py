@@ -329,7 +329,7 @@ class ModelPool:
                         e.in_flight,
                         e.spec.pinned or e.retired,  # a retired definition closes by itself
                         e.last_used,
-                        e.spare,
+                        0 if e.retired else e.spare,  # by name: a retired one may share its name
                     )
                     for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")

@@ -39,7 +39,7 @@ from claracore.runtime.jobs import (
 )
 from claracore.runtime.llm_context import LlmOptions, context_params
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
-from claracore.runtime.placement import Placer
+from claracore.runtime.placement import COPY_PER_STEP, Placer
 from claracore.runtime.prompt_cache import PromptCache
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
 from claracore.runtime.vocab import TokenText
@@ -215,9 +215,10 @@ class LlmRuntime(TokenText):
     def _admit(self) -> None:
         """Move queued jobs into free slots, FIFO, reusing the longest cached prefix.
 
-        Copying a state to or from the prompt cache pauses every running stream, so while any
-        runs, one such job is placed per step; the next waits for the following step.
+        Copying states to or from the prompt cache pauses every running stream, so while any
+        runs, placing stops for this step once COPY_PER_STEP bytes have moved.
         """
+        copied = 0
         while True:
             with self._cv:
                 if not self._queue:
@@ -229,7 +230,8 @@ class LlmRuntime(TokenText):
                 self._queue.popleft()
             running = self._busy()
             try:
-                if self._place(job, free) and running:
+                copied += self._place(job, free)
+                if running and copied >= COPY_PER_STEP:
                     return
             except BaseException as exc:  # the job is in no queue and maybe no slot: tell its caller
                 owned = {id(s.chain) for s in self._slots if s.job is job}
@@ -239,9 +241,9 @@ class LlmRuntime(TokenText):
                 self._fail_jobs([job], exc, forget=True)
                 raise
 
-    def _place(self, job: Job, free: list[Slot]) -> bool:
+    def _place(self, job: Job, free: list[Slot]) -> int:
         """Give `job` its slots: the primary decodes the prompt, siblings copy it afterwards.
-        Returns whether a state was copied to or from the prompt cache."""
+        Returns the bytes copied to or from the prompt cache."""
         group, moved = self._placer.place(job, free)
         for choice, slot in enumerate(group):
             slot.reset_output()

@@ -41,6 +41,12 @@ RESTORE_COST = 16
 #: turn): saving then would keep a near-copy of what the slot goes on to hold.
 SAVE_MIN_TOKENS = 16
 
+#: While other streams run, copies to and from the cache stop for the step once this many bytes
+#: have moved (the first copy always goes ahead): 64 MiB is a few milliseconds of memcpy, less
+#: than a decode step of any model whose states are that large, so streams pause for less than
+#: a step, and the small copies of a busy server do not wait a step each.
+COPY_PER_STEP = 64 << 20
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -89,11 +95,11 @@ class Placer:
         self.cache = cache
         self._tick = 0
 
-    def place(self, job: Job, free: list[Slot]) -> tuple[list[Slot], bool]:
+    def place(self, job: Job, free: list[Slot]) -> tuple[list[Slot], int]:
         """Give `job` its slots (the primary first) and set the primary's pending prompt.
 
-        Returns the group and whether a state was copied to or from the cache, which costs the
-        other streams a pause: the caller places no other such job before the next decode.
+        Returns the group and the bytes copied to or from the cache, which the other streams
+        wait for: see COPY_PER_STEP.
         """
         prompt = job.prompt
         if job.prompt_logprobs:  # every prompt token is decoded again, for its logits
@@ -111,7 +117,7 @@ class Placer:
         free.sort(key=lambda s: (bool(s.tokens), s.last_used))
         group = [primary, *free[: job.n - 1]]
         for sibling in group[1:]:  # they take a copy of the prompt: save what they held first
-            moved = self._save(sibling, kept=0) or moved
+            moved += self._save(sibling, kept=0)
             sibling.pending = []
         primary.pending = prompt[keep:]
         primary.cached = keep
@@ -120,13 +126,13 @@ class Placer:
             slot.last_used = self._tick
         return group, moved
 
-    def _start(self, choice: Choice, prompt: list[int]) -> tuple[int, bool]:
-        """Put the chosen prefix into the target's sequence; returns (tokens kept, copied?)."""
+    def _start(self, choice: Choice, prompt: list[int]) -> tuple[int, int]:
+        """Put the chosen prefix into the target's sequence; returns (tokens kept, bytes copied)."""
         target = choice.target
         in_place = choice.donor is None and choice.entry is None
         moved = self._save(target, kept=choice.keep if in_place else 0)
         if choice.entry is not None:
-            moved = True
+            moved += choice.entry.nbytes
             if self.cache.restore(self._ctx, choice.entry, target.seq, choice.keep):
                 target.tokens = choice.entry.tokens.tolist()
                 return self._trim(target, choice.keep), moved
@@ -136,10 +142,11 @@ class Placer:
             return self._share(choice.donor, target, choice.keep), moved
         return self._trim(target, choice.keep), moved
 
-    def _save(self, slot: Slot, *, kept: int) -> bool:
-        """Save `slot` into the cache before it drops all but `kept` tokens, if that loses enough."""
+    def _save(self, slot: Slot, *, kept: int) -> int:
+        """Save `slot` into the cache before it drops all but `kept` tokens, if that loses enough;
+        returns the bytes copied."""
         if not self.cache.enabled or len(slot.tokens) - kept < SAVE_MIN_TOKENS:
-            return False
+            return 0
         return self.cache.save(self._ctx, slot.seq, slot.tokens)
 
     def _trim(self, slot: Slot, keep: int) -> int:

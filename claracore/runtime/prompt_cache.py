@@ -115,25 +115,25 @@ class PromptCache:
                     found, longest = entry, n
         return found, longest
 
-    def save(self, ctx: llama_cpp.llama_context_p, seq: int, tokens: list[int]) -> bool:
-        """Copy sequence `seq` (whose cells hold `tokens`) into the cache; False when it was not
-        worth it (already held, larger than the budget) or llama.cpp could not write it.
+    def save(self, ctx: llama_cpp.llama_context_p, seq: int, tokens: list[int]) -> int:
+        """Copy sequence `seq` (whose cells hold `tokens`) into the cache; returns the bytes copied,
+        0 when it was not worth it (already held, larger than the budget) or llama.cpp failed.
 
         Entries that are a prefix of `tokens` go: restoring the new one and cutting it serves
         them. Room is made before the blob is allocated, so the cache never exceeds its limit.
         """
         if not tokens or not self.enabled:
-            return False
+            return 0
         key = np.asarray(tokens, dtype=np.int32)
         with self._lock:
             for serial, entry in self._entries.items():
                 if len(entry) >= len(key) and common_prefix_array(entry.tokens, key) == len(key):
                     self._entries.move_to_end(serial)  # already held, maybe as part of a longer one
-                    return False
+                    return 0
         size = llama_cpp.llama_state_seq_get_size(ctx, seq)
         with self._lock:
             if size == 0 or size > self._limit:
-                return False
+                return 0
             covered = [s for s, e in self._entries.items() if common_prefix_array(e.tokens, key) == len(e)]
             for serial in covered:
                 self._bytes -= self._entries.pop(serial).nbytes
@@ -146,16 +146,16 @@ class PromptCache:
             log.warning(
                 "llama.cpp wrote %d of %d bytes of sequence %d's state: not cached", written, size, seq
             )
-            return False
+            return 0
         with self._lock:
             self._evict_to(self._limit - size)  # the limit may have shrunk meanwhile
             if size > self._limit:
-                return False
+                return 0
             self._serial += 1
             self._entries[self._serial] = CacheEntry(key, blob)
             self._bytes += size
             self._saves += 1
-        return True
+        return size
 
     def restore(self, ctx: llama_cpp.llama_context_p, entry: CacheEntry, seq: int, keep: int) -> bool:
         """Load `entry` into sequence `seq` (replacing what it held), counting `keep` reused tokens.
