@@ -138,7 +138,11 @@ class PromptCache:
             for serial in covered:
                 self._bytes -= self._entries.pop(serial).nbytes
             self._evict_to(self._limit - size)
-        blob = mmap.mmap(-1, size)
+        try:
+            blob = mmap.mmap(-1, size)
+        except OSError as exc:  # the system is out of memory: the job goes on without saving
+            log.warning("no memory for a cached state of %d bytes (%s); not cached", size, exc)
+            return 0
         view = (ctypes.c_uint8 * size).from_buffer(blob)
         written = llama_cpp.llama_state_seq_get_data(ctx, view, size, seq)
         del view  # the blob's buffer export

@@ -188,6 +188,26 @@ def test_a_refused_state_falls_back_to_a_full_prefill_and_logs_it(
 # ---------------------------------------------------------------- budget and memory
 
 
+def test_no_memory_for_a_state_leaves_it_unsaved_and_the_jobs_running(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_memory(*_args: object) -> mmap.mmap:
+        raise OSError(12, "Cannot allocate memory")
+
+    rt = runtime(tiny_llama)
+    try:
+        a, b = conversation_prompts(rt)
+        ask(rt, a)
+        monkeypatch.setattr("claracore.runtime.prompt_cache.mmap.mmap", no_memory)
+        with caplog.at_level(logging.WARNING, logger="claracore.runtime.prompt_cache"):
+            answer = ask(rt, b)  # its slot held a: saving it fails for want of memory
+        assert answer.finished.completion_tokens == 8
+        assert "no memory for a cached state" in caplog.text
+        assert rt.prompt_cache_stats().saves == 0
+    finally:
+        rt.close()
+
+
 def test_the_cache_stays_within_its_byte_budget_least_recently_used_out(tiny_llama: Path) -> None:
     rt = runtime(tiny_llama)
     try:
