@@ -50,7 +50,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_workloads as w  # noqa: E402
-from bench_engine import default_model, eog_bias  # noqa: E402
+from bench_engine import Run, default_model, eog_bias  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 120.0
@@ -209,7 +209,7 @@ def ratio_line(label: str, ours: float, theirs: float, op: str, target: float | 
     return f"  {label:<30} {r:5.2f}x   (target {op} {target:.2f}x)  {'ok' if ok else 'MISS'}"
 
 
-def print_streams(rows: dict[int, dict[str, w.Streams]], tokens: int, repeat: int) -> None:
+def print_streams(rows: dict[int, dict[str, Run]], tokens: int, repeat: int) -> None:
     print(f"\nstreaming chat, {tokens} tokens per answer, median of {repeat} runs")
     print(f"{'clients':>7} {'server':<32} {'tok/s':>8} {'TTFT median s':>14}")
     for clients, row in rows.items():
@@ -250,7 +250,7 @@ TARGETS: dict[str, tuple[dict[int, float], tuple[float, float] | None]] = {
 
 
 def print_ratios(
-    peer: str, streams: dict[int, dict[str, w.Streams]], turns: dict[str, w.Conversations] | None
+    peer: str, streams: dict[int, dict[str, Run]], turns: dict[str, w.Conversations] | None
 ) -> None:
     stream_targets, turn_targets = TARGETS[peer]
     print(f"\nratios (claracore / {LABELS[peer]}):")

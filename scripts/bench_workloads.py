@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from bench_engine import Run
 from openai import AsyncOpenAI
 
 QUESTIONS = [
@@ -49,23 +50,6 @@ TOPICS = [
     "paper maps", "bee hives", "sailing upwind", "clock escapements", "river deltas",
 ]  # fmt: skip
 FOLLOW_UPS = ["Tell me more about that.", "Give me an example.", "What is often misunderstood about it?"]
-
-
-@dataclass
-class Streams:
-    """One `streams` measurement."""
-
-    tokens: int
-    seconds: float
-    ttfts: list[float]
-
-    @property
-    def tps(self) -> float:
-        return self.tokens / self.seconds
-
-    @property
-    def ttft(self) -> float:
-        return statistics.median(self.ttfts)
 
 
 @dataclass
@@ -162,7 +146,7 @@ def check(side: str, tokens: int, answer: Answer) -> None:
 
 async def streams(
     side: str, base_url: str, model: str, *, clients: int, tokens: int, bias: dict[str, int], tag: str
-) -> Streams:
+) -> Run:
     """`clients` single questions at once, after one warm-up request."""
     client = AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
     try:
@@ -178,7 +162,7 @@ async def streams(
         await client.close()
     for answer in answers:
         check(side, tokens, answer)
-    return Streams(sum(a.chunks for a in answers), seconds, [a.ttft for a in answers])
+    return Run(sum(a.chunks for a in answers), seconds, [a.ttft for a in answers])
 
 
 async def conversations(
