@@ -185,6 +185,31 @@ def test_a_refused_state_falls_back_to_a_full_prefill_and_logs_it(
         plain.close()
 
 
+def test_a_shared_system_prompt_is_restored_once_then_shared_between_slots(tiny_llama: Path) -> None:
+    """Two slots; the system prompt is only in the cache. The first conversation restores it;
+    the second, arriving while the first runs, shares the first one's cells instead."""
+    rt = runtime(tiny_llama, parallel=2)
+    try:
+        system = words(rt, "you are a cat and a dog in the sun " * 3)
+        ask(rt, system + words(rt, "hello world")[1:])
+        ask(rt, system + words(rt, "yes no")[1:])  # same slot, in place: the first is saved
+        for w in ("red", "blue"):  # both slots now hold something else
+            ask(rt, words(rt, f"{w} " * 40))
+        assert rt.prompt_cache_stats().hits == 0
+        first, first_events = start(rt, system + words(rt, "test ok")[1:], max_tokens=120)
+        rt.submit(first)
+        deadline = time.monotonic() + DEADLINE
+        while rt.prompt_cache_stats().hits == 0:  # restored: its prompt is being decoded
+            assert time.monotonic() < deadline, "the first conversation was never restored"
+            time.sleep(0.005)
+        second = ask(rt, system + words(rt, "the sea")[1:])
+        assert finish(first_events).finished.cached_tokens >= len(system)
+        assert second.finished.cached_tokens >= len(system)
+        assert rt.prompt_cache_stats().hits == 1  # the second copied the first's cells
+    finally:
+        rt.close()
+
+
 # ---------------------------------------------------------------- budget and memory
 
 
