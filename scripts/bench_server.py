@@ -255,10 +255,10 @@ def print_ratios(
     stream_targets, turn_targets = TARGETS[peer]
     print(f"\nratios (claracore / {LABELS[peer]}):")
     for clients, row in streams.items():
-        if peer in row:
+        if peer in row and "claracore" in row:
             label = f"{clients:>2} client(s) tokens/s"
             print(ratio_line(label, row["claracore"].tps, row[peer].tps, ">=", stream_targets.get(clients)))
-    if turns and peer in turns:
+    if turns and peer in turns and "claracore" in turns:
         ours, theirs = turns["claracore"], turns[peer]
         wall, ttft = turn_targets or (None, None)
         print(ratio_line("multi-turn wall time", ours.seconds, theirs.seconds, "<=", wall))
@@ -303,6 +303,7 @@ def main() -> int:
     workloads = [str(c) for c in counts] + (["turns"] if args.conversations > 0 else [])
     print(f"model {Path(path).name}, threads {args.threads}, a fresh server for each measurement")
     results: dict[str, dict[str, Any]] = {}
+    failed = 0
     for workload in workloads:
         runs: dict[str, list[Any]] = {}
         for rep in range(args.repeat):  # alternate sides so drift on a shared machine hits all
@@ -310,15 +311,20 @@ def main() -> int:
                 if side == "llama_cpp.server" and workload not in ("1", "4"):
                     continue  # serialised: more clients would only measure its queue
                 tag = f"r{rep}-{workload}-{side}"
+                what = "multi-turn" if workload == "turns" else f"{workload} client(s)"
+                where = f"  {what}, {LABELS[side]}, run {rep + 1}/{args.repeat}"
                 try:
                     run = measure(side, args, path, workload, bias, tag)
                 except RuntimeError as e:  # a server that did not start: its log tail says why
                     print(e, file=sys.stderr)
                     return 1
+                except Exception as e:  # a request failed mid-run: say so, measure the rest
+                    print(f"{where}: failed: {e!r}", file=sys.stderr)
+                    failed += 1
+                    continue
                 runs.setdefault(side, []).append(run)
-                what = "multi-turn" if workload == "turns" else f"{workload} client(s)"
                 done = f"{run.seconds:.1f} s" if workload == "turns" else f"{run.tps:.1f} tok/s"
-                print(f"  {what}, {LABELS[side]}, run {rep + 1}/{args.repeat}: {done}", file=sys.stderr)
+                print(f"{where}: {done}", file=sys.stderr)
         key = (lambda r: r.seconds) if workload == "turns" else (lambda r: r.tps)
         results[workload] = {side: median_by(rs, key) for side, rs in runs.items()}
     streams = {int(k): v for k, v in results.items() if k != "turns"}
@@ -329,7 +335,9 @@ def main() -> int:
     for peer in ("llama-server", "baseline", "llama_cpp.server"):
         if peer in sides:
             print_ratios(peer, streams, turns)
-    return 0
+    if failed:
+        print(f"\n{failed} measurement(s) failed: see above", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

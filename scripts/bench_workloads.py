@@ -178,36 +178,39 @@ async def conversations(
     tag: str,
 ) -> Conversations:
     """Each client holds `per_client` conversations and takes their turns round-robin, waiting for
-    each answer before the next question; greedy, so every server holds the same conversations."""
-    client = AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
+    each answer before the next question; greedy, so every server holds the same conversations.
+
+    Each client has a connection of its own, reused at once after each answer: from one shared
+    pool a client could pick a connection that sat idle past the server's keep-alive timeout
+    (5 s for uvicorn and llama-server alike) and was closed under it.
+    """
     system = {"role": "system", "content": f"Session {tag}. {SYSTEM}"}
     result = Conversations(0.0, 0)
 
     async def one_client(c: int) -> None:
         chats = [[system] for _ in range(per_client)]
-        for turn in range(turns):
-            for k, chat in enumerate(chats):
-                topic = TOPICS[(c * per_client + k) % len(TOPICS)]
-                question = (
-                    f"Explain {topic} to me." if turn == 0 else FOLLOW_UPS[(turn - 1) % len(FOLLOW_UPS)]
-                )
-                chat.append(user(question))
-                answer = await ask(client, model, chat, tokens, bias, temperature=0)
-                check(side, tokens, answer)
-                chat.append({"role": "assistant", "content": answer.text})
-                (result.first_ttfts if turn == 0 else result.later_ttfts).append(answer.ttft)
-                result.tokens += answer.chunks
-                result.prompt_tokens += answer.prompt_tokens
-                result.cached_tokens += answer.cached_tokens
+        async with AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+            for turn in range(turns):
+                for k, chat in enumerate(chats):
+                    topic = TOPICS[(c * per_client + k) % len(TOPICS)]
+                    question = (
+                        f"Explain {topic} to me." if turn == 0 else FOLLOW_UPS[(turn - 1) % len(FOLLOW_UPS)]
+                    )
+                    chat.append(user(question))
+                    answer = await ask(client, model, chat, tokens, bias, temperature=0)
+                    check(side, tokens, answer)
+                    chat.append({"role": "assistant", "content": answer.text})
+                    (result.first_ttfts if turn == 0 else result.later_ttfts).append(answer.ttft)
+                    result.tokens += answer.chunks
+                    result.prompt_tokens += answer.prompt_tokens
+                    result.cached_tokens += answer.cached_tokens
 
-    try:
+    async with AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
         warm = [{"role": "system", "content": f"Warm-up {tag}. Be brief."}, user("Say hello.")]
         await ask(client, model, warm, tokens, bias, temperature=0)
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one_client(c) for c in range(clients)))
-        result.seconds = time.perf_counter() - t0
-    finally:
-        await client.close()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_client(c) for c in range(clients)))
+    result.seconds = time.perf_counter() - t0
     result.cache = prompt_cache_report(base_url, model)
     return result
 
