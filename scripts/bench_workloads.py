@@ -148,7 +148,7 @@ async def streams(
     side: str, base_url: str, model: str, *, clients: int, tokens: int, bias: dict[str, int], tag: str
 ) -> Run:
     """`clients` single questions at once, after one warm-up request."""
-    client = AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
+    client = connect(base_url)
     try:
         hello = [user(f"{tag} warm-up. Say hello.")]
         check(side, tokens, await ask(client, model, hello, tokens, bias, temperature=0.7, seed=1))
@@ -180,16 +180,13 @@ async def conversations(
     """Each client holds `per_client` conversations and takes their turns round-robin, waiting for
     each answer before the next question; greedy, so every server holds the same conversations.
 
-    Each client has a connection of its own, reused at once after each answer: from one shared
-    pool a client could pick a connection that sat idle past the server's keep-alive timeout
-    (5 s for uvicorn and llama-server alike) and was closed under it.
     """
     system = {"role": "system", "content": f"Session {tag}. {SYSTEM}"}
     result = Conversations(0.0, 0)
 
     async def one_client(c: int) -> None:
         chats = [[system] for _ in range(per_client)]
-        async with AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+        async with connect(base_url) as client:
             for turn in range(turns):
                 for k, chat in enumerate(chats):
                     topic = TOPICS[(c * per_client + k) % len(TOPICS)]
@@ -205,7 +202,7 @@ async def conversations(
                     result.prompt_tokens += answer.prompt_tokens
                     result.cached_tokens += answer.cached_tokens
 
-    async with AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0) as client:
+    async with connect(base_url) as client:
         warm = [{"role": "system", "content": f"Warm-up {tag}. Be brief."}, user("Say hello.")]
         await ask(client, model, warm, tokens, bias, temperature=0)
     t0 = time.perf_counter()
@@ -213,6 +210,14 @@ async def conversations(
     result.seconds = time.perf_counter() - t0
     result.cache = prompt_cache_report(base_url, model)
     return result
+
+
+def connect(base_url: str) -> AsyncOpenAI:
+    """A client that opens a connection per request (`Connection: close`): llama-server dropped
+    a kept-alive connection under a later turn's request now and then on a loaded machine
+    ("Server disconnected without sending a response"), which ended the whole measurement. A new
+    loopback connection costs well under a millisecond, the same for every server."""
+    return AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, default_headers={"Connection": "close"})
 
 
 def prompt_cache_report(base_url: str, model: str) -> dict[str, int] | None:
