@@ -10,16 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# libllama (and with it the GPU runtime) loads before numpy and the other extension modules. On
-# a CUDA build the first offloaded load segfaulted in every process that had imported numpy-based
-# modules first, and in none that imported llama_cpp first (GPU check, 2026-11-26). The cause is
-# not yet understood; this order is what was seen to work.
-try:
-    import llama_cpp  # noqa: F401
-except (ImportError, OSError, RuntimeError):
-    # No usable llama-cpp-python yet: `python -m claracore.native build` is how one gets
-    # installed, so the package must import without it. The engine re-raises the real error.
-    pass
+# libllama loads before numpy and every other extension module: see claracore/runtime/__init__.py.
+import claracore.runtime  # noqa: F401
 
 # The public names load on first use, so the builder and the config tools don't pull in the
 # engine (and with it llama_cpp and numpy) just by importing claracore.

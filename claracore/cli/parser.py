@@ -10,7 +10,9 @@ import argparse
 from claracore import __version__
 from claracore.cli.common import EXIT_ERROR, CliError, say, setup_logging
 from claracore.cli.models import cmd_chat, cmd_models
+from claracore.cli.monitor import cmd_logs, cmd_top
 from claracore.cli.prepare import cmd_convert_embedding, cmd_doctor, cmd_scan, cmd_setup, cmd_system
+from claracore.cli.pull import cmd_pull
 from claracore.cli.serve import cmd_serve
 from claracore.errors import ClaraCoreError
 
@@ -88,6 +90,44 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--throughput-first", action="store_true", help="more parallel slots before context")
     setup.add_argument("--log-level", choices=levels, default="warning")
     setup.set_defaults(func=cmd_setup)
+
+    pull = sub.add_parser("pull", help="download a model from the hub (or a URL) and add it to the config")
+    pull.add_argument(
+        "what", nargs="+", metavar="REPO [FILE] | URL | WORDS", help="what to download or search"
+    )
+    pull.add_argument("--search", action="store_true", help="list the hub's GGUF repositories matching WORDS")
+    pull.add_argument("--limit", type=int, default=20, metavar="N", help="search results to show")
+    pull.add_argument("--revision", metavar="REV", help="branch, tag or commit (default: main)")
+    pull.add_argument("--mmproj", metavar="FILE", help="also download this vision projector of the repo")
+    pull.add_argument("--name", metavar="NAME", help="the model's name in the config")
+    pull.add_argument("--sha256", metavar="HEX", help="checksum a URL download must match")
+    pull.add_argument("--dir", metavar="DIR", help="where to save (default: $CLARACORE_HOME/models)")
+    pull.add_argument("--no-configure", action="store_true", help="download only; leave the config alone")
+    pull.add_argument("--config", metavar="PATH", help="config.yaml to add the model to (default: as serve)")
+    pull.add_argument("--log-level", choices=levels, default="warning")
+    pull.set_defaults(func=cmd_pull)
+
+    server = argparse.ArgumentParser(add_help=False, parents=[common])
+    server.add_argument("--url", help="the server (default: the config's host and port)")
+    server.add_argument("--api-key", metavar="KEY", help="the server's API key (default: the config's)")
+    server.add_argument("--log-level", choices=levels, default="warning")
+
+    logs = sub.add_parser("logs", parents=[server], help="show a running server's log (-f: follow it)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl+C")
+    logs.add_argument(
+        "-n", "--lines", type=int, default=50, metavar="N", help="how many past lines (default 50)"
+    )
+    logs.add_argument("--level", choices=levels, help="only lines at this level or above")
+    logs.add_argument(
+        "--source", metavar="S", help="only these sources, comma-separated (claracore, llama.cpp)"
+    )
+    logs.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT (any case)")
+    logs.set_defaults(func=cmd_logs)
+
+    top = sub.add_parser("top", parents=[server], help="watch a running server's models, slots and tokens/s")
+    top.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one screen and exit")
+    top.set_defaults(func=cmd_top)
 
     convert = sub.add_parser("convert-embedding", help="turn a sentence-transformers BERT folder into GGUF")
     convert.add_argument("folder", metavar="DIR", help="holds model.safetensors, config.json, vocab.txt")

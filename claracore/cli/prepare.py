@@ -12,13 +12,14 @@ import os
 from pathlib import Path
 
 from claracore.cli.common import CliError, human_size, log, say
-from claracore.defaults import data_dir, find_config
-from claracore.store import Store
+from claracore.manage.defaults import data_dir, find_config
+from claracore.manage.store import Store
+from claracore.units import GIB, MIB
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report the llama.cpp build, the GPUs and whether offload works; always exit 0."""
-    from claracore.doctor import diagnose, render
+    from claracore.hardware.doctor import diagnose, render
 
     for line in render(diagnose()):
         say(line)
@@ -29,7 +30,7 @@ def cmd_system(args: argparse.Namespace) -> int:
     """Print what the hardware probes found (what the planner and /api/system/detection use)."""
     import json
 
-    from claracore.hardware_probe import detect, render
+    from claracore.hardware.probe import detect, render
 
     found = detect()
     if args.json:
@@ -42,7 +43,7 @@ def cmd_system(args: argparse.Namespace) -> int:
 
 def cmd_convert_embedding(args: argparse.Namespace) -> int:
     """Convert a sentence-transformers BERT folder to GGUF (cached) and print the file's path."""
-    from claracore.convert import cached_conversion
+    from claracore.manage.convert import cached_conversion
 
     cache = Path(args.out) if args.out else data_dir(os.environ) / "converted"
     try:
@@ -66,7 +67,7 @@ def _scan_store() -> Store | None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """List the models in DIR (and why other model-like files were skipped)."""
-    from claracore.scanner import scan_folder
+    from claracore.manage.scanner import scan_folder
 
     folder = Path(args.folder).expanduser().resolve()
     if not folder.is_dir():
@@ -86,7 +87,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             store.close()
 
     def size(n: int) -> str:
-        return human_size(n) if n >= 2**20 else f"{n / 1024:.0f} KiB"
+        return human_size(n) if n >= MIB else f"{n / 1024:.0f} KiB"
 
     rows = [(m.name, m.kind or "", size(m.size), m.path) for m in result.models]
     if rows:
@@ -101,18 +102,41 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+class _SetupLines:
+    """The setup's progress as lines on stderr: which folder is scanned, how far the plan is."""
+
+    def __init__(self) -> None:
+        self._phase = ""
+        self._folder = ""
+
+    def phase(self, name: str, step: str) -> None:
+        self._phase = name
+        if name == "detecting":
+            say("detecting hardware", err=True)
+
+    def folder(self, path: str) -> None:
+        self._folder = path
+
+    def files(self, done: int, total: int, path: str) -> None:
+        end = "\n" if done == total else ""
+        if self._phase == "scanning":
+            say(f"\rscanning {self._folder}: {done}/{total} files", err=True, end=end)
+        elif self._phase == "planning":
+            say(f"\rplanning: {done}/{total} models", err=True, end=end)
+
+    def skipped(self, folder: str, why: str) -> None:
+        say(f"skipping {folder}: {why}", err=True)
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """Scan (DIRs, else the tracked folders), detect the hardware, plan and write config.yaml.
 
     DIRs become tracked folders, so the server's regenerate-from-db plans the same models later.
     Hand edits of models already in the file are kept, as the server's regeneration does.
     """
-    from claracore import config_edit as edit
-    from claracore.config import load_config, save_config
-    from claracore.hardware import system_detection
-    from claracore.planner import GENERATED, Hardware, PlanOptions, plan
-    from claracore.scanner import scan_folder
-    from claracore.store import utc_now
+    from claracore.manage.config_file import ConfigFile
+    from claracore.manage.planner import PlanOptions
+    from claracore.manage.setup import run_setup
 
     raw = {
         "forceBackend": args.force_backend,
@@ -124,7 +148,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
     }
     options = PlanOptions.from_api({k: v for k, v in raw.items() if v is not None})
     path = find_config(args.config, os.environ, Path.cwd()) or data_dir(os.environ) / "config.yaml"
-    existing = load_config(path) if path.exists() else None
     folders = [Path(d).expanduser().resolve() for d in args.dirs]
     for folder in folders:
         if not folder.is_dir():
@@ -134,40 +157,15 @@ def cmd_setup(args: argparse.Namespace) -> int:
         for folder in folders:
             if store.folder(str(folder)) is None:
                 store.add_folder(str(folder), recursive=True)
-        tracked = [f for f in store.folders() if f.enabled]
-        if not tracked:
+        if not [f for f in store.folders() if f.enabled]:
             raise CliError("no model folders: name one (claracore setup DIR) or track one in the server")
-        for entry in tracked:
-            if not os.path.isdir(entry.path):
-                say(f"skipping {entry.path}: it no longer exists", err=True)
-                continue
-
-            def scanning(done: int, total: int, _path: str, where: str = entry.path) -> None:
-                say(f"\rscanning {where}: {done}/{total} files", err=True, end="\n" if done == total else "")
-
-            result = scan_folder(entry.path, recursive=entry.recursive, store=store, progress=scanning)
-            store.set_folder_scan(entry.path, len(result.models), utc_now())
-        say("detecting hardware", err=True)
-        hardware = Hardware.from_detection(system_detection())
-
-        def planning(done: int, total: int, _path: str) -> None:
-            say(f"\rplanning: {done}/{total} models", err=True, end="\n" if done == total else "")
-
-        files = [f for f in store.files() if os.path.exists(f.path)]
-        generated = store.get_setting(GENERATED, {}) or {}
-        result_plan = plan(
-            files, hardware, options, existing=existing, generated=generated, progress=planning
-        )
-        config = edit.validated(
-            edit.as_data(result_plan.config), source=str(path), base_dir=path.absolute().parent
-        )
-        save_config(config, path)
-        store.set_setting(GENERATED, result_plan.record())
+        done = run_setup(store, ConfigFile(path), options, progress=_SetupLines())
     finally:
         store.close()
-    vram, ram = result_plan.vram_budget / 2**30, result_plan.ram_budget / 2**30
-    say(f"backend {result_plan.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
-    for m in result_plan.models:
+    result = done.plan
+    vram, ram = result.vram_budget / GIB, result.ram_budget / GIB
+    say(f"backend {result.backend}, budget {vram:.1f} GiB VRAM + {ram:.1f} GiB RAM")
+    for m in result.models:
         if m.dropped:
             say(f"  {m.name}: dropped: {m.dropped}")
         elif m.spec is not None:
@@ -177,5 +175,5 @@ def cmd_setup(args: argparse.Namespace) -> int:
                 f"  {s.name} ({m.type}): context {s.context_length or 'auto'}, gpu_layers {s.gpu_layers}, "
                 f"kv {s.cache_type_k}, parallel {s.parallel}{cost}"
             )
-    say(f"wrote {path} ({len(config.models)} model(s))")
+    say(f"wrote {path} ({len(done.config.models)} model(s))")
     return 0

@@ -19,8 +19,8 @@ from typing import Any
 from claracore import __version__
 from claracore.cli.common import CliError, command_config, log, say
 from claracore.config import Config, ModelSpec
-from claracore.defaults import data_dir, find_config
 from claracore.engine import AsyncEngine
+from claracore.manage.defaults import data_dir, find_config
 
 _LISTEN_FD = "CLARACORE_LISTEN_FD"
 
@@ -81,8 +81,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config_file = find_config(args.config, os.environ, Path.cwd())
     if config_file is None:
         config_file = Path.cwd() / data_dir(os.environ) / "config.yaml"
-    app = create_app(AsyncEngine(config), config_path=config_file, data_dir=Path.cwd() / data_dir(os.environ))
-    app.state.hard_restart = functools.partial(_reexec, sock)
+    app = create_app(
+        AsyncEngine(config),
+        config_path=config_file,
+        data_dir=Path.cwd() / data_dir(os.environ),
+        hard_restart=functools.partial(_reexec, sock),
+    )
     _run(app, config, args.log_level, sock, announce)
     return 0
 
@@ -104,12 +108,17 @@ def _run(app: Any, config: Config, log_level: str, sock: socket.socket, announce
     import uvicorn
 
     class Server(uvicorn.Server):
-        """uvicorn's server, announcing the URL once the app has started and is listening."""
+        """uvicorn's server, announcing the URL once the app has started and is listening, and
+        ending the open event streams when it stops (uvicorn would wait for their clients)."""
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 announce()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.state.end_streams()
+            await super().shutdown(sockets=sockets)
 
     server = Server(
         uvicorn.Config(

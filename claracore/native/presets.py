@@ -1,8 +1,10 @@
 """CMake presets → the `CMAKE_ARGS` string llama-cpp-python's build (scikit-build-core) reads.
 
-The presets live in `claracore/native/CMakePresets.json` so an installed package has them; the
-top-level `CMakePresets.json` only includes that file, so `cmake --list-presets` in a checkout
-shows the same list and there is one copy to keep right.
+The presets live in `native/CMakePresets.json` at the top of the repository, beside the rest of
+the CMake side; the top-level `CMakePresets.json` includes that file, so `cmake --list-presets`
+in a checkout shows them. `claracore/native/CMakePresets.json` is a symbolic link to it, which
+the wheel and sdist carry as the file itself, so an installed package has the presets too and
+there is one copy to keep right.
 """
 
 from __future__ import annotations

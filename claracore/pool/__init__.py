@@ -1,1 +1,1 @@
-"""The model pool: what is resident, what it costs, and what to evict to make room."""
+"""The model pool: what is resident, leases, loads and eviction (what a file costs is `modelfile`)."""

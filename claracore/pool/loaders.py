@@ -1,6 +1,6 @@
 """One row per model type: how a config entry becomes a memory estimate and a loaded runtime.
 
-The pool asks `plan(spec)` before it loads, so the estimate and the runtime are built from the
+The pool asks `recipe(spec)` before it loads, so the estimate and the runtime are built from the
 same effective settings (context, parallel, cache types, offload) and cannot drift apart.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
-from claracore.pool.estimate import MemoryEstimate, estimate_file, estimate_llm
-from claracore.pool.gguf import GGUFError, read_gguf
-from claracore.pool.gguf_kind import infer_model_type
+from claracore.modelfile.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
+from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
+from claracore.modelfile.kind import infer_model_type
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
@@ -28,7 +28,20 @@ MIB = 1 << 20
 
 
 @dataclass(frozen=True)
-class LoadPlan:
+class ModelFacts:
+    """What a listing shows beside the estimate: the file and the effective settings of a load
+    (the config's values after defaults and the file's limits), so they cannot disagree."""
+
+    file: str
+    size_bytes: int
+    quantization: str | None = None  # the GGUF's file type: Q4_K_M, F16, ...
+    context_length: int | None = None  # tokens per sequence
+    gpu_layers: int | None = None
+    parallel: int | None = None  # sequences decoded together
+
+
+@dataclass(frozen=True)
+class LoadRecipe:
     """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
 
     kind: str
@@ -36,6 +49,7 @@ class LoadPlan:
     load: Callable[[], Runtime]
     prompt_cache_bytes: int = 0  # the part of estimate.ram_bytes that is a configured prompt cache
     spare_ram: int = 0  # RAM for an "auto" prompt cache, granted if free (runtime.base.PromptCaching)
+    facts: ModelFacts | None = None
 
 
 def model_type(spec: ModelSpec) -> str:
@@ -50,16 +64,16 @@ def model_type(spec: ModelSpec) -> str:
         return "llm"  # the load will report what is wrong with the file
 
 
-def plan(spec: ModelSpec, *, gpu_offload: bool) -> LoadPlan:
+def recipe(spec: ModelSpec, *, gpu_offload: bool) -> LoadRecipe:
     """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used."""
     kind = model_type(spec)
-    planner = _PLANNERS.get(kind)
-    if planner is None:
+    make = _RECIPES.get(kind)
+    if make is None:
         raise ModelLoadError(spec.name, f"no runtime for models of type '{kind}' in this build")
     if not Path(spec.model).exists():
         raise ModelLoadError(spec.name, f"file not found: {spec.model}")
     try:
-        return planner(spec, gpu_offload)
+        return make(spec, gpu_offload)
     except GGUFError as exc:
         raise ModelLoadError(spec.name, exc.message) from exc
 
@@ -83,7 +97,18 @@ def _loader(
     return load
 
 
-def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int, parallel: int) -> ModelFacts:
+    return ModelFacts(
+        file=str(spec.model),
+        size_bytes=info.file_size,
+        quantization=info.file_type,
+        context_length=n_ctx,
+        gpu_layers=gpu_layers,
+        parallel=parallel,
+    )
+
+
+def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
 
     info = read_gguf(spec.model)
@@ -116,17 +141,21 @@ def _plan_llm(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
         flash_attn=spec.flash_attn is not False,
         n_outputs_max=spec.parallel,
     )
+
+    load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel)
     cache = options.prompt_cache_bytes
-    return LoadPlan(
+    return LoadRecipe(
         kind="llm",
         estimate=replace(estimate, ram_bytes=estimate.ram_bytes + cache),  # the cache lives in host memory
-        load=_loader(spec, lambda: LlmRuntime(options, name=spec.name)),
+        load=load,
+        facts=facts,
         prompt_cache_bytes=cache,
         spare_ram=DEFAULT_PROMPT_CACHE_MB * MIB if spec.prompt_cache_mb is None else 0,
     )
 
 
-def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
+def _encoder_recipe(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadRecipe:
     """Embedding and rerank models: one context, many short sequences decoded together."""
     from claracore.runtime.embedding import EmbeddingOptions, EmbeddingRuntime
     from claracore.runtime.reranker import RerankRuntime
@@ -156,10 +185,11 @@ def _plan_encoder(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadPlan:
     runtime_class = RerankRuntime if kind == "reranker" else EmbeddingRuntime
 
     load = _loader(spec, lambda: runtime_class(options, name=spec.name))
-    return LoadPlan(kind=kind, estimate=estimate, load=load)
+    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=options.n_seq)
+    return LoadRecipe(kind=kind, estimate=estimate, load=load, facts=facts)
 
 
-def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+def _stt_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.whisper import WhisperOptions, WhisperRuntime, estimate_memory
 
     on_gpu = gpu_offload and spec.gpu_layers != 0
@@ -175,10 +205,11 @@ def _plan_stt(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the folder is missing
     need = estimate_memory(options)  # measured: weights plus working memory per concurrent job
     estimate = MemoryEstimate(vram_bytes=need if on_gpu else 0, ram_bytes=0 if on_gpu else need)
-    return LoadPlan(kind="stt", estimate=estimate, load=load)
+    facts = ModelFacts(file=str(spec.model), size_bytes=disk_size(Path(spec.model)))
+    return LoadRecipe(kind="stt", estimate=estimate, load=load, facts=facts)
 
 
-def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
+def _tts_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.piper import PiperOptions, PiperRuntime, estimate_memory
 
     load = _loader(
@@ -187,13 +218,14 @@ def _plan_tts(spec: ModelSpec, gpu_offload: bool) -> LoadPlan:
 
     estimate_file(spec.model)  # raises GGUFError (reported as a load failure) when the file is missing
     estimate = MemoryEstimate(vram_bytes=0, ram_bytes=estimate_memory(PiperOptions(path=str(spec.model))))
-    return LoadPlan(kind="tts", estimate=estimate, load=load)
+    facts = ModelFacts(file=str(spec.model), size_bytes=disk_size(Path(spec.model)))
+    return LoadRecipe(kind="tts", estimate=estimate, load=load, facts=facts)
 
 
-_PLANNERS: dict[str, Callable[[ModelSpec, bool], LoadPlan]] = {
-    "llm": _plan_llm,
-    "embedding": lambda spec, gpu: _plan_encoder(spec, gpu, "embedding"),
-    "reranker": lambda spec, gpu: _plan_encoder(spec, gpu, "reranker"),
-    "stt": _plan_stt,
-    "tts": _plan_tts,
+_RECIPES: dict[str, Callable[[ModelSpec, bool], LoadRecipe]] = {
+    "llm": _llm_recipe,
+    "embedding": lambda spec, gpu: _encoder_recipe(spec, gpu, "embedding"),
+    "reranker": lambda spec, gpu: _encoder_recipe(spec, gpu, "reranker"),
+    "stt": _stt_recipe,
+    "tts": _tts_recipe,
 }

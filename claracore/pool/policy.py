@@ -23,8 +23,8 @@ class Resident:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """`evict` fits the newcomer when `fits`; otherwise `why` says what blocks it.
+class Eviction:
+    """What to evict: `evict` fits the newcomer when `fits`; otherwise `why` says what blocks it.
 
     `fits_when_idle` tells a blocked load whether waiting can help: it is True when evicting
     busy (but unpinned) models too would make room, so the caller may wait for them to finish.
@@ -40,9 +40,9 @@ class Plan:
     room_ram: int = 0
 
 
-def plan_eviction(
+def choose_evictions(
     residents: list[Resident], need_vram: int, need_ram: int, budget_vram: int, budget_ram: int
-) -> Plan:
+) -> Eviction:
     """Evict idle, unpinned models, least recently used first, until the newcomer fits.
 
     A model is only evicted if it frees memory of a kind that is short. A model that needs
@@ -51,7 +51,7 @@ def plan_eviction(
     used first, busy or pinned ones too) to what the budget has left.
     """
     if need_vram > budget_vram or need_ram > budget_ram:
-        return Plan(fits=False, why="larger than the whole memory budget")
+        return Eviction(fits=False, why="larger than the whole memory budget")
     used_vram = sum(r.vram for r in residents)
     used_ram = sum(r.ram - r.spare for r in residents)
 
@@ -76,10 +76,10 @@ def plan_eviction(
             if take:
                 shrink.append((r.name, r.spare - take))
                 over -= take
-        return Plan(fits=True, evict=tuple(evict), shrink=tuple(shrink), room_ram=max(0, -over))
+        return Eviction(fits=True, evict=tuple(evict), shrink=tuple(shrink), room_ram=max(0, -over))
     busy = [r for r in residents if not r.pinned and r.in_flight > 0]
     idle_vram = used_vram - sum(r.vram for r in busy)
     idle_ram = used_ram - sum(r.ram - r.spare for r in busy)
     pinned = [r.name for r in residents if r.pinned]
     why = "models in use" + (f" and pinned models ({', '.join(pinned)})" if pinned else "") + " hold the rest"
-    return Plan(fits=False, fits_when_idle=not any(short(idle_vram, idle_ram)), why=why)
+    return Eviction(fits=False, fits_when_idle=not any(short(idle_vram, idle_ram)), why=why)

@@ -4,6 +4,10 @@ A lease pins a model while a request uses it, so eviction (a pure policy over a 
 `policy.py`) never takes a model with work in flight. Loads run in their own thread, one per
 model however many callers wait, and the asyncio side only awaits a future, so the pool works
 from any event loop and from plain threads alike. All state sits behind one lock.
+
+Every change of a model's state is published on the event bus as it happens (type "model", see
+`protocol.events.ModelEvent`): loading with llama.cpp's progress, loaded with the memory llama.cpp
+reported, evicted and why, unloading, unloaded, failed with the reason.
 """
 
 from __future__ import annotations
@@ -26,14 +30,17 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from claracore.pool.estimate import MemoryEstimate
-from claracore.pool.loaders import LoadPlan, model_type
-from claracore.pool.policy import Resident, plan_eviction
-from claracore.runtime.base import PromptCacheStats, PromptCaching, Runtime
+from claracore.events import EventBus
+from claracore.modelfile.estimate import MemoryEstimate
+from claracore.pool.loaders import LoadRecipe, ModelFacts, model_type
+from claracore.pool.policy import Resident, choose_evictions
+from claracore.protocol.events import ModelEvent, ModelState
+from claracore.runtime.base import Batching, Occupancy, PromptCacheStats, PromptCaching, Runtime
+from claracore.runtime.loading import LoadWatch, watching
 
 log = logging.getLogger(__name__)
 
-Planner = Callable[[ModelSpec], LoadPlan]
+RecipeFor = Callable[[ModelSpec], LoadRecipe]
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class ModelStatus:
     in_flight: int
     pinned: bool
     prompt_cache: PromptCacheStats | None = None
+    facts: ModelFacts | None = None
+    measured: tuple[int, int] | None = None  # (VRAM, RAM) llama.cpp allocated, while loaded
+    occupancy: Occupancy | None = None  # slots of a loaded LLM
 
 
 class _Entry:
@@ -61,10 +71,12 @@ class _Entry:
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
         self.spare = 0  # the part of estimate.ram_bytes granted to an "auto" prompt cache
-        self.planned: MemoryEstimate | None = None  # what a load would reserve, for listings
+        self.expected: MemoryEstimate | None = None  # what a load would reserve, for listings
+        self.facts: ModelFacts | None = None  # file and effective settings, for listings
+        self.measured: tuple[int, int] | None = None  # (VRAM, RAM) the loaded runtime allocated
         self.loading: concurrent.futures.Future[Runtime] | None = None
         self.in_flight = 0
-        self.last_used = 0.0
+        self.last_used = 0.0  # the pool clock at the last release: LRU order and TTL idle time
         self.retired = False  # replaced by a reconfigure: closes when its last request ends
 
 
@@ -93,14 +105,16 @@ class ModelPool:
         *,
         budget_vram: int,
         budget_ram: int,
-        planner: Planner,
+        recipe_for: RecipeFor,
         load_wait: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         ttl_interval: float = 1.0,
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events if events is not None else EventBus()
         self.budget_vram = budget_vram
         self.budget_ram = budget_ram
-        self._planner = planner
+        self._recipe_for = recipe_for
         self._load_wait = load_wait
         self._clock = clock
         self._cv = threading.Condition()
@@ -139,10 +153,11 @@ class ModelPool:
     def status(self) -> list[ModelStatus]:
         """Every model; those not resident carry the estimate a load would budget for."""
         with self._cv:
-            missing = [e for e in self._entries.values() if e.estimate is None and e.planned is None]
+            missing = [e for e in self._entries.values() if e.facts is None and e.expected is None]
         for e in missing:  # metadata reads (milliseconds each), outside the lock, cached
             try:
-                e.planned = self._planner(e.spec).estimate
+                recipe = self._recipe_for(e.spec)
+                e.expected, e.facts = recipe.estimate, recipe.facts
             except Exception as exc:  # a listing never fails: the load reports what is wrong
                 log.debug("no estimate for %s: %s", e.spec.name, exc)
         with self._cv:
@@ -155,11 +170,19 @@ class ModelPool:
             aliases=tuple(e.spec.aliases),
             state=e.state,
             error=e.error,
-            estimate=e.estimate or e.planned,
+            estimate=e.estimate or e.expected,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
             prompt_cache=e.runtime.prompt_cache_stats() if isinstance(e.runtime, PromptCaching) else None,
+            facts=e.facts,
+            measured=e.measured if e.runtime is not None else None,
+            occupancy=e.runtime.occupancy() if isinstance(e.runtime, Batching) else None,
         )
+
+    def _announce(self, entry: _Entry, state: ModelState, **extra: object) -> None:
+        """Publish a "model" event (held under the lock where the state changes, so in order)."""
+        event: ModelEvent = {"model": entry.spec.name, "type": entry.kind, "state": state}
+        self.events.publish("model", {**event, **extra})
 
     # ------------------------------------------------------------ leases
 
@@ -189,7 +212,6 @@ class ModelPool:
             if entry.state == "failed" and entry.failed_stat == _stat(entry.spec.model):
                 raise ModelLoadError(key, entry.error or "unknown error")
             entry.in_flight += 1  # counts while loading too, so nothing evicts it under us
-            entry.last_used = self._clock()
             if entry.state == "loaded" and entry.runtime is not None:
                 result.set_result(Lease(self, entry, entry.runtime))
                 return result
@@ -218,6 +240,7 @@ class ModelPool:
         if runtime is not None:
             log.info("unloading the replaced definition of %s", entry.spec.name)
             runtime.close()
+            self._announce(entry, "unloaded", reason="replaced by a new definition")
 
     def reconfigure(
         self, specs: list[ModelSpec], *, budget_vram: int | None = None, budget_ram: int | None = None
@@ -225,7 +248,7 @@ class ModelPool:
         """Apply a new model list without stopping: unchanged models keep running, new ones load
         on first use, and changed or removed ones finish the requests they have on the old
         definition and then unload. Returns the names by outcome."""
-        closing: list[Runtime] = []
+        closing: list[tuple[_Entry, Runtime]] = []
         report: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "kept": []}
         with self._cv:
             old, new = self._entries, {}
@@ -244,7 +267,7 @@ class ModelPool:
                     report["removed"].append(name)
                 if prev.in_flight == 0 and prev.loading is None:
                     if prev.runtime is not None:
-                        closing.append(prev.runtime)
+                        closing.append((prev, prev.runtime))
                 else:
                     prev.retired = True
                     self._retiring.append(prev)
@@ -255,8 +278,10 @@ class ModelPool:
             if budget_ram is not None:
                 self.budget_ram = budget_ram
             self._cv.notify_all()
-        for runtime in closing:
+        for prev, runtime in closing:
+            self._announce(prev, "unloading", reason="the config changed")
             runtime.close()
+            self._announce(prev, "unloaded", reason="the config changed")
         return report
 
     # ------------------------------------------------------------ loading and eviction
@@ -266,6 +291,7 @@ class ModelPool:
         if entry.loading is not None:
             return entry.loading
         entry.state, entry.error = "loading", None
+        self._announce(entry, "loading", progress=0.0)
         fut: concurrent.futures.Future[Runtime] = concurrent.futures.Future()
         entry.loading = fut
         threading.Thread(
@@ -276,48 +302,63 @@ class ModelPool:
     def _load(self, entry: _Entry, fut: concurrent.futures.Future[Runtime]) -> None:
         name = entry.spec.name
         started = time.monotonic()
+        watch = LoadWatch(on_progress=_Progress(self, entry))
         try:
-            plan = self._planner(entry.spec)
-            evicted = self._make_room(entry, plan)
-            for victim_name, runtime in evicted:
-                log.info("evicting %s to make room for %s", victim_name, name)
+            recipe = self._recipe_for(entry.spec)
+            evicted = self._make_room(entry, recipe)
+            for victim, runtime in evicted:
+                log.info("evicting %s to make room for %s", victim.spec.name, name)
                 runtime.close()
-            runtime = plan.load()
+                self._announce(victim, "unloaded", reason=f"evicted to make room for {name}")
+            with watching(watch):
+                runtime = recipe.load()
         except BaseException as exc:
             with self._cv:
                 entry.loading = None
                 entry.estimate = None
                 if isinstance(exc, InsufficientMemoryError):
                     entry.state = "unloaded"  # may fit later: not the file's fault
+                    self._announce(entry, "unloaded", reason="not enough memory", error=exc.message)
                 else:
                     entry.state = "failed"
                     entry.error = exc.reason if isinstance(exc, ModelLoadError) else repr(exc)
                     entry.failed_stat = _stat(entry.spec.model)
+                    self._announce(entry, "failed", error=entry.error)
                 self._cv.notify_all()
             log.warning("loading %s failed: %s", name, exc)
             if not isinstance(exc, ClaraCoreError):
                 exc = ModelLoadError(name, repr(exc))
             fut.set_exception(exc)
             return
+        seconds = time.monotonic() - started
         with self._cv:
             entry.loading = None
             closed = self._closed
             if not closed:
-                entry.runtime, entry.state, entry.kind = runtime, "loaded", plan.kind
-                if plan.spare_ram and isinstance(runtime, PromptCaching):
+                entry.runtime, entry.state, entry.kind = runtime, "loaded", recipe.kind
+                entry.measured = watch.measured()
+                if recipe.spare_ram and isinstance(runtime, PromptCaching):
                     runtime.set_prompt_cache_limit(entry.spare)  # under the lock: a shrink may race it
+                self._announce(
+                    entry,
+                    "loaded",
+                    seconds=round(seconds, 3),
+                    memory={
+                        **_memory(entry.estimate or recipe.estimate, entry.measured),
+                        # the part of the estimate held for the prompt cache, not allocated at load
+                        "promptCacheBytes": entry.spare + recipe.prompt_cache_bytes,
+                    },
+                )
         if closed:
             runtime.close()
             fut.set_exception(EngineClosedError("the engine closed while the model loaded"))
             return
-        log.info(
-            "loaded %s (%s) in %.2fs, estimate %s", name, plan.kind, time.monotonic() - started, plan.estimate
-        )
+        log.info("loaded %s (%s) in %.2fs, estimate %s", name, recipe.kind, seconds, recipe.estimate)
         fut.set_result(runtime)
 
-    def _make_room(self, entry: _Entry, plan: LoadPlan) -> list[tuple[str, Runtime]]:
+    def _make_room(self, entry: _Entry, recipe: LoadRecipe) -> list[tuple[_Entry, Runtime]]:
         """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
-        need = plan.estimate
+        need = recipe.estimate
         deadline = time.monotonic() + self._load_wait
         with self._cv:
             while True:
@@ -334,7 +375,7 @@ class ModelPool:
                     for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
                 ]
-                decision = plan_eviction(
+                decision = choose_evictions(
                     residents, need.vram_bytes, need.ram_bytes, self.budget_vram, self.budget_ram
                 )
                 remaining = deadline - time.monotonic()
@@ -342,10 +383,8 @@ class ModelPool:
                     break
                 if not decision.fits_when_idle or remaining <= 0 or self._closed:
                     why = decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s"
-                    if plan.prompt_cache_bytes:
-                        why += (
-                            f"; prompt_cache_mb reserves {plan.prompt_cache_bytes >> 20} MiB of what it needs"
-                        )
+                    if cache := recipe.prompt_cache_bytes:
+                        why += f"; prompt_cache_mb reserves {cache >> 20} MiB of what it needs"
                     raise InsufficientMemoryError(
                         entry.spec.name,
                         {"vram": need.vram_bytes, "ram": need.ram_bytes},
@@ -353,15 +392,18 @@ class ModelPool:
                         why,
                     )
                 self._cv.wait(min(remaining, 1.0))
-            evicted: list[tuple[str, Runtime]] = []
+            evicted: list[tuple[_Entry, Runtime]] = []
             for victim_name in decision.evict:
                 victim = self._entries[victim_name]
                 if victim.runtime is not None:
-                    evicted.append((victim_name, victim.runtime))
+                    evicted.append((victim, victim.runtime))
                 victim.runtime, victim.state, victim.estimate = None, "unloaded", None
+                self._announce(
+                    victim, "evicted", reason=f"to make room for {entry.spec.name}", by=entry.spec.name
+                )
             for name, keep in decision.shrink:
                 self._shrink(self._entries[name], keep)
-            entry.spare = min(plan.spare_ram, decision.room_ram)
+            entry.spare = min(recipe.spare_ram, decision.room_ram)
             entry.estimate = replace(need, ram_bytes=need.ram_bytes + entry.spare)
             return evicted
 
@@ -395,13 +437,13 @@ class ModelPool:
     async def unload(self, name: str) -> bool:
         """Unload `name` now; requests still using it fail with ModelUnavailableError."""
         key = self.resolve(name)
-        return await asyncio.to_thread(self._unload, [key])
+        return await asyncio.to_thread(self._unload, [key], reason="requested")
 
     async def unload_all(self) -> list[str]:
         """Unload every resident model; returns the names unloaded."""
         with self._cv:
             names = [n for n, e in self._entries.items() if e.runtime is not None]
-        await asyncio.to_thread(self._unload, names)
+        await asyncio.to_thread(self._unload, names, reason="requested")
         return names
 
     async def preload(self) -> None:
@@ -412,39 +454,55 @@ class ModelPool:
             if isinstance(result, BaseException):
                 log.warning("preloading %s failed: %s", name, result)
 
-    def _unload(self, names: list[str]) -> bool:
-        closing: list[Runtime] = []
+    def _unload(self, names: list[str], *, reason: str, idle_only: bool = False) -> bool:
+        """Close the runtimes of `names`; with `idle_only`, skip any a request has just leased."""
+        closing: list[tuple[_Entry, Runtime]] = []
         with self._cv:
             for key in names:
-                entry = self._entries[key]
+                entry = self._entries.get(key)
+                if entry is None or (idle_only and entry.in_flight):
+                    continue
                 if entry.runtime is not None:
-                    closing.append(entry.runtime)
+                    closing.append((entry, entry.runtime))
                     entry.runtime, entry.state, entry.estimate = None, "unloaded", None
+                    self._announce(entry, "unloading", reason=reason)
             self._cv.notify_all()
-        for runtime in closing:
+        for entry, runtime in closing:
             runtime.close()
+            self._announce(entry, "unloaded", reason=reason)
         return bool(closing)
 
     def _reap(self, interval: float) -> None:
-        """Unload models idle for longer than their `ttl`."""
+        """The TTL thread: every `interval` seconds, unload what has been idle too long."""
         while True:
             with self._cv:
                 if self._closed:
                     return
                 self._cv.wait(interval)
-                now = self._clock()
-                idle = [
-                    n
-                    for n, e in self._entries.items()
-                    if e.runtime is not None
-                    and e.in_flight == 0
-                    and e.spec.ttl
-                    and not e.spec.pinned
-                    and now - e.last_used >= e.spec.ttl
-                ]
-            if idle:
-                log.info("unloading %s: idle past ttl", ", ".join(idle))
-                self._unload(idle)
+                if self._closed:
+                    return
+            self.reap_idle()
+
+    def reap_idle(self) -> list[str]:
+        """Unload models idle (no request in flight) for at least their `ttl`; returns their names.
+
+        Idle time runs from a model's last release, by the pool's clock.
+        """
+        with self._cv:
+            now = self._clock()
+            idle = [
+                n
+                for n, e in self._entries.items()
+                if e.runtime is not None
+                and e.in_flight == 0
+                and e.spec.ttl
+                and not e.spec.pinned
+                and now - e.last_used >= e.spec.ttl
+            ]
+        if idle:
+            log.info("unloading %s: idle past ttl", ", ".join(idle))
+            self._unload(idle, reason="idle past its ttl", idle_only=True)  # one may have been leased since
+        return idle
 
     def close(self) -> None:
         """Unload everything and stop the TTL thread. Later acquires raise EngineClosedError."""
@@ -452,8 +510,28 @@ class ModelPool:
             self._closed = True
             names = list(self._entries)
             self._cv.notify_all()
-        self._unload(names)
+        self._unload(names, reason="shutting down")
         self._reaper.join(timeout=5)
+
+
+class _Progress:
+    """Publishes a load's progress from llama.cpp's callback, once per percent (it calls per tensor)."""
+
+    def __init__(self, pool: ModelPool, entry: _Entry) -> None:
+        self._pool, self._entry, self._percent = pool, entry, 0
+
+    def __call__(self, fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent > self._percent:
+            self._percent = percent
+            self._pool._announce(self._entry, "loading", progress=percent / 100)
+
+
+def _memory(estimate: MemoryEstimate, measured: tuple[int, int] | None) -> dict[str, object]:
+    return {
+        "estimate": {"vramBytes": estimate.vram_bytes, "ramBytes": estimate.ram_bytes},
+        "measured": None if measured is None else {"vramBytes": measured[0], "ramBytes": measured[1]},
+    }
 
 
 def _stat(path: str) -> tuple[float, int] | None:

@@ -237,11 +237,19 @@ class ModelInfo(BaseModel):
     memory: MemoryInfo | None = None
     in_flight: int = 0
     prompt_cache: PromptCacheInfo | None = None
+    # what the model is and how it loads (None where it does not apply, or the file is unreadable)
+    file: str | None = None
+    size_bytes: int | None = None
+    quantization: str | None = None
+    context_length: int | None = None  # tokens per sequence
+    gpu_layers: int | None = None
+    parallel: int | None = None
 
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelInfo]
+    budget: MemoryInfo | None = None  # ClaraCore's extra: the pool's memory budget
 
 
 # ---------------------------------------------------------------- embeddings and reranking

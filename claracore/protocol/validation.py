@@ -1,12 +1,17 @@
-"""Turn pydantic's validation errors into the one field path a client can act on."""
+"""Validate a request into its wire type, with pydantic's errors turned into the one field path a
+client can act on."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+from claracore.errors import InvalidRequestError
+
+M = TypeVar("M", bound=BaseModel)
 
 # pydantic adds a step to the location for each union branch it tried ("str", "list[str]",
 # a model's class name): not part of the field's path as the client wrote it.
@@ -16,8 +21,10 @@ _BRANCH = re.compile(
 
 
 def field_path(loc: Sequence[int | str]) -> str:
-    """`("body", "messages", 0, "role")` → `"messages.0.role"`."""
-    return ".".join(str(x) for x in loc if x != "body" and not (isinstance(x, str) and _BRANCH.match(x)))
+    """`("body", "messages", 0, "role")` → `"messages.0.role"`; `("query", "page")` → `"page"`."""
+    if loc and loc[0] in ("body", "query"):  # where FastAPI found it, not part of the name
+        loc = loc[1:]
+    return ".".join(str(x) for x in loc if not (isinstance(x, str) and _BRANCH.match(x)))
 
 
 def first_error(errors: Sequence[Any]) -> tuple[str, str]:
@@ -30,3 +37,22 @@ def first_error(errors: Sequence[Any]) -> tuple[str, str]:
 
 def describe(exc: ValidationError) -> tuple[str, str]:
     return first_error(exc.errors())
+
+
+def parse(
+    cls: type[M], request: M | Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None
+) -> M:
+    """`request` (an instance, a mapping or None) with `fields` on top, validated as `cls`.
+
+    Raises InvalidRequestError naming the first bad field (dotted path), so a caller of the
+    Python API and the HTTP layer see the same 400.
+    """
+    extra = dict(fields or {})
+    if isinstance(request, cls):
+        return request.model_copy(update=extra) if extra else request
+    data = {**(dict(request) if isinstance(request, Mapping) else {}), **extra}
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        field, msg = describe(exc)
+        raise InvalidRequestError(f"{field or 'request'}: {msg}", param=field or None) from None

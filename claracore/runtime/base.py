@@ -39,3 +39,19 @@ class PromptCaching(Protocol):
         ...
 
     def prompt_cache_stats(self) -> PromptCacheStats: ...
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """How busy a batching runtime is: its slots, those decoding now, and jobs waiting for one."""
+
+    slots: int
+    busy: int
+    queued: int
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A runtime that decodes requests in slots (the LLM loop); the metrics show its occupancy."""
+
+    def occupancy(self) -> Occupancy: ...

@@ -63,7 +63,7 @@ class ChatTemplate:
         """Render `messages` (OpenAI shape, content already flattened to text).
 
         A template that ignores `tools` gets them as a system message instead, asking for the
-        bare-JSON call that `claracore.tool_calls` reads, as llama-server's generic format does:
+        bare-JSON call that `claracore.serving.tool_calls` reads, as llama-server's generic format does:
         otherwise the model would never hear of the tools it was given.
         """
         if tools and not self.knows_tools:

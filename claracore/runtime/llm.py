@@ -26,7 +26,7 @@ from typing import Any
 import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
-from claracore.runtime.base import PromptCacheStats
+from claracore.runtime.base import Occupancy, PromptCacheStats
 from claracore.runtime.chat_template import ChatTemplate
 from claracore.runtime.jobs import (
     Delta,
@@ -82,6 +82,7 @@ class LlmRuntime(TokenText):
         self._slots = [Slot(i) for i in range(self.parallel)]
         self._placer = Placer(self._ctx, self._slots, PromptCache(o.prompt_cache_bytes))
         self.prompt_tokens_decoded = 0  # prompt tokens put into batches: what the caches saved shows here
+        self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
         bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
         eos = llama_cpp.llama_vocab_eos(vocab)
@@ -144,6 +145,10 @@ class LlmRuntime(TokenText):
     def set_prompt_cache_limit(self, nbytes: int) -> None:
         """The pool grants (or takes back) host memory for the prompt cache; any thread."""
         self._placer.cache.set_limit(nbytes)
+
+    def occupancy(self) -> Occupancy:
+        """Slots, those decoding, jobs queued: read without the lock (a metrics snapshot)."""
+        return Occupancy(len(self._slots), sum(1 for s in self._slots if s.job is not None), len(self._queue))
 
     def close(self) -> None:
         """Stop the worker, fail what is queued or running, and free all native memory."""
@@ -287,6 +292,7 @@ class LlmRuntime(TokenText):
         if n == 0:
             return
         batch.n_tokens = n
+        self.tokens_decoded += n
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
             self._decode_failed(rc)

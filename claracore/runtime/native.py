@@ -1,8 +1,10 @@
-"""The seam to libllama: backend start-up, log routing, and owning model/context handles.
+"""The seam to libllama: backend start-up, log routing, owning model/context handles, build facts.
 
 llama-cpp-python's own wrappers print every llama.cpp log line to stderr and free native
 memory only when the garbage collector gets round to it; a server that loads and unloads
-models all day needs logs in `logging` and frees at a moment it chooses.
+models all day needs logs in `logging` and frees at a moment it chooses. What the installed
+build contains (`build_info`) is answered here too, so the doctor and the hardware probes never
+import llama_cpp themselves.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 import llama_cpp
 from gguf import GGMLQuantizationType
+
+from claracore.runtime.loading import current_watch
 
 log = logging.getLogger("claracore.llama")
 
@@ -26,23 +33,51 @@ _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARN
 _init_lock = threading.Lock()
 _initialised = False
 _listeners: list[Callable[[int, str], None]] = []
-_last_level = logging.DEBUG
-_demote_warnings = False  # set while a context is created: see new_context
+# What llama.cpp allocates, as it reports it: "CUDA0 model buffer size =  72.53 MiB". The C API
+# has no call for a context's buffer sizes, and these lines are what llama.cpp itself measured.
+_BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size =\s+([\d.]+) MiB")
+
+
+class _ThreadLog(threading.local):
+    """Per thread, because llama.cpp logs on the thread that called it and loads run concurrently:
+    the level a continuation line (CONT) inherits, and whether warnings are demoted (new_context)."""
+
+    last_level = logging.DEBUG
+    demote_warnings = False
+
+
+_thread_log = _ThreadLog()
+
+
+def forward_log(level: int, msg: str) -> None:
+    """Route one llama.cpp log line to `logging` (and to any `capture_log` listeners)."""
+    state = _thread_log
+    py_level = state.last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
+    if state.demote_warnings and py_level == logging.WARNING:
+        py_level = logging.INFO
+    state.last_level = py_level
+    for listener in list(_listeners):
+        listener(level, msg)
+    watch = current_watch()
+    if watch is not None and (m := _BUFFER.search(msg)):
+        watch.buffer(m.group(1), m.group(2), round(float(m.group(3)) * 2**20))
+    if log.isEnabledFor(py_level) and msg.strip():
+        log.log(py_level, "%s", msg.rstrip())
+
+
+@contextmanager
+def warnings_demoted() -> Iterator[None]:
+    """llama.cpp's warnings on this thread are logged at INFO while the block runs."""
+    _thread_log.demote_warnings = True
+    try:
+        yield
+    finally:
+        _thread_log.demote_warnings = False
 
 
 @llama_cpp.llama_log_callback
 def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    """Forward llama.cpp's log to `logging` (and to any `capture_log` listeners)."""
-    global _last_level
-    msg = text.decode("utf-8", errors="replace")
-    py_level = _last_level if level == 5 else _LEVELS.get(level, logging.DEBUG)
-    if _demote_warnings and py_level == logging.WARNING:
-        py_level = logging.INFO
-    _last_level = py_level
-    for listener in list(_listeners):
-        listener(level, msg)
-    if log.isEnabledFor(py_level) and msg.strip():
-        log.log(py_level, "%s", msg.rstrip())
+    forward_log(level, text.decode("utf-8", errors="replace"))
 
 
 def ensure_backend() -> None:
@@ -86,6 +121,18 @@ class NativeModel:
         params.n_gpu_layers = gpu_layers  # negative: all layers, as llama.h defines it
         params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         params.vocab_only = vocab_only
+        watch = current_watch()
+        if watch is not None:  # the pool is loading this model: report progress as llama.cpp reads it
+
+            def progress(fraction: float, _user: ctypes.c_void_p) -> bool:
+                try:
+                    watch.progress(fraction)
+                except Exception:  # raising through ctypes would answer False: abort the load
+                    log.exception("load progress report failed")
+                return True  # go on loading
+
+            callback = llama_cpp.llama_progress_callback(progress)  # referenced until the load returns
+            params.progress_callback = callback
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not model:
             raise ValueError("llama.cpp could not load the file (corrupt, truncated or unsupported)")
@@ -120,12 +167,8 @@ def new_context(model: NativeModel, params: llama_cpp.llama_context_params) -> l
     trained context and warns of an overflow that cannot happen, since no sequence may exceed
     its own share; its warnings while creating the context are logged at INFO instead.
     """
-    global _demote_warnings
-    _demote_warnings = True
-    try:
+    with warnings_demoted():
         ctx = llama_cpp.llama_init_from_model(model.model, params)
-    finally:
-        _demote_warnings = False
     if not ctx:
         raise ValueError("llama.cpp could not create a context (out of memory, or bad parameters)")
     return ctx
@@ -146,3 +189,49 @@ FLASH_ATTN: dict[object, int] = {
 
 def supports_gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+# ---------------------------------------------------------------- what the build contains
+
+_LIB = re.compile(r"^(?:lib)?ggml-([a-z0-9]+)\.(?:so|dylib|dll)$")
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """The llama.cpp this process loaded: its version, where its libraries lie, what they contain."""
+
+    version: str
+    lib_dir: Path
+    backends: tuple[str, ...]  # ggml backend libraries next to libllama: "cpu", "cuda", ...
+    gpu_offload: bool  # llama_supports_gpu_offload()
+
+
+def backend_libraries(lib_dir: Path) -> tuple[str, ...]:
+    """The ggml backends built as libraries in `lib_dir` (ggml-base is the core, not a backend)."""
+    if not lib_dir.is_dir():
+        return ()
+    names = {m.group(1) for f in lib_dir.iterdir() if (m := _LIB.match(f.name))}
+    return tuple(sorted(names - {"base"}))
+
+
+def _loaded_lib_dir() -> Path:
+    """Where the libllama llama_cpp loaded lives (LLAMA_CPP_LIB_PATH may move it)."""
+    import llama_cpp.llama_cpp as low
+
+    name = getattr(getattr(low, "_lib", None), "_name", None)
+    return Path(name).parent if name else Path(llama_cpp.__file__).parent / "lib"
+
+
+def build_info() -> BuildInfo:
+    """What the installed llama-cpp-python was compiled with (the doctor and `claracore system` report it)."""
+    try:
+        version = metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH, as gpu_check.sh uses
+        version = f"{getattr(llama_cpp, '__version__', 'unknown')} (not pip-installed)"
+    lib_dir = _loaded_lib_dir()
+    return BuildInfo(
+        version=version,
+        lib_dir=lib_dir,
+        backends=backend_libraries(lib_dir),
+        gpu_offload=supports_gpu_offload(),
+    )

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
+from claracore.units import MIB
 
 #: OpenAI's accepted range for `speed`.
 MIN_SPEED = 0.25
@@ -55,7 +56,7 @@ def estimate_memory(options: PiperOptions) -> int:
     keeps the graph and its initialisers), about 100 MiB more while speaking a paragraph.
     So: twice the file, plus 128 MiB of working memory.
     """
-    return 2 * os.path.getsize(options.path) + 128 * 2**20
+    return 2 * os.path.getsize(options.path) + 128 * MIB
 
 
 def _import_piper() -> Any:

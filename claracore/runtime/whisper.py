@@ -4,27 +4,26 @@ This module is the one seam to faster-whisper: nothing else in ClaraCore imports
 imported only when a model loads, so the `stt` extra stays optional and `import claracore` stays
 fast. Everything the rest of ClaraCore sees is plain frozen dataclasses, and every failure a
 caller can cause (an empty or undecodable file, a bad language) is an InvalidRequestError, so the
-HTTP layer answers 400, never 500.
+HTTP layer answers 400, never 500. How a transcription is written out (json, srt, vtt,
+verbose_json) is `claracore.serving.transcripts`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
 import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
+from claracore.units import MIB
 
 #: Whisper's own fallback schedule: at temperature 0 OpenAI retries hotter when decoding fails
 #: its compression/logprob thresholds, and faster-whisper does the same given this tuple.
 _FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 TASKS = ("transcribe", "translate")
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,6 @@ class Transcription:
 #: Resident bytes per byte of model.bin once loaded: CTranslate2 keeps the stored precision for
 #: the int8 and float16 variants, and widens to float32 (2x a float16 file) otherwise.
 _WEIGHT_FACTOR = {"float32": 2.0, "int8_float32": 1.0}
-_MIB = 2**20
 
 
 def estimate_memory(options: WhisperOptions) -> int:
@@ -90,8 +88,8 @@ def estimate_memory(options: WhisperOptions) -> int:
     encoder activations grow with the model.
     """
     size = os.path.getsize(os.path.join(options.path, "model.bin"))
-    weights = int(size * _WEIGHT_FACTOR.get(options.compute_type, 1.0)) + 32 * _MIB
-    per_job = 96 * _MIB + size
+    weights = int(size * _WEIGHT_FACTOR.get(options.compute_type, 1.0)) + 32 * MIB
+    per_job = 96 * MIB + size
     return weights + max(1, options.max_concurrent) * per_job
 
 
@@ -233,71 +231,4 @@ def _segment(index: int, s: Any) -> Segment:
         tokens=tuple(int(t) for t in s.tokens),
         temperature=float(s.temperature or 0.0),
         compression_ratio=float(s.compression_ratio),
-    )
-
-
-def _timestamp(seconds: float, sep: str) -> str:
-    """HH:MM:SS<sep>mmm, rounded to the millisecond (SRT uses ',', WebVTT '.')."""
-    ms = max(0, round(seconds * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def _srt(t: Transcription) -> str:
-    blocks = [
-        f"{i}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text.strip()}\n"
-        for i, s in enumerate(t.segments, start=1)
-    ]
-    return "\n".join(blocks)
-
-
-def _vtt(t: Transcription) -> str:
-    blocks = [
-        f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n" for s in t.segments
-    ]
-    return "WEBVTT\n\n" + "\n".join(blocks)
-
-
-def _verbose(t: Transcription, task: str) -> dict[str, Any]:
-    segments = []
-    for s in t.segments:
-        d = dataclasses.asdict(s)
-        del d["words"]
-        d["tokens"] = list(s.tokens)
-        segments.append(d)
-    body: dict[str, Any] = {
-        "task": task,
-        "language": t.language,
-        "duration": t.duration,
-        "text": t.text,
-        "segments": segments,
-    }
-    words = [w for s in t.segments for w in s.words]
-    if words:
-        body["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end} for w in words]
-    return body
-
-
-def format_transcription(
-    t: Transcription, response_format: str, *, task: str = "transcribe"
-) -> tuple[str, str]:
-    """Render a transcription the way OpenAI's API does: (body, media type).
-
-    `task` only shows in verbose_json ("transcribe" or "translate"), as OpenAI reports it.
-    """
-    if response_format == "json":
-        return json.dumps({"text": t.text}, ensure_ascii=False), "application/json"
-    if response_format == "text":
-        return t.text + "\n", "text/plain; charset=utf-8"
-    if response_format == "srt":
-        return _srt(t), "text/plain; charset=utf-8"
-    if response_format == "vtt":
-        return _vtt(t), "text/vtt; charset=utf-8"
-    if response_format == "verbose_json":
-        return json.dumps(_verbose(t, task), ensure_ascii=False), "application/json"
-    raise InvalidRequestError(
-        f"response_format '{response_format}' is not supported; use one of: " + ", ".join(RESPONSE_FORMATS),
-        param="response_format",
     )

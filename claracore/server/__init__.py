@@ -1,4 +1,5 @@
-"""The HTTP face of the engine: FastAPI routes that parse, call the engine and serialise."""
+"""The HTTP face of the engine: `create_app` builds the FastAPI app, whose routes parse a request,
+call the engine or a management service, and answer (ARCHITECTURE.md has the map)."""
 
 from claracore.server.app import create_app
 

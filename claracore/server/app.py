@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,49 +13,88 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from claracore import __version__
 from claracore.engine import AsyncEngine
-from claracore.server import errors
-from claracore.server.deps import key_digest
-from claracore.server.routes import audio, control, openai
-from claracore.server.routes import config as config_routes
-from claracore.server.routes import folders as folder_routes
-from claracore.server.routes import settings as settings_routes
-from claracore.server.routes import setup as setup_routes
-from claracore.server.routes import system as system_routes
-from claracore.store import Store
+from claracore.manage.activity import ActivityLog
+from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager, DownloadOptions
+from claracore.manage.settings import Settings
+from claracore.manage.setup import SetupRunner
+from claracore.manage.store import Store
+from claracore.server import errors, ui
+from claracore.server.auth import Auth
+from claracore.server.routes import (
+    activity,
+    audio,
+    config,
+    control,
+    downloads,
+    folders,
+    monitor,
+    openai,
+    settings,
+    setup,
+    system,
+)
+from claracore.server.state import AppState
+from claracore.server.telemetry import RequestTelemetry
+
+ROUTERS = (openai, audio, folders, control, config, system, settings, setup, downloads, monitor, activity)
 
 
 def create_app(
-    engine: AsyncEngine, *, config_path: Path | None = None, data_dir: Path | None = None
+    engine: AsyncEngine,
+    *,
+    config_path: Path | None = None,
+    data_dir: Path | None = None,
+    hard_restart: Callable[[], None] | None = None,
+    download_options: DownloadOptions | None = None,
 ) -> FastAPI:
     """The app; its lifespan preloads models at start-up and frees them all at shutdown.
 
     The API key and CORS come from `engine.config`. `config_path` is the YAML file the management
     API edits (None: edits are refused), `data_dir` holds ClaraCore's SQLite store (None: a
-    temporary folder, so tests and embedded uses never touch the user's data).
+    temporary folder, so tests and embedded uses never touch the user's data). `hard_restart`
+    replaces the process (`claracore serve` passes one; without it the route refuses).
+    `download_options` say which hub to use and where models land (default: `HF_ENDPOINT` or the
+    public hub; `data_dir/models`).
     """
+    # Without a data directory the store lives in a scratch folder made once for this app.
+    folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
+    scratch = folder if data_dir is None else None
+    store = Store(folder / "claracore.db")
+    config_file = ConfigFile(config_path, running=lambda: engine.config, events=engine.events)
+    prefs = Settings(store)
+    state = AppState(
+        engine=engine,
+        store=store,
+        data_dir=folder,
+        config_file=config_file,
+        auth=Auth(store, engine.config.api_key),
+        settings=prefs,
+        setup=SetupRunner(store, config_file, engine.events),
+        activity=ActivityLog(store, engine.events, lambda: engine.config.monitoring),
+        downloads=DownloadManager(
+            store, engine.events, prefs, config_file, data_dir=folder, options=download_options
+        ),
+        hard_restart=hard_restart,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.activity.start()
         await engine.start()
+        await state.downloads.start()  # unfinished downloads go on (paused ones stay paused)
         try:
             yield
         finally:
+            await state.downloads.close()  # keeps their state: the next start resumes them
             await engine.close()
+            state.activity.close()
             store.close()
-            if scratch:
+            if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.engine = engine
-    app.state.config_path = config_path
-    app.state.data_dir = data_dir
-    # Without a data directory the store lives in a scratch folder made once for this app.
-    scratch = None if data_dir is not None else tempfile.mkdtemp(prefix="claracore-")
-    store = Store(Path(scratch or data_dir or ".") / "claracore.db")
-    app.state.store = store
-    key = engine.config.api_key
-    app.state.key_digest = key_digest(key) if key else None
-    settings_routes.restore_auth(app)  # a key set through the settings route outlives restarts
+    app.state = state  # type: ignore[assignment]  # the typed AppState instead of Starlette's bag
     cors = engine.config.cors
     if cors:
         origins = ["*"] if cors is True else list(cors)
@@ -66,18 +105,14 @@ def create_app(
             allow_headers=["*"],
             allow_credentials=origins != ["*"],
         )
+    app.add_middleware(RequestTelemetry, monitor=engine.monitor)  # outermost: times everything
     errors.install(app)
-    app.include_router(openai.router)
-    app.include_router(audio.router)
-    app.include_router(folder_routes.router)
-    app.include_router(control.router)
-    app.include_router(config_routes.router)
-    app.include_router(system_routes.router)
-    app.include_router(settings_routes.router)
-    app.include_router(setup_routes.router)
+    for module in ROUTERS:
+        app.include_router(module.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    ui.install(app)  # last: its /ui/* catch-all must not shadow an API route
     return app

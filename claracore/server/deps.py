@@ -1,39 +1,96 @@
-"""Typed dependencies: the engine, and the API-key check every /v1 and /api route carries."""
+"""Typed dependencies, declared once: the app's state and services, the API-key check, JSON bodies.
+
+A route names what it needs by type (`eng: EngineDep`, `body: ...`) and never reaches into
+`request.app.state` itself.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from claracore.engine import AsyncEngine
+from claracore.errors import InvalidRequestError
+from claracore.manage.config_file import ConfigFile
+from claracore.manage.downloads import DownloadManager
+from claracore.manage.settings import Settings
+from claracore.manage.store import Store
+from claracore.protocol.validation import parse
 from claracore.server.errors import Unauthorized
-from claracore.store import Store
+from claracore.server.state import AppState
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def key_digest(key: str) -> bytes:
-    """Only the digest is kept in memory, so the key itself is never held or returned."""
-    return hashlib.sha256(key.encode("utf-8")).digest()
+def app_state(request: Request) -> AppState:
+    state = request.app.state
+    assert isinstance(state, AppState), "the app was not built by create_app"
+    return state
 
 
-def engine(request: Request) -> AsyncEngine:
-    eng: AsyncEngine = request.app.state.engine
-    return eng
+def _engine(request: Request) -> AsyncEngine:
+    return app_state(request).engine
+
+
+def _store(request: Request) -> Store:
+    return app_state(request).store
+
+
+def _config_file(request: Request) -> ConfigFile:
+    return app_state(request).config_file
+
+
+def _settings(request: Request) -> Settings:
+    return app_state(request).settings
+
+
+def _downloads(request: Request) -> DownloadManager:
+    return app_state(request).downloads
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+StoreDep = Annotated[Store, Depends(_store)]
+ConfigFileDep = Annotated[ConfigFile, Depends(_config_file)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DownloadsDep = Annotated[DownloadManager, Depends(_downloads)]
 
 
 async def require_key(request: Request) -> None:
-    """Accept `Authorization: Bearer KEY` or `X-API-Key: KEY`, compared in constant time."""
-    expected: bytes | None = request.app.state.key_digest
-    if expected is None:
-        return
-    auth = request.headers.get("authorization", "")
-    given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
-    if not given or not hmac.compare_digest(key_digest(given), expected):
+    """Every /v1 and /api router carries this: the API key, when one is required (server.auth)."""
+    if not app_state(request).auth.allows(request.headers):
         raise Unauthorized("a valid API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)")
 
 
-def store(request: Request) -> Store:
-    """The app's SQLite store (tracked folders, scanned files, settings)."""
-    db: Store = request.app.state.store
-    return db
+async def json_body(request: Request) -> Any:
+    """The body as JSON whatever its Content-Type (curl's `-d` sends a form type), {} when empty.
+
+    Invalid JSON is a 400 INVALID_REQUEST, as the management API has always answered it.
+    """
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError("the request body is not valid JSON") from exc
+
+
+def json_model(model: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """A dependency giving the body (read as `json_body` does) validated as `model`; a body that
+    is not an object, or a bad field, is a 400 naming it."""
+
+    async def dependency(request: Request) -> M:
+        data = await json_body(request)
+        if not isinstance(data, dict):
+            raise InvalidRequestError("the request body must be a JSON object")
+        return parse(model, data)
+
+    return dependency
+
+
+JsonBody = Annotated[Any, Depends(json_body)]

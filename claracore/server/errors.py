@@ -26,8 +26,12 @@ from claracore.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelUnavailableError,
+    NotFoundError,
+    RemoteAccessError,
+    RemoteError,
 )
 from claracore.protocol.validation import first_error
+from claracore.server.telemetry import note_error
 
 log = logging.getLogger("claracore.server")
 
@@ -42,7 +46,10 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (InvalidRequestError, 400),
     (ConfigError, 400),
     (ModelNotFoundError, 404),
+    (NotFoundError, 404),
     (ConflictError, 409),
+    (RemoteAccessError, 403),  # the hub refused the user's token (not our own key: that is a 401)
+    (RemoteError, 502),
     (InsufficientMemoryError, 503),
     (ModelLoadError, 503),
     (ModelUnavailableError, 503),
@@ -53,11 +60,13 @@ STATUS: list[tuple[type[BaseException], int]] = [
 OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
     500: "server_error",
+    502: "server_error",
     503: "service_unavailable_error",
 }
 
@@ -71,6 +80,7 @@ def envelope(
     details: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """The error body for this route family, with Retry-After where waiting helps."""
+    note_error(code)
     if request.url.path.startswith("/api"):
         body: dict[str, Any] = {"error": message, "code": code, "details": details or {}}
     else:

@@ -2,6 +2,8 @@
 
 An error after the stream has started cannot change the status code any more, so it is sent as
 one `data: {"error": ...}` event followed by `[DONE]`, which OpenAI's clients raise as an error.
+A ClaraCore error there is expected (a model unloaded mid-stream) and logged in one line; any
+other exception is a bug, and its traceback is logged before the client sees "internal error".
 No keep-alive comments: some clients choke on them, and tokens flow continuously anyway.
 
 Framing is done here rather than by a library: it is three lines, and on the per-token path
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from claracore.errors import ClaraCoreError
 from claracore.server.errors import error_body
 
 log = logging.getLogger("claracore.server")
@@ -28,7 +31,7 @@ _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def sse_response(
     chunks: AsyncIterator[BaseModel],
-    on_end: Callable[[BaseModel | None, str], None],
+    on_end: Callable[[BaseModel | None, str], None] | None = None,
     *,
     done_marker: bool = True,
 ) -> StreamingResponse:
@@ -48,12 +51,17 @@ def sse_response(
             outcome = "ok"
         except Exception as exc:
             outcome = f"error: {exc}"
+            if isinstance(exc, ClaraCoreError):
+                log.warning("stream ended early: %s (%s)", exc.message, exc.code)
+            else:
+                log.exception("stream failed: unexpected error")
             yield b"data: " + json.dumps(error_body(exc)).encode() + b"\n\n"
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-            on_end(last, outcome)
+            if on_end is not None:
+                on_end(last, outcome)
         if done_marker:
             yield b"data: [DONE]\n\n"
 

@@ -23,14 +23,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(config: dict[str, Any], **app_options: Any) -> Iterator[tuple[str, AsyncEngine]]:
-    """Yields the base URL and the engine behind it; stops the server (and engine) afterwards.
-
-    `app_options` go to `create_app` (config_path, data_dir).
-    """
-    engine = AsyncEngine(config)
+def serving(app: Any) -> Iterator[str]:
+    """Serves any ASGI app on a free loopback port in a thread; yields its base URL."""
     port = free_port()
-    app = create_app(engine, **app_options)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
@@ -43,8 +38,19 @@ def running_server(config: dict[str, Any], **app_options: Any) -> Iterator[tuple
             raise RuntimeError("server did not start")
         time.sleep(0.02)
     try:
-        httpx.get(url + "/health", timeout=5).raise_for_status()
-        yield url, engine
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def running_server(config: dict[str, Any], **app_options: Any) -> Iterator[tuple[str, AsyncEngine]]:
+    """Yields the base URL and the engine behind it; stops the server (and engine) afterwards.
+
+    `app_options` go to `create_app` (config_path, data_dir).
+    """
+    engine = AsyncEngine(config)
+    with serving(create_app(engine, **app_options)) as url:
+        httpx.get(url + "/health", timeout=5).raise_for_status()
+        yield url, engine

@@ -14,6 +14,7 @@ import pytest
 from claracore import AsyncEngine
 from claracore.server import create_app
 from tests.e2e.server import running_server
+from tests.tiny_models import NO_EOS
 
 KEY = "s3cret-key"
 USER = [{"role": "user", "content": "hi"}]
@@ -50,7 +51,13 @@ def test_openai_client_without_and_with_the_key(server: tuple[str, Any]) -> None
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()
     with openai.OpenAI(base_url=server[0] + "/v1", api_key=KEY, max_retries=0) as good:
-        r = good.chat.completions.create(model="tiny", messages=USER, max_tokens=2)  # type: ignore[arg-type]
+        r = good.chat.completions.create(
+            model="tiny",
+            messages=USER,
+            max_tokens=2,
+            temperature=0,
+            logit_bias=NO_EOS,  # type: ignore[arg-type]
+        )
         assert r.usage is not None and r.usage.completion_tokens == 2
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+import pytest
 import yaml
 
 from tests.e2e.server import free_port, running_server
+from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -60,7 +63,7 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
     a = {"name": "a", "model": str(tiny_llama), "context_length": 512, "parallel": 1}
     write_config(cfg, [a])
     with running_server({"models": [a]}, config_path=cfg) as (url, engine):
-        body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 1}
+        body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 0}
         lines: list[str] = []
         started = threading.Event()
 
@@ -75,9 +78,10 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
         assert started.wait(10)
         write_config(cfg, [{**a, "top_k": 5}])
         assert httpx.post(url + "/api/server/restart").json()["models"]["changed"] == ["a"]
-        reader.join(30)
+        reader.join(120)
+        assert not reader.is_alive(), "the stream on the old definition never ended"
         lines = [x for x in lines if x]
-        assert lines[-1] == "data: [DONE]" and not any('"error"' in x for x in lines)
+        assert lines[-1] == "data: [DONE]" and not any('"error"' in x for x in lines), lines[-3:]
         assert engine.pool._retiring == []  # the old definition closed after its last request
         assert chat(url, "a").status_code == 200
 
@@ -114,7 +118,51 @@ def test_load_unload_routes(tiny_llama: Path) -> None:
         )  # embedded: no process to replace
 
 
-def test_hard_restart_replaces_the_process(tmp_path: Path, tiny_llama: Path) -> None:
+def _listening_socket(pid: int, port: int) -> str:
+    """The kernel identity (`socket:[inode]`) of the socket process `pid` listens on `port` with."""
+    for conn in psutil.Process(pid).net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return os.readlink(f"/proc/{pid}/fd/{conn.fd}")
+    raise AssertionError(f"process {pid} does not listen on port {port}")
+
+
+def _states_unless_cut(url: str) -> dict[str, str] | None:
+    """The model states, or None when the exec cut this request after its connection was made.
+
+    A refused connection is not swallowed: that would be the port closing (the knocker counts it).
+    """
+    try:
+        return states(url)
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        return None
+
+
+class _Knocker(threading.Thread):
+    """Opens a TCP connection to the port every few milliseconds and counts the refusals.
+
+    While a listening socket exists the kernel completes the handshake even if no process is
+    accepting (the connection waits in the backlog), so a refusal means the port was closed.
+    """
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.knocks = 0
+        self.refused = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+            except ConnectionRefusedError:
+                self.refused += 1
+            self.knocks += 1
+            self.stop.wait(0.005)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to identify the socket")
+def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Path, tiny_llama: Path) -> None:
     cfg = tmp_path / "config.yaml"
     write_config(cfg, [{"name": "a", "model": str(tiny_llama)}])
     port = free_port()
@@ -125,34 +173,32 @@ def test_hard_restart_replaces_the_process(tmp_path: Path, tiny_llama: Path) -> 
         stderr=subprocess.DEVNULL,
         env={**os.environ},
     )
+    knocker = _Knocker(port)
     try:
 
         def up() -> bool:
             try:
                 return httpx.get(url + "/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
+            except httpx.ConnectError:  # not listening yet: only before the first start
+                assert proc.poll() is None, "the server exited"
                 return False
 
-        deadline = time.monotonic() + 60
-        while not up():
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+        wait_for(up, timeout=60, what="the server to start")
         assert chat(url, "a").status_code == 200
+        listening = _listening_socket(proc.pid, port)
+        knocker.start()
         r = httpx.post(url + "/api/server/restart/hard")
         assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
-        # The listening socket is handed over across exec, so the port never goes away: the
-        # sign of a new process is that the loaded model is gone.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if states(url) == {"a": "unloaded"}:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        assert states(url) == {"a": "unloaded"} and proc.poll() is None  # same pid, fresh process
+        # The sign of a new process (same pid: exec) is that the loaded model is gone.
+        wait_for(lambda: _states_unless_cut(url) == {"a": "unloaded"}, timeout=60, what="the new process")
+        knocker.stop.set()
+        knocker.join()
+        assert proc.poll() is None
+        assert knocker.refused == 0 and knocker.knocks > 10, (knocker.refused, knocker.knocks)
+        assert _listening_socket(proc.pid, port) == listening  # the very same socket, inherited
         assert chat(url, "a").status_code == 200
     finally:
+        knocker.stop.set()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(15)

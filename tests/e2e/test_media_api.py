@@ -83,7 +83,20 @@ def test_rerank_sorts_by_score(server: tuple[str, Any], route: str) -> None:
     assert sorted(x["index"] for x in results) == [0, 1, 2, 3]
     scores = [x["relevance_score"] for x in results]
     assert scores == sorted(scores, reverse=True)
-    assert results[0]["document"]["text"] in ("the cat", "a red dog", "hello world yes", "blue sea")
+    assert len(set(scores)) == 4  # distinct, so the order below is the only right one
+    # Each document scored on its own gives the score reported for its index.
+    alone = {
+        i: httpx.post(
+            server[0] + route, json={"model": "rank", "query": "cat", "documents": [doc]}, timeout=30
+        ).json()["results"][0]["relevance_score"]
+        for i, doc in enumerate(docs)
+    }
+    for x in results:
+        assert x["relevance_score"] == pytest.approx(alone[x["index"]], rel=1e-4, abs=1e-6)
+    expected_order = sorted(alone, key=lambda i: -alone[i])
+    assert [x["index"] for x in results] == expected_order
+    texts = ["the cat", "a red dog", "hello world yes", "blue sea"]
+    assert [x["document"]["text"] for x in results] == [texts[i] for i in expected_order]
     top = httpx.post(server[0] + route, json={"model": "rank", "query": "cat", "documents": docs, "top_n": 2})
     assert [x["index"] for x in top.json()["results"]] == [x["index"] for x in results[:2]]
     assert "document" not in top.json()["results"][0]

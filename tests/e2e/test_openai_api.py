@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,14 @@ import openai
 import pytest
 
 from tests.e2e.server import running_server
-from tests.tiny_models import make_tiny_llama
+from tests.tiny_models import NO_EOS
+from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello world"}]
 
 
 @pytest.fixture(scope="module")
-def server(tiny_llama: Path, tiny_bert: Path) -> Iterator[tuple[str, Any]]:
-    long_llama = make_tiny_llama(tiny_llama.with_name("tiny-llama-4k.gguf"), n_ctx=4096)
+def server(tiny_llama: Path, tiny_bert: Path, tiny_llama_4k: Path) -> Iterator[tuple[str, Any]]:
     config = {
         "cors": ["http://ui.example"],
         "models": [
@@ -34,7 +33,8 @@ def server(tiny_llama: Path, tiny_bert: Path) -> Iterator[tuple[str, Any]]:
             {"name": "solo", "model": str(tiny_llama), "context_length": 512, "parallel": 1},
             {"name": "embedder", "model": str(tiny_bert), "type": "embedding"},
             # room for the tool instructions, which the tiny vocabulary spells out letter by letter
-            {"name": "tools", "model": str(long_llama), "context_length": 2048, "parallel": 1},
+            {"name": "tools", "model": str(tiny_llama_4k), "context_length": 2048, "parallel": 1},
+            {"name": "long", "model": str(tiny_llama_4k), "context_length": 4096, "parallel": 1},
         ],
     }
     with running_server(config) as running:
@@ -56,7 +56,7 @@ async def aclient(server: tuple[str, Any]) -> AsyncIterator[openai.AsyncOpenAI]:
 def test_models_list_and_get(client: openai.OpenAI) -> None:
     models = client.models.list()
     ids = [m.id for m in models.data]
-    assert ids == ["tiny", "solo", "embedder", "tools"]
+    assert ids == ["tiny", "solo", "embedder", "tools", "long"]
     first = models.data[0].model_dump()
     assert first["object"] == "model" and first["type"] == "llm" and first["aliases"] == ["t"]
     assert first["state"] in ("unloaded", "loaded")
@@ -132,7 +132,14 @@ async def test_chat_async_stream_and_not(aclient: openai.AsyncOpenAI) -> None:
     )
     assert [c.index for c in r.choices] == [0, 1]
     assert r.choices[0].logprobs is not None and len(r.choices[0].logprobs.content or []) == 4
-    stream = await aclient.chat.completions.create(model="tiny", messages=USER, max_tokens=4, stream=True)  # type: ignore[arg-type]
+    stream = await aclient.chat.completions.create(
+        model="tiny",
+        messages=USER,
+        max_tokens=4,
+        stream=True,
+        seed=3,
+        logit_bias=NO_EOS,  # type: ignore[arg-type]
+    )
     finishes = [c.choices[0].finish_reason async for c in stream if c.choices]
     assert finishes[-1] == "length"
 
@@ -178,7 +185,7 @@ def test_completions(client: openai.OpenAI) -> None:
 
 
 def test_raw_sse_framing(server: tuple[str, Any]) -> None:
-    body = {"model": "tiny", "messages": USER, "max_tokens": 5, "stream": True}
+    body = {"model": "tiny", "messages": USER, "max_tokens": 5, "stream": True, "logit_bias": NO_EOS}
     with httpx.stream("POST", server[0] + "/v1/chat/completions", json=body, timeout=30) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -196,17 +203,29 @@ def test_raw_sse_framing(server: tuple[str, Any]) -> None:
 
 
 def test_disconnect_mid_stream_cancels_the_sequence(server: tuple[str, Any]) -> None:
+    """A client that goes away ends its generation at once, not after its 4000 tokens.
+
+    EOS is banned and sampling is greedy, so only a cancel ends the sequence early; the
+    decoded-token count tells the two apart however fast the machine is.
+    """
     url, engine = server
-    body = {"model": "solo", "messages": USER, "max_tokens": 400, "stream": True, "temperature": 1}
+    assert httpx.post(url + "/api/models/long/load", timeout=60).status_code == 200
+    runtime = next(e.runtime for e in engine.pool._entries.values() if e.spec.name == "long")
+    before = runtime.tokens_decoded
+    body = {
+        "model": "long",
+        "messages": USER,
+        "max_tokens": 4000,
+        "stream": True,
+        "temperature": 0,
+        "logit_bias": NO_EOS,
+    }
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
         for i, _line in enumerate(r.iter_lines()):
             if i > 6:
                 break
-    runtime = next(e.runtime for e in engine.pool._entries.values() if e.spec.name == "solo")
-    deadline = time.monotonic() + 5
-    while runtime.active and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert runtime.active == 0
+    wait_for(lambda: runtime.active == 0, timeout=60, what="the disconnected stream's slot to be freed")
+    assert runtime.tokens_decoded - before < 1000, "the disconnected sequence kept decoding"
     r2 = httpx.post(url + "/v1/chat/completions", json={**body, "stream": False, "max_tokens": 3}, timeout=30)
     assert r2.status_code == 200 and r2.json()["choices"][0]["finish_reason"] == "length"
 
@@ -269,7 +288,7 @@ def test_unknown_model_is_404_listing_models(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="gpt-9", messages=USER)  # type: ignore[arg-type]
     body = info.value.body
     assert isinstance(body, dict) and body["code"] == "MODEL_NOT_FOUND"
-    assert body["details"]["availableModels"] == ["tiny", "solo", "embedder", "tools"]
+    assert body["details"]["availableModels"] == ["tiny", "solo", "embedder", "tools", "long"]
 
 
 def test_hundred_bad_requests_leave_it_serving(server: tuple[str, Any]) -> None:
@@ -279,7 +298,7 @@ def test_hundred_bad_requests_leave_it_serving(server: tuple[str, Any]) -> None:
             patch, _ = BAD[i % len(BAD)]
             r = http.post(url, json={"model": "tiny", "messages": USER, **patch})
             assert r.status_code == 400
-        r = http.post(url, json={"model": "tiny", "messages": USER, "max_tokens": 3})
+        r = http.post(url, json={"model": "tiny", "messages": USER, "max_tokens": 3, "logit_bias": NO_EOS})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
 
 

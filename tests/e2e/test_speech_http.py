@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from claracore.defaults import BUNDLED
+from claracore.manage.defaults import BUNDLED
 from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 
 from claracore import Engine
 from claracore.config import ModelSpec
-from claracore.hardware import detect_memory
+from claracore.hardware.memory import detect_memory
 from claracore.pool import loaders
 from claracore.runtime.native import capture_log, supports_gpu_offload
 from tests.tiny_models import make_tiny_llama
@@ -55,15 +55,15 @@ def test_offload_matches_the_estimate(big_models: tuple[Path, Path], gpu_layers:
     spec = ModelSpec(
         name="a", model=str(big_models[0]), context_length=2048, parallel=4, gpu_layers=gpu_layers
     )
-    plan = loaders.plan(spec, gpu_offload=True)
-    warm = loaders.plan(
+    recipe = loaders.recipe(spec, gpu_offload=True)
+    warm = loaders.recipe(
         spec.model_copy(update={"context_length": 256, "parallel": 1}), gpu_offload=True
     ).load()
     warm.close()  # the CUDA context itself now exists and is not counted below
     settle()
     before = vram_used()
     with capture_log() as lines:
-        runtime = plan.load()
+        runtime = recipe.load()
     settle()
     measured = vram_used() - before
     reported = device_buffers(lines)
@@ -71,20 +71,20 @@ def test_offload_matches_the_estimate(big_models: tuple[Path, Path], gpu_layers:
     settle()
     after = vram_used()
     print(
-        f"gpu_layers={gpu_layers}: estimate {plan.estimate.vram_bytes / MIB:.0f} MiB VRAM, "
+        f"gpu_layers={gpu_layers}: estimate {recipe.estimate.vram_bytes / MIB:.0f} MiB VRAM, "
         f"llama.cpp device buffers {reported / MIB:.0f} MiB, NVML delta {measured / MIB:.0f} MiB, "
         f"left after close {(after - before) / MIB:.0f} MiB"
     )
     assert reported > 0, "llama.cpp reported no device buffers: the model was not offloaded"
-    assert plan.estimate.vram_bytes == pytest.approx(reported, rel=0.10)
-    assert plan.estimate.vram_bytes == pytest.approx(measured, rel=0.20)
+    assert recipe.estimate.vram_bytes == pytest.approx(reported, rel=0.10)
+    assert recipe.estimate.vram_bytes == pytest.approx(measured, rel=0.20)
     assert after - before < 0.1 * measured  # closing returned the VRAM
     if gpu_layers == 4:
-        assert plan.estimate.weights_ram > 0 and plan.estimate.weights_vram > 0
+        assert recipe.estimate.weights_ram > 0 and recipe.estimate.weights_vram > 0
 
 
 def test_vram_budget_evicts_the_idle_model(big_models: tuple[Path, Path]) -> None:
-    one = loaders.plan(
+    one = loaders.recipe(
         ModelSpec(name="x", model=str(big_models[0]), context_length=1024, parallel=2, gpu_layers=-1),
         gpu_offload=True,
     ).estimate.vram_bytes

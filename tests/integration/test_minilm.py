@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from claracore.convert import cached_conversion, read_safetensors
+from claracore.manage.convert import cached_conversion, read_safetensors
 from claracore.runtime.embedding import EmbeddingOptions, EmbeddingRuntime
 
 pytestmark = pytest.mark.integration

@@ -19,11 +19,11 @@ def test_runtime_allocates_what_the_pool_budgets(
     request: pytest.FixtureRequest, fixture: str, ctx: int, parallel: int
 ) -> None:
     path = request.getfixturevalue(fixture)
-    plan = loaders.plan(
+    recipe = loaders.recipe(
         ModelSpec(name="m", model=str(path), context_length=ctx, parallel=parallel), gpu_offload=False
     )
     with capture_log() as lines:
-        runtime = plan.load()
+        runtime = recipe.load()
     runtime.close()
     reported = {}
     for line in lines:
@@ -31,5 +31,5 @@ def test_runtime_allocates_what_the_pool_budgets(
             reported[m.group(1)] = reported.get(m.group(1), 0.0) + float(m.group(2)) * 2**20
     assert set(reported) >= {"model", "KV", "compute"}, lines
     rounding = 0.01 * 2**20 * len(reported)  # llama.cpp prints MiB with two decimals
-    assert plan.estimate.kv_bytes == pytest.approx(reported["KV"], rel=0.01, abs=rounding)
-    assert plan.estimate.total == pytest.approx(sum(reported.values()), rel=0.10, abs=rounding)
+    assert recipe.estimate.kv_bytes == pytest.approx(reported["KV"], rel=0.01, abs=rounding)
+    assert recipe.estimate.total == pytest.approx(sum(reported.values()), rel=0.10, abs=rounding)

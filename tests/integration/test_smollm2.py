@@ -103,6 +103,24 @@ async def test_multi_turn_decodes_only_the_new_turn(engine: AsyncEngine) -> None
     second = await engine.chat(model="smol", messages=follow, temperature=0, max_tokens=20)
     cached = (second.usage.prompt_tokens_details or {})["cached_tokens"]
     assert cached >= first.usage.prompt_tokens  # the whole first exchange came from the cache
+    await engine.unload("smol")  # nothing cached now: the same turn read from scratch
+    cold = await engine.chat(model="smol", messages=follow, temperature=0, max_tokens=20)
+    assert (cold.usage.prompt_tokens_details or {})["cached_tokens"] == 0
+    assert cold.choices[0].message.content == second.choices[0].message.content
+
+
+async def test_n_greedy_choices_each_answer_as_one_does(engine: AsyncEngine) -> None:
+    """The second choice decodes on a copy of the first's prompt KV: a real model (whose first
+    token is an attention sink) answers differently if even one position were missing."""
+    one = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=20)
+    await engine.unload("smol")  # empty slots for the siblings
+    two = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=20, n=2)
+    assert [c.message.content for c in two.choices] == [one.choices[0].message.content] * 2
+    # Slots that held plain completions (another first token) are cleared before the copy.
+    openings = ["Paris is", "Rome was", "Snow falls", "Bread and"]
+    await asyncio.gather(*(engine.complete(model="smol", prompt=p, max_tokens=4) for p in openings))
+    two = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=20, n=2)
+    assert [c.message.content for c in two.choices] == [one.choices[0].message.content] * 2
 
 
 def _rss() -> int:

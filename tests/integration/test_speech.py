@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
-from claracore.runtime.audio import encode
 from claracore.runtime.piper import PiperOptions, PiperRuntime
-from claracore.runtime.whisper import WhisperOptions, WhisperRuntime, format_transcription
+from claracore.runtime.whisper import Transcription, WhisperOptions, WhisperRuntime
+from claracore.serving.audio import encode
+from claracore.serving.transcripts import format_transcription
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,20 @@ def test_every_format_renders(whisper: WhisperRuntime, spoken: bytes, fmt: str) 
     assert "fox" in body.lower()
 
 
+def test_engine_transcribe_answers_the_typed_transcription(spoken: bytes) -> None:
+    """The Python API returns the Transcription (the HTTP route writes it in the asked format)."""
+    from claracore import Engine
+
+    path = _locate(*WHISPER_DIR, "faster_whisper")
+    with Engine({"models": [{"name": "w", "model": str(path), "type": "stt"}]}) as engine:
+        t = engine.transcribe(spoken, model="w", timestamp_granularities=["word"])
+    assert isinstance(t, Transcription) and "fox" in t.text.lower()
+    assert any(s.words for s in t.segments)  # the options reached the runtime
+
+
 def test_streamed_wav_decodes_too(whisper: WhisperRuntime, piper: PiperRuntime) -> None:
     """What a streaming /v1/audio/speech client receives is itself a file Whisper can read."""
-    from claracore.runtime.audio import wav_header
+    from claracore.serving.audio import wav_header
 
     data = wav_header(piper.sample_rate) + b"".join(piper.synthesize(SENTENCE))
     assert "fox" in whisper.transcribe(data).text.lower()
@@ -190,3 +202,30 @@ def test_closed_runtimes_refuse_work(spoken: bytes) -> None:
         w.transcribe(spoken)
     with pytest.raises(ModelUnavailableError):
         p.synthesize(SENTENCE)
+
+
+def test_speech_recipes_budget_where_the_model_will_run() -> None:
+    """Whisper runs on the GPU when offload works and gpu_layers allows it (CTranslate2 float16),
+    else on the CPU (int8); Piper always on the CPU. The estimate follows, and the size is the
+    folder's or file's."""
+    from claracore.config import ModelSpec
+    from claracore.pool import loaders
+
+    folder = _locate(*WHISPER_DIR, "faster_whisper")
+    stt = ModelSpec(name="w", model=str(folder), type="stt", gpu_layers=-1)
+    cpu = loaders.recipe(stt, gpu_offload=False)
+    gpu = loaders.recipe(stt, gpu_offload=True)
+    kept = loaders.recipe(stt.model_copy(update={"gpu_layers": 0}), gpu_offload=True)
+    assert cpu.kind == gpu.kind == "stt"
+    assert cpu.estimate.vram_bytes == 0 and cpu.estimate.ram_bytes > 30 * 2**20
+    assert gpu.estimate.ram_bytes == 0 and gpu.estimate.vram_bytes > 30 * 2**20
+    assert kept.estimate == cpu.estimate
+    assert cpu.facts is not None and cpu.facts.size_bytes == sum(
+        f.stat().st_size for f in folder.rglob("*") if f.is_file()
+    )
+    voice = _locate(*PIPER_VOICE, "piper")
+    tts = loaders.recipe(ModelSpec(name="v", model=str(voice), type="tts", gpu_layers=-1), gpu_offload=True)
+    assert (
+        tts.kind == "tts" and tts.estimate.vram_bytes == 0 and tts.estimate.ram_bytes > voice.stat().st_size
+    )
+    assert tts.facts is not None and tts.facts.size_bytes == voice.stat().st_size

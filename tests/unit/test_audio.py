@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 
 from claracore.errors import InvalidRequestError
-from claracore.runtime import audio
 from claracore.runtime import piper as piper_rt
 from claracore.runtime import whisper as whisper_rt
 from claracore.runtime.piper import PiperRuntime, length_scale
-from claracore.runtime.whisper import Segment, Transcription, Word, format_transcription
-
-HAS_SOUNDFILE = importlib.util.find_spec("soundfile") is not None
+from claracore.runtime.whisper import Segment, Transcription, Word
+from claracore.serving import audio
+from claracore.serving.transcripts import format_transcription
 
 
 def _tone(n: int, seed: int = 0) -> bytes:
@@ -99,17 +98,7 @@ def test_without_pyav_compressed_formats_are_a_clear_400() -> None:
         audio.encode([_tone(10)], 16000, "mp3")
     assert e.value.param == "response_format"
     assert "PyAV" in e.value.message and "wav" in e.value.message
-    assert audio.available_formats() == (("wav", "pcm", "flac") if HAS_SOUNDFILE else ("wav", "pcm"))
-
-
-@pytest.mark.usefixtures("no_pyav")
-@pytest.mark.skipif(not HAS_SOUNDFILE, reason="soundfile not installed")
-def test_flac_through_soundfile_when_pyav_is_missing() -> None:  # pragma: no cover - environment
-    import soundfile
-
-    pcm = _tone(4000)
-    samples, rate = soundfile.read(io.BytesIO(audio.encode([pcm], 22050, "flac")), dtype="int16")
-    assert rate == 22050 and samples.tobytes() == pcm
+    assert audio.available_formats() == ("wav", "pcm")
 
 
 def test_streaming_wav_header() -> None:

@@ -18,7 +18,8 @@ import yaml
 from claracore import __version__
 from claracore.cli import main
 from claracore.config import parse_config
-from claracore.defaults import (
+from claracore.errors import ConfigError
+from claracore.manage.defaults import (
     INSTALL_HINT,
     add_models_dir,
     bundled_config,
@@ -27,7 +28,6 @@ from claracore.defaults import (
     resolve_config,
     scan_models_dir,
 )
-from claracore.errors import ConfigError
 from tests.tiny_models import make_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from claracore import config_edit as edit
 from claracore.config import Config, parse_config
 from claracore.errors import ConfigError, ConflictError, InvalidRequestError, ModelNotFoundError
+from claracore.manage import config_edit as edit
 from tests.tiny_models import make_tiny_llama
 
 

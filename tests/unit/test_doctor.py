@@ -7,11 +7,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import llama_cpp
 import pytest
 
-from claracore.doctor import Report, advise, backend_libraries, diagnose, render, write_tiny_model
-from claracore.hardware import GPUInfo
-from claracore.runtime.native import NativeModel, supports_gpu_offload
+from claracore.hardware.doctor import Report, advise, diagnose, render, write_tiny_model
+from claracore.hardware.memory import GPUInfo
+from claracore.runtime.native import NativeModel, backend_libraries, supports_gpu_offload, tokenize
 
 REPO = Path(__file__).resolve().parents[2]
 H100 = GPUInfo(index=0, name="NVIDIA H100 80GB HBM3", vram_total=80 << 30, vram_free=79 << 30)
@@ -42,9 +43,20 @@ def test_diagnose_finds_the_cpu_library_next_to_libllama() -> None:
     assert report.offloaded is None and report.offload_error == ""
 
 
-def test_tiny_model_loads(tmp_path: Path) -> None:
-    model = NativeModel.load(str(write_tiny_model(tmp_path / "t.gguf")), gpu_layers=-1, use_mmap=False)
-    model.close()
+def test_the_doctors_tiny_model_loads_as_written(tmp_path: Path) -> None:
+    """The offload check's model is a real llama model with the shape asked for and a vocab that
+    tokenizes, so "it loaded" in the doctor's report means llama.cpp built it."""
+    path = write_tiny_model(tmp_path / "t.gguf", n_layer=3, n_embd=64)
+    model = NativeModel.load(str(path), gpu_layers=-1, use_mmap=False)
+    try:
+        assert llama_cpp.llama_model_n_layer(model.model) == 3
+        assert llama_cpp.llama_model_n_embd(model.model) == 64
+        assert llama_cpp.llama_vocab_n_tokens(model.vocab) == 3 + 256 + 2
+        assert tokenize(model.vocab, "a b", add_special=True, parse_special=False) == [1, 259, 260]
+    finally:
+        model.close()
+    assert model.model is None
+    model.close()  # twice is harmless
 
 
 def test_backend_libraries_reads_ggml_names(tmp_path: Path) -> None:

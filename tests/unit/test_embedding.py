@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from claracore.convert import cached_conversion, convert_bert, read_safetensors
 from claracore.errors import InvalidRequestError, ModelUnavailableError
+from claracore.manage.convert import cached_conversion, convert_bert, read_safetensors
 from claracore.runtime.embedding import EmbeddingOptions, EmbeddingRuntime
 
 TEXTS = ["hello world", "the cat is red", "a dog", "yes", "sun sea red blue", "the the the"]

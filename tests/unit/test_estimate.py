@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from claracore.errors import InvalidRequestError
-from claracore.pool.estimate import MemoryEstimate, _GraphAlloc, estimate_file, estimate_llm, pad_context
-from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf
+from claracore.modelfile.estimate import MemoryEstimate, _GraphAlloc, estimate_file, estimate_llm, pad_context
+from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
 from tests.tiny_models import WORDS, make_tiny_llama
 
 MIB = 1 << 20

@@ -10,6 +10,8 @@ import pytest
 
 from claracore import AsyncEngine, ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
 from claracore.runtime.jobs import scan_stops
+from tests.tiny_models import NO_EOS
+from tests.waiting import wait_until
 
 USER = [{"role": "user", "content": "hello world"}]
 
@@ -76,6 +78,21 @@ def test_scan_stops_holds_back_partial_matches() -> None:
     assert scan_stops("xx<|e", ("<|end|>", "zzz")) == (-1, 3)
 
 
+@pytest.mark.parametrize("stop", ["ab", "world", "<|end|>", "\n\nUser:", "aaa"])
+def test_scan_stops_holds_every_proper_prefix_and_nothing_more(stop: str) -> None:
+    """Text ending in any proper prefix of a stop string holds exactly that prefix back (the
+    longest, when several match), so no part of a stop string is ever sent before it completes."""
+    for k in range(1, len(stop)):
+        text = "xyz " + stop[:k]
+        longest = max(j for j in range(1, len(stop)) if text.endswith(stop[:j]))
+        assert scan_stops(text, (stop,)) == (-1, longest), (text, stop)
+        assert scan_stops(text, ("qqqq", stop)) == (-1, longest)
+    assert scan_stops("xyz " + stop, (stop,)) == (4, 0)
+    assert scan_stops("xyz " + stop + " more " + stop, (stop,)) == (4, 0)  # the first one
+    assert scan_stops("xyz q", (stop,)) == (-1, 0)
+    assert scan_stops("", (stop,)) == (-1, 0)
+
+
 async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
     full = await greedy_text(engine, max_tokens=40)
     # A stop string that starts inside one token and ends inside a later one.
@@ -90,6 +107,27 @@ async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
     pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(pieces) == cut
     assert all(stop not in piece for piece in pieces)
+
+
+async def test_no_part_of_a_stop_string_leaks_wherever_it_falls(engine: AsyncEngine) -> None:
+    """Stop strings of 2 to 6 characters starting at every 3rd character of the greedy text:
+    streamed and whole, the answer is exactly the text before the stop's first occurrence."""
+    full = await greedy_text(engine, max_tokens=40, logit_bias=NO_EOS)
+    tried = 0
+    for start in range(1, len(full) - 6, 3):
+        for length in (2, 4, 6):
+            stop = full[start : start + length]
+            if not stop.strip():
+                continue
+            cut = full[: full.index(stop)]
+            stream = await engine.chat(
+                model="tiny", messages=USER, temperature=0, max_tokens=40, stop=[stop],
+                logit_bias=NO_EOS, stream=True,
+            )  # fmt: skip
+            streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            assert streamed == cut, (stop, streamed, cut)
+            tried += 1
+    assert tried > 20
 
 
 async def test_same_seed_same_text_and_n_choices_differ(engine: AsyncEngine) -> None:
@@ -248,12 +286,45 @@ async def test_every_sampling_option_generates(engine: AsyncEngine, options: dic
     assert 0 < first.usage.completion_tokens <= (5 if "max_completion_tokens" in options else 8)
 
 
-async def test_sampling_defaults_from_the_model_config(tiny_llama: Path) -> None:
-    spec = {"name": "m", "model": str(tiny_llama), "context_length": 128, "temperature": 0.7, "top_k": 5,
-            "top_p": 0.8, "min_p": 0.1, "repeat_penalty": 1.15}  # fmt: skip
+# Each value moves the tiny model's seeded output away from llama.cpp's defaults.
+CONFIG_SAMPLING = [
+    {"temperature": 0.0},
+    {"temperature": 2.0},
+    {"top_k": 1},
+    {"top_p": 0.01},
+    {"min_p": 1.0},
+    {"repeat_penalty": 50.0},
+]
+
+
+async def seeded(eng: AsyncEngine, **request: Any) -> str:
+    r = await eng.chat(model="m", messages=USER, max_tokens=12, seed=11, logit_bias=NO_EOS, **request)
+    return str(r.choices[0].message.content)
+
+
+@pytest.mark.parametrize("setting", CONFIG_SAMPLING, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+async def test_the_model_config_sets_sampling_defaults(tiny_llama: Path, setting: dict[str, Any]) -> None:
+    """A value in the model's config samples as the same value in the request would, and a value
+    in the request wins over it."""
+    plain_spec = {"name": "m", "model": str(tiny_llama), "context_length": 128}
+    async with AsyncEngine({"models": [plain_spec]}) as plain:
+        default = await seeded(plain)
+        asked = await seeded(plain, **setting)
+        hot = await seeded(plain, temperature=1.5)
+    assert asked != default  # the value matters for this model, so the comparisons below mean something
+    async with AsyncEngine({"models": [{**plain_spec, **setting}]}) as configured:
+        assert await seeded(configured) == asked
+        if "temperature" in setting:
+            assert await seeded(configured, temperature=1.5) == hot
+
+
+async def test_the_model_config_sets_max_tokens(tiny_llama: Path) -> None:
+    spec = {"name": "m", "model": str(tiny_llama), "context_length": 128, "max_tokens": 3}
     async with AsyncEngine({"models": [spec]}) as eng:
-        r = await eng.chat(model="m", messages=USER, max_tokens=6, seed=1)
-        assert r.usage.completion_tokens > 0
+        r = await eng.chat(model="m", messages=USER, logit_bias=NO_EOS)
+        assert r.usage.completion_tokens == 3 and r.choices[0].finish_reason == "length"
+        r = await eng.chat(model="m", messages=USER, logit_bias=NO_EOS, max_tokens=5)
+        assert r.usage.completion_tokens == 5
 
 
 async def test_suffix_asks_a_code_model_for_the_middle(engine: AsyncEngine, model_dir: Path) -> None:
@@ -344,24 +415,35 @@ async def test_unknown_model_lists_the_available_ones(engine: AsyncEngine) -> No
     assert info.value.available == ["tiny"]
 
 
-async def test_cancel_mid_stream_frees_the_slot(tiny_llama: Path) -> None:
+async def test_cancel_mid_stream_stops_decoding_and_frees_the_slot(tiny_llama_4k: Path) -> None:
+    """Leaving a stream early ends its sequence at once, not after its 4000 tokens.
+
+    EOS is banned and greedy sampling is used, so without the cancel the sequence must decode all
+    4000 tokens (seconds on this model): the decoded-token count tells the two apart however
+    fast the machine is.
+    """
     engine = AsyncEngine(
-        {"models": [{"name": "one", "model": str(tiny_llama), "parallel": 1, "context_length": 512}]}
+        {"models": [{"name": "one", "model": str(tiny_llama_4k), "parallel": 1, "context_length": 4096}]}
     )
     try:
-        stream = await engine.chat(model="one", messages=USER, max_tokens=400, temperature=1, stream=True)
+        lease = await engine.pool.acquire("one")
+        runtime: Any = lease.runtime
+        lease.release()
+        before = runtime.tokens_decoded
+        stream = await engine.chat(
+            model="one", messages=USER, max_tokens=4000, temperature=0, logit_bias=NO_EOS, stream=True
+        )
         got = 0
         async for _chunk in stream:
             got += 1
             if got == 3:
                 break
         await stream.aclose()  # type: ignore[attr-defined]
-        lease = await engine.pool.acquire("one")
-        runtime = lease.runtime
-        lease.release()
-        # With one slot, this only completes once the cancelled sequence has let go of it.
-        r = await engine.chat(model="one", messages=USER, max_tokens=3)
+        await wait_until(lambda: runtime.active == 0, timeout=60)
+        assert runtime.tokens_decoded - before < 1000, "the cancelled sequence kept decoding"
+        # With one slot, this only runs once the cancelled sequence has let go of it.
+        r = await engine.chat(model="one", messages=USER, max_tokens=3, temperature=0, logit_bias=NO_EOS)
         assert r.choices[0].finish_reason == "length"
-        assert runtime.active == 0  # type: ignore[attr-defined]
+        assert runtime.active == 0
     finally:
         await engine.close()

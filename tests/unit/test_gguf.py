@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from claracore.errors import ClaraCoreError
-from claracore.pool.gguf import GGUFError, GGUFInfo, read_gguf, split_parts
-from claracore.pool.gguf_kind import infer_model_type
+from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
+from claracore.modelfile.kind import infer_model_type
+from claracore.modelfile.names import split_parts
 from tests.tiny_models import CHAT_TEMPLATE
 
 

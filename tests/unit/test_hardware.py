@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from claracore.hardware import GIB, GPUInfo, MemoryInfo, budget_from, detect_memory
+from claracore.hardware.memory import GPUInfo, MemoryInfo, budget_from, detect_memory
+from claracore.units import GIB
 
 
 def _fake_nvml(*, fail_init: bool = False, fail_query: bool = False) -> types.ModuleType:

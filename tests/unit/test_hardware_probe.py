@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from claracore.hardware import GIB, GPUInfo, system_detection, system_specs
-from claracore.hardware_probe import (
+from claracore.hardware.memory import GPUInfo
+from claracore.hardware.probe import (
     Detection,
     ProbeEnv,
     amd_gpus,
@@ -18,8 +18,11 @@ from claracore.hardware_probe import (
     detect,
     render,
     run_command,
+    system_detection,
+    system_specs,
     vulkan_devices,
 )
+from claracore.units import GIB
 
 VULKAN = """\
 Devices:

@@ -8,9 +8,10 @@ import pytest
 
 from claracore.config import Config, ModelSpec
 from claracore.errors import InvalidRequestError
-from claracore.planner import Hardware, PlanOptions, plan, plan_config
-from claracore.pool.gguf import GGUFInfo, read_gguf
-from claracore.store import ModelFile
+from claracore.hardware import probe
+from claracore.manage.planner import Hardware, PlanOptions, plan, plan_config
+from claracore.manage.store import ModelFile
+from claracore.modelfile.gguf import GGUFInfo, read_gguf
 from tests.tiny_models import make_tiny_llama
 
 MIB = 1 << 20
@@ -163,9 +164,17 @@ def _read_ignoring_copy(path: str) -> GGUFInfo:
     return read_gguf(path.removesuffix(".copy"))
 
 
-def test_hardware_from_detection() -> None:
-    hw = Hardware.from_detection({"totalVRAMGB": 8.0, "totalRAMGB": 16.0, "recommendedBackend": "vulkan"})
-    assert (hw.vram_bytes, hw.ram_bytes, hw.backend) == (8 * GIB, 16 * GIB, "vulkan")
+def _machine(vram: int, ram: int, *, built: tuple[str, ...] = ("cpu", "cuda")) -> probe.Detection:
+    gpu = probe.GPU(vendor="nvidia", name="a GPU", vram=vram, source="test")
+    return probe.Detection(os="linux", arch="x86_64", cpu="cpu", cpu_cores=2, cpu_threads=2, ram_total=ram,
+                           gpus=(gpu,), has_cuda=True, has_vulkan=True, built_backends=built)  # fmt: skip
+
+
+def test_hardware_from_detection_keeps_exact_bytes() -> None:
+    hw = Hardware.from_detection(_machine(8 * GIB + 12345, 16 * GIB + 1))
+    assert (hw.vram_bytes, hw.ram_bytes, hw.backend) == (8 * GIB + 12345, 16 * GIB + 1, "cuda")
+    # a CUDA GPU with a build that has only Vulkan plans for Vulkan
+    assert Hardware.from_detection(_machine(GIB, GIB, built=("cpu", "vulkan"))).backend == "vulkan"
 
 
 def test_cli_setup_scans_plans_and_writes(
@@ -173,15 +182,14 @@ def test_cli_setup_scans_plans_and_writes(
 ) -> None:
     import shutil
 
-    from claracore import cli, hardware
+    from claracore import cli
     from claracore.config import load_config
 
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(big.path, models / "big.gguf")
     monkeypatch.setenv("CLARACORE_HOME", str(tmp_path / "home"))
-    detection = {"totalVRAMGB": 1.0, "totalRAMGB": 1.0, "recommendedBackend": "cuda"}
-    monkeypatch.setattr(hardware, "system_detection", lambda: detection)
+    monkeypatch.setattr(probe, "detect", lambda: _machine(GIB, GIB))
     out = tmp_path / "config.yaml"
     args = ["setup", str(models), "--config", str(out), "--prefer-context", "4096", "--throughput-first"]
     assert cli.main(args) == 0

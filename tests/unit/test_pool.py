@@ -13,6 +13,7 @@ from claracore.config import ModelSpec
 from claracore.errors import InsufficientMemoryError, ModelLoadError
 from claracore.pool import loaders
 from claracore.pool.pool import ModelPool
+from tests.tiny_models import make_tiny_llama
 
 GB = 2**30
 
@@ -22,24 +23,23 @@ def spec(name: str, path: Path, **kw: Any) -> ModelSpec:
 
 
 def cost(s: ModelSpec) -> int:
-    return loaders.plan(s, gpu_offload=False).estimate.ram_bytes
+    return loaders.recipe(s, gpu_offload=False).estimate.ram_bytes
 
 
-class CountingPlanner:
-    """The real planner, counting how many loads it started."""
+class CountingRecipes:
+    """The real recipes, counting how many loads were attempted."""
 
     def __init__(self) -> None:
         self.loads: list[str] = []
 
-    def __call__(self, s: ModelSpec) -> loaders.LoadPlan:
-        plan = loaders.plan(s, gpu_offload=False)
-        self.loads.append(s.name)
-        return plan
+    def __call__(self, s: ModelSpec) -> loaders.LoadRecipe:
+        self.loads.append(s.name)  # an attempt, also when the file turns out to be broken
+        return loaders.recipe(s, gpu_offload=False)
 
 
-def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[ModelPool, CountingPlanner]:
-    planner = CountingPlanner()
-    return ModelPool(specs, budget_vram=0, budget_ram=ram, planner=planner, **kw), planner
+def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[ModelPool, CountingRecipes]:
+    recipes = CountingRecipes()
+    return ModelPool(specs, budget_vram=0, budget_ram=ram, recipe_for=recipes, **kw), recipes
 
 
 def state(pool: ModelPool, name: str) -> str:
@@ -47,10 +47,10 @@ def state(pool: ModelPool, name: str) -> str:
 
 
 async def test_single_flight_load_with_eight_waiters(tiny_llama: Path) -> None:
-    pool, planner = make_pool([spec("a", tiny_llama)])
+    pool, recipes = make_pool([spec("a", tiny_llama)])
     try:
         leases = await asyncio.gather(*(pool.acquire("a") for _ in range(8)))
-        assert planner.loads == ["a"]
+        assert recipes.loads == ["a"]
         assert len({id(lease.runtime) for lease in leases}) == 1
         assert pool.status()[0].in_flight == 8
         for lease in leases:
@@ -142,7 +142,7 @@ async def test_model_bigger_than_the_budget_fails_fast_with_figures(tiny_llama: 
 async def test_broken_files_fail_their_model_only(
     tiny_llama: Path, corrupt_gguf: Path, tmp_path: Path
 ) -> None:
-    pool, planner = make_pool(
+    pool, recipes = make_pool(
         [spec("good", tiny_llama), spec("bad", corrupt_gguf), spec("gone", tmp_path / "missing.gguf")]
     )
     try:
@@ -156,10 +156,10 @@ async def test_broken_files_fail_their_model_only(
         assert statuses["bad"].state == "failed" and statuses["bad"].error
         assert statuses["gone"].state == "failed"
         # a second request does not retry the same broken file
-        loads = len(planner.loads)
+        loads = len(recipes.loads)
         with pytest.raises(ModelLoadError):
             await pool.acquire("bad")
-        assert len(planner.loads) == loads
+        assert len(recipes.loads) == loads
         async with pool.lease("good") as lease:
             assert lease.runtime.kind == "llm"
     finally:
@@ -180,6 +180,60 @@ async def test_ttl_unloads_idle_models(tiny_llama: Path) -> None:
         pool.close()
 
 
+class FakeClock:
+    """The pool's clock, moved by hand: idle times and LRU order without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_eviction_takes_the_least_recently_released_model(tmp_path: Path, tiny_llama: Path) -> None:
+    """LRU is by last use: "b" was leased before "a" but released after it, so "a" goes."""
+    a, b = spec("a", tiny_llama), spec("b", make_tiny_llama(tmp_path / "b.gguf", seed=5))
+    c = spec("c", make_tiny_llama(tmp_path / "c.gguf", seed=6))
+    clock = FakeClock()
+    pool, _ = make_pool([a, b, c], ram=cost(a) + cost(b) + cost(c) // 2, clock=clock)
+    try:
+        held_b = await pool.acquire("b")
+        clock.now += 1
+        held_a = await pool.acquire("a")
+        clock.now += 1
+        held_a.release()
+        clock.now += 1
+        held_b.release()
+        clock.now += 1
+        async with pool.lease("c"):
+            assert {s.name: s.state for s in pool.status()} == {"a": "unloaded", "b": "loaded", "c": "loaded"}
+        clock.now += 1
+        async with pool.lease("a"):  # now "b" is the least recently used
+            assert state(pool, "b") == "unloaded" and state(pool, "c") == "loaded"
+    finally:
+        pool.close()
+
+
+async def test_ttl_counts_idle_time_from_the_last_release(tiny_llama: Path) -> None:
+    clock = FakeClock()
+    pool, _ = make_pool([spec("a", tiny_llama, ttl=10)], clock=clock, ttl_interval=3600)
+    try:
+        held = await pool.acquire("a")
+        clock.now += 50
+        assert pool.reap_idle() == []  # in use: never idle, however long
+        held.release()
+        clock.now += 9
+        assert pool.reap_idle() == [] and state(pool, "a") == "loaded"
+        async with pool.lease("a"):  # a use at 9 s restarts the idle clock
+            pass
+        clock.now += 9
+        assert pool.reap_idle() == [] and state(pool, "a") == "loaded"
+        clock.now += 1
+        assert pool.reap_idle() == ["a"] and state(pool, "a") == "unloaded"
+    finally:
+        pool.close()
+
+
 async def test_explicit_load_unload_and_preload(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
     pool, _ = make_pool([spec("a", tiny_llama, preload=True), spec("b", tiny_llama_gqa)])
     try:
@@ -196,8 +250,8 @@ async def test_explicit_load_unload_and_preload(tiny_llama: Path, tiny_llama_gqa
 
 
 def test_plan_uses_the_configured_settings(tiny_llama: Path) -> None:
-    small = loaders.plan(spec("a", tiny_llama), gpu_offload=False).estimate
-    big = loaders.plan(spec("a", tiny_llama).model_copy(update={"parallel": 4}), gpu_offload=False).estimate
+    small = loaders.recipe(spec("a", tiny_llama), gpu_offload=False).estimate
+    big = loaders.recipe(spec("a", tiny_llama).model_copy(update={"parallel": 4}), gpu_offload=False).estimate
     assert big.kv_bytes == 2 * small.kv_bytes
     assert small.vram_bytes == big.vram_bytes == 0  # no offload without a GPU build
 
@@ -231,6 +285,71 @@ async def test_every_kind_shares_one_budget(tiny_llama: Path, tiny_bert: Path, t
         assert state(pool, "rank") == "unloaded"
     finally:
         pool.close()
+
+
+async def test_reconfigure_reports_and_closes_a_removed_model(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b])
+    try:
+        async with pool.lease("a"):
+            pass
+        held = await pool.acquire("b")
+        runtime_a = next(e.runtime for e in pool._entries.values() if e.spec.name == "a")
+        report = pool.reconfigure([])  # both removed: "a" idle, "b" still serving a request
+        assert report == {"added": [], "changed": [], "removed": ["a", "b"], "kept": []}
+        assert runtime_a is not None and runtime_a._closing  # type: ignore[attr-defined]
+        assert pool.status() == [] and len(pool._retiring) == 1
+        held.release()  # its last request ends: the removed definition closes
+        assert pool._retiring == [] and held.runtime._closing  # type: ignore[attr-defined]
+    finally:
+        pool.close()
+
+
+async def test_insufficient_memory_names_what_is_left_beside_the_resident_models(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    a, b = spec("a", tiny_llama, pinned=True), spec("b", tiny_llama_gqa)
+    budget = cost(a) + cost(b) // 2
+    pool, _ = make_pool([a, b], ram=budget)
+    try:
+        async with pool.lease("a"):
+            pass
+        with pytest.raises(InsufficientMemoryError) as info:
+            await pool.acquire("b")
+        assert info.value.available == {"vram": 0, "ram": budget - cost(a)}
+        assert info.value.needed == {"vram": 0, "ram": cost(b)}
+    finally:
+        pool.close()
+
+
+async def test_an_explicit_load_retries_a_failed_model(tiny_llama: Path, corrupt_gguf: Path) -> None:
+    pool, recipes = make_pool([spec("bad", corrupt_gguf)])
+    try:
+        with pytest.raises(ModelLoadError):
+            await pool.acquire("bad")
+        with pytest.raises(ModelLoadError):
+            await pool.acquire("bad")  # a request does not retry the same broken file
+        assert recipes.loads == ["bad"]
+        with pytest.raises(ModelLoadError):
+            await pool.load("bad")  # an explicit load does
+        assert recipes.loads == ["bad", "bad"] and state(pool, "bad") == "failed"
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("kind", ["embedding", "reranker"])
+def test_encoder_recipes_place_their_weights_where_the_config_says(
+    tiny_bert: Path, tiny_rerank: Path, kind: str
+) -> None:
+    path = tiny_bert if kind == "embedding" else tiny_rerank
+    on_cpu = loaders.recipe(ModelSpec(name="e", model=str(path), gpu_layers=-1), gpu_offload=False)
+    on_gpu = loaders.recipe(ModelSpec(name="e", model=str(path), gpu_layers=-1), gpu_offload=True)
+    kept = loaders.recipe(ModelSpec(name="e", model=str(path), gpu_layers=0), gpu_offload=True)
+    assert on_cpu.kind == on_gpu.kind == kind
+    assert on_cpu.estimate.vram_bytes == 0 and kept.estimate.vram_bytes == 0
+    assert on_gpu.estimate.vram_bytes > 0 and on_gpu.estimate.ram_bytes < on_cpu.estimate.ram_bytes
+    assert on_gpu.facts is not None and on_gpu.facts.gpu_layers == -1
+    assert on_cpu.facts is not None and on_cpu.facts.gpu_layers == 0
 
 
 def held(pool: ModelPool, name: str) -> tuple[int, int]:

@@ -12,10 +12,11 @@ import gguf
 import numpy as np
 import pytest
 
-import claracore.scanner as scanner
-from claracore.pool.gguf import GGUFInfo
-from claracore.scanner import model_name, scan_folder
-from claracore.store import Store
+import claracore.manage.scanner as scanner
+from claracore.manage.scanner import scan_folder
+from claracore.manage.store import Store
+from claracore.modelfile.gguf import GGUFInfo
+from claracore.modelfile.names import model_name
 
 
 def write_split_part(path: Path, no: int, count: int) -> Path:
@@ -127,6 +128,15 @@ def test_split_part_without_its_first_part_and_projector_without_model(tmp_path:
     assert "first part x-00001-of-00002.gguf is missing" in reasons["x-00002-of-00002.gguf"]
     assert "found 1" in reasons["y-00001-of-00002.gguf"]
     assert "projector" in reasons["mmproj-z.gguf"]
+
+
+def test_a_split_model_named_in_capitals_is_one_model(tmp_path: Path) -> None:
+    """`.GGUF` (a file copied from Windows) splits like `.gguf`: the parts keep their own spelling."""
+    write_split_part(tmp_path / "Big-00001-of-00002.GGUF", 0, 2)
+    write_split_part(tmp_path / "Big-00002-of-00002.GGUF", 1, 2)
+    result = scan_folder(tmp_path, recursive=False)
+    assert [(m.name, Path(m.path).name) for m in result.models] == [("big", "Big-00001-of-00002.GGUF")]
+    assert result.skipped == []
 
 
 def test_projectors_pair_by_name_when_several_models_share_a_folder(tmp_path: Path, tiny_llama: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from claracore.errors import ConflictError
-from claracore.store import MIGRATIONS, ModelFile, Store
+from claracore.manage.store import MIGRATIONS, ModelFile, Store
 
 
 @pytest.fixture

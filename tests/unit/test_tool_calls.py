@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from claracore.tool_calls import CallWatch, declared_names, parse
+from claracore.serving.tool_calls import CallWatch, declared_names, parse
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
@@ -91,8 +91,8 @@ def test_streamed_prose_flows_and_a_call_is_held(piece: int) -> None:
 
 def test_a_returned_call_renders_as_the_template_writes_calls() -> None:
     """OpenAI sends arguments as JSON text; a Qwen-style template must not quote them again."""
-    from claracore.generation import _template_call
     from claracore.runtime.chat_template import ChatTemplate
+    from claracore.serving.generation import _template_call
 
     template = ChatTemplate(
         "{% for m in messages %}{% for c in m.tool_calls or [] %}"

@@ -1,1 +1,2 @@
-"""HTTP routes, one module per family; each handler parses, calls the engine, and returns."""
+"""HTTP routes, one module per family; each handler parses, calls one engine method or management
+service, and answers. Route modules never import one another (tests/unit/test_layers.py)."""

@@ -2,43 +2,45 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
 
 from claracore.engine import AsyncEngine
 from claracore.errors import InvalidRequestError
 from claracore.protocol import audio as a
-from claracore.server.deps import engine, require_key
+from claracore.protocol.validation import parse
+from claracore.server.deps import EngineDep, require_key
 from claracore.server.sse import sse_response
+from claracore.serving.speech import speech_events
+from claracore.serving.transcripts import format_transcription
+from claracore.units import MIB
 
 router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_key)])
-Engine = Annotated[AsyncEngine, Depends(engine)]
+Task = Literal["transcribe", "translate"]
 
 
 async def _read(upload: UploadFile, limit_mb: float) -> bytes:
     """The upload, refused without reading it all when it is over the configured limit."""
-    limit = int(limit_mb * 2**20)
+    limit = int(limit_mb * MIB)
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise InvalidRequestError(f"the file is larger than the {limit_mb:g} MB limit", param="file")
     return data
 
 
-async def _speech_to_text(eng: AsyncEngine, file: UploadFile, task: str, options: dict[str, Any]) -> Response:
+async def _speech_to_text(eng: AsyncEngine, file: UploadFile, task: Task, form: dict[str, Any]) -> Response:
     audio = await _read(file, eng.config.max_upload_mb)
-    fields = {k: v for k, v in options.items() if v is not None}
-    body, media_type = await eng.transcribe(audio, task=task, **fields)  # type: ignore[arg-type]
+    options = parse(a.TranscriptionOptions, {k: v for k, v in form.items() if v is not None})
+    result = await eng.transcribe(audio, options, task=task)
+    body, media_type = format_transcription(result, options.response_format, task=task)
     return Response(body, media_type=media_type)
 
 
 @router.post("/transcriptions")
 async def transcriptions(
-    eng: Engine,
+    eng: EngineDep,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form()],
     language: Annotated[str | None, Form()] = None,
@@ -64,7 +66,7 @@ async def transcriptions(
 
 @router.post("/translations")
 async def translations(
-    eng: Engine,
+    eng: EngineDep,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form()],
     prompt: Annotated[str | None, Form()] = None,
@@ -85,20 +87,8 @@ async def translations(
 
 
 @router.post("/speech")
-async def speech(request: a.SpeechRequest, eng: Engine) -> Response:
+async def speech(request: a.SpeechRequest, eng: EngineDep) -> Response:
     chunks, media_type = await eng.speak_stream(request)
     if request.stream_format == "sse":
-        return sse_response(_audio_events(chunks), lambda _last, _outcome: None, done_marker=False)
+        return sse_response(speech_events(chunks), done_marker=False)
     return StreamingResponse(chunks, media_type=media_type)
-
-
-async def _audio_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[BaseModel]:
-    """OpenAI's speech event stream: base64 audio as it is made, then a done event."""
-    try:
-        async for chunk in chunks:
-            yield a.SpeechAudioDelta(audio=base64.b64encode(chunk).decode("ascii"))
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()  # a client gone mid-stream stops the synthesis
-    yield a.SpeechAudioDone()

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends
 
-from claracore.config import load_config
-from claracore.engine import AsyncEngine
 from claracore.errors import InvalidRequestError
-from claracore.server.deps import engine, key_digest, require_key
+from claracore.server.deps import EngineDep, StateDep, require_key
 
 log = logging.getLogger("claracore.server")
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
-Engine = Annotated[AsyncEngine, Depends(engine)]
 
 
 def _now() -> str:
@@ -26,14 +22,14 @@ def _now() -> str:
 
 
 @router.post("/server/restart")
-async def soft_restart(request: Request, eng: Engine) -> dict[str, Any]:
+async def soft_restart(state: StateDep) -> dict[str, Any]:
     """Reload the config file and apply it while serving; only changed models unload."""
-    path = request.app.state.config_path
-    config = load_config(path) if path is not None and path.exists() else eng.config
+    eng = state.engine
+    config = await asyncio.to_thread(state.config_file.current)
     before = eng.config
     report = await eng.reconfigure(config)
     if config.api_key and config.api_key != before.api_key:
-        request.app.state.key_digest = key_digest(config.api_key)
+        state.auth.config_key_changed(config.api_key)
     needs_hard = (config.host, config.port, config.cors) != (before.host, before.port, before.cors)
     log.info("soft restart: %s", {k: v for k, v in report.items() if v})
     return {
@@ -45,9 +41,9 @@ async def soft_restart(request: Request, eng: Engine) -> dict[str, Any]:
 
 
 @router.post("/server/restart/hard")
-async def hard_restart(request: Request, background: BackgroundTasks) -> dict[str, str]:
+async def hard_restart(state: StateDep, background: BackgroundTasks) -> dict[str, str]:
     """Answer, then replace the process with a fresh one (only under `claracore serve`)."""
-    restart: Callable[[], None] | None = getattr(request.app.state, "hard_restart", None)
+    restart = state.hard_restart
     if restart is None:
         raise InvalidRequestError(
             "a hard restart needs the process to be `claracore serve`; this server is embedded", param=None
@@ -62,20 +58,20 @@ async def hard_restart(request: Request, background: BackgroundTasks) -> dict[st
 
 
 @router.post("/models/unload")
-async def unload_all(eng: Engine) -> dict[str, Any]:
+async def unload_all(eng: EngineDep) -> dict[str, Any]:
     names = await eng.unload_all()
     return {"message": "All models unloaded successfully", "unloadedCount": len(names), "models": names}
 
 
 @router.post("/models/{model_id:path}/load")
-async def load_model(model_id: str, eng: Engine) -> dict[str, Any]:
+async def load_model(model_id: str, eng: EngineDep) -> dict[str, Any]:
     await eng.load(model_id)
     info = eng.model(model_id)
     return {"message": f"Model {info.id} loaded", "model": info.id, "state": info.state}
 
 
 @router.post("/models/{model_id:path}/unload")
-async def unload_model(model_id: str, eng: Engine) -> dict[str, Any]:
+async def unload_model(model_id: str, eng: EngineDep) -> dict[str, Any]:
     unloaded = await eng.unload(model_id)
     info = eng.model(model_id)
     message = f"Model {info.id} unloaded" if unloaded else f"Model {info.id} was not loaded"

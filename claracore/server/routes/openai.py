@@ -5,21 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from claracore.engine import AsyncEngine
 from claracore.protocol import openai as p
-from claracore.server.deps import engine, require_key
+from claracore.server.deps import EngineDep, require_key
 from claracore.server.sse import sse_response
 
 log = logging.getLogger("claracore.server")
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
-Engine = Annotated[AsyncEngine, Depends(engine)]
 
 
 def _log(route: str, model: str, started: float, usage: p.Usage | None, outcome: str = "ok") -> None:
@@ -56,33 +53,33 @@ def _respond(
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: p.ChatCompletionRequest, eng: Engine) -> Response:
+async def chat_completions(request: p.ChatCompletionRequest, eng: EngineDep) -> Response:
     started = time.perf_counter()
     return _respond("chat", request.model, started, await eng.chat(request))
 
 
 @router.post("/completions")
-async def completions(request: p.CompletionRequest, eng: Engine) -> Response:
+async def completions(request: p.CompletionRequest, eng: EngineDep) -> Response:
     started = time.perf_counter()
     return _respond("completion", request.model, started, await eng.complete(request))
 
 
 @router.get("/models")
-async def list_models(eng: Engine) -> p.ModelList:
+async def list_models(eng: EngineDep) -> p.ModelList:
     return eng.models()
 
 
 @router.get("/models/{model_id:path}")
-async def get_model(model_id: str, eng: Engine) -> p.ModelInfo:
+async def get_model(model_id: str, eng: EngineDep) -> p.ModelInfo:
     return eng.model(model_id)
 
 
 @router.post("/embeddings")
-async def embeddings(request: p.EmbeddingRequest, eng: Engine) -> Response:
+async def embeddings(request: p.EmbeddingRequest, eng: EngineDep) -> Response:
     return JSONResponse((await eng.embed(request)).model_dump(mode="json"))
 
 
 @router.post("/rerank")
 @router.post("/reranking")
-async def rerank(request: p.RerankRequest, eng: Engine) -> Response:
+async def rerank(request: p.RerankRequest, eng: EngineDep) -> Response:
     return JSONResponse((await eng.rerank(request)).model_dump(mode="json", exclude_none=True))

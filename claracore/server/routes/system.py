@@ -1,7 +1,8 @@
-"""`GET /api/system/specs` and `GET /api/system/detection`, in the spec's shapes.
+"""`GET /api/system/specs`, `/detection` (the spec's shapes) and `/doctor` (build facts).
 
-The probes run subprocesses (vulkaninfo, rocm-smi, nvidia-smi) under timeouts, so they run in a
-worker thread: a slow driver must not stall requests being served on the event loop.
+The probes run subprocesses (vulkaninfo, rocm-smi, nvidia-smi) under timeouts, and the doctor
+loads a tiny model, so they run in a worker thread: a slow driver must not stall requests being
+served on the event loop.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from claracore.hardware import system_detection, system_specs
+from claracore.hardware.doctor import doctor_json
+from claracore.hardware.probe import system_detection, system_specs
 from claracore.server.deps import require_key
 
 router = APIRouter(prefix="/api/system", dependencies=[Depends(require_key)])
@@ -25,3 +27,9 @@ async def specs() -> dict[str, Any]:
 @router.get("/detection")
 async def detection() -> dict[str, Any]:
     return await run_in_threadpool(system_detection)
+
+
+@router.get("/doctor")
+async def doctor() -> dict[str, Any]:
+    """What `claracore doctor` prints, as JSON: versions, compiled backends, GPUs, advice."""
+    return await run_in_threadpool(doctor_json)
