@@ -365,14 +365,15 @@ def test_choose_never_reuses_the_last_prompt_token() -> None:
 def test_cache_copies_per_step_are_bounded_while_other_streams_run(
     tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, budget: int | None
 ) -> None:
-    """Two jobs that each need a saved state restored are queued together while a stream runs:
-    with a copy budget smaller than one state the second waits a step; within the budget (the
-    default, far above the tiny model's states) both start in the same step."""
+    """Two jobs that each need a saved state restored are queued together while a stream runs.
+    Copies stall the stream (they run between its steps), so with a copy budget smaller than one
+    state the second restore waits a step and the stream decodes a token between the two; within
+    the budget (the default, far above the tiny model's states) both start in the same step."""
     if budget is not None:
         monkeypatch.setattr("claracore.runtime.llm.COPY_PER_STEP", budget)
     rt = runtime(tiny_llama, parallel=3)
     steps = [0]
-    moves: list[int] = []
+    moves: list[tuple[int, int]] = []  # (step, tokens the running stream had) at each copy
     step, place = LlmRuntime._step, Placer.place
 
     def counting_step(self: LlmRuntime) -> None:
@@ -382,7 +383,9 @@ def test_cache_copies_per_step_are_bounded_while_other_streams_run(
     def watching_place(self: Placer, job: Job, free: list[Slot]) -> tuple[list[Slot], int]:
         group, moved = place(self, job, free)
         if moved:
-            moves.append(steps[0])
+            streaming = [s.n_gen for s in self._slots if s.job is running]
+            assert streaming, "the running stream ended before the restores"
+            moves.append((steps[0], streaming[0]))
         return group, moved
 
     try:
@@ -403,8 +406,13 @@ def test_cache_copies_per_step_are_bounded_while_other_streams_run(
                 rt.submit(job)
         answers = [finish(events) for _, events in back]
         assert all(a.finished.cached_tokens > 30 for a in answers)  # both were restored
-        assert not stream.empty() and rt._busy()  # ... while the stream was still running
         assert len(moves) == 2
-        assert (moves[0] != moves[1]) == (budget is not None)
+        (first_step, first_tokens), (second_step, second_tokens) = moves
+        if budget is None:
+            assert second_step == first_step and second_tokens == first_tokens
+        else:
+            assert second_step == first_step + 1  # one step later, not one per job in the queue
+            assert second_tokens == first_tokens + 1  # the stream decoded in between
+        assert finish(stream).tokens, "the stream did not go on to its end"
     finally:
         rt.close()
