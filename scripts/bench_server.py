@@ -149,11 +149,12 @@ def serve(side: str, args: argparse.Namespace, path: str) -> Iterator[Server]:
         log = tmp / "server.log"
         cmd = command(side, args, path, port, tmp)
         tree = Path(args.baseline).resolve() if side == "baseline" else ROOT
-        env = {**os.environ, "PYTHONPATH": str(tree)}  # which checkout's claracore runs
+        # which checkout's claracore runs; its store in the run's folder, never the user's own
+        env = {**os.environ, "PYTHONPATH": str(tree), "CLARACORE_HOME": str(tmp)}
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                        cwd=tree, env=env, start_new_session=True,  # the terminal's Ctrl-C reaches only us
+                cwd=tree, env=env, start_new_session=True,  # the terminal's Ctrl-C reaches only us
             )  # fmt: skip
         try:
             base_url = f"http://127.0.0.1:{port}/v1"
