@@ -144,6 +144,10 @@ class ModelSpec(BaseModel):
     batch_size: int = Field(default=512, ge=1, le=1 << 20)
     threads: int | None = Field(default=None, ge=1, le=4096)  # None: detect
     parallel: int = Field(default=4, ge=1, le=64)  # sequences decoded together
+    # Host memory for finished conversations' KV state (runtime/prompt_cache.py). None: up to
+    # 1024 MiB of what the RAM budget has free at load, given back before any model is evicted;
+    # 0: off; N: exactly N MiB, reserved like the weights.
+    prompt_cache_mb: int | None = Field(default=None, ge=0, le=1 << 20)
     cache_type_k: CacheType = "f16"
     cache_type_v: CacheType = "f16"
     flash_attn: BoolOrAuto = "auto"

@@ -352,6 +352,7 @@ def _model_info(s: ModelStatus) -> p.ModelInfo:
         error=s.error,
         memory=memory,
         in_flight=s.in_flight,
+        prompt_cache=p.PromptCacheInfo(**asdict(s.prompt_cache)) if s.prompt_cache else None,
         **(asdict(s.facts) if s.facts else {}),
     )
 

@@ -23,6 +23,12 @@ from claracore.runtime.base import Runtime
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
 DEFAULT_CONTEXT = 4096
 
+#: The most host memory an LLM's prompt cache takes when the config does not size it: what the
+#: budget has free at load, up to this, given back before any model is evicted. About 45,000
+#: tokens of conversation for a 135M model, 8,000 for an 8B one with grouped-query attention.
+DEFAULT_PROMPT_CACHE_MB = 1024
+MIB = 1 << 20
+
 
 @dataclass(frozen=True)
 class ModelFacts:
@@ -45,8 +51,10 @@ class LoadRecipe:
     """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
 
     kind: str
-    estimate: MemoryEstimate
+    estimate: MemoryEstimate  # includes a prompt cache sized in the config
     load: Callable[[], Runtime]
+    prompt_cache_bytes: int = 0  # the part of estimate.ram_bytes that is a configured prompt cache
+    spare_ram: int = 0  # RAM for an "auto" prompt cache, granted if free (runtime.base.PromptCaching)
     facts: ModelFacts | None = None
 
 
@@ -131,6 +139,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         mmproj=spec.mmproj,
         lora=tuple((a.path, a.scale) for a in spec.lora),
         draft_model=spec.draft_model,
+        prompt_cache_bytes=(spec.prompt_cache_mb or 0) * MIB,
     )
     estimate = estimate_llm(
         info,
@@ -165,7 +174,15 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         speculative="draft" if spec.draft_model else spec.speculative,
         lora=[{"path": a.path, "scale": a.scale} for a in spec.lora] or None,
     )
-    return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
+    cache = options.prompt_cache_bytes
+    return LoadRecipe(
+        kind="llm",
+        estimate=dataclasses.replace(estimate, ram_bytes=estimate.ram_bytes + cache),  # the cache lives in host memory
+        load=load,
+        facts=facts,
+        prompt_cache_bytes=cache,
+        spare_ram=DEFAULT_PROMPT_CACHE_MB * MIB if spec.prompt_cache_mb is None else 0,
+    )
 
 
 #: A projector's working memory beside its weights (the image encoder's compute buffer); the

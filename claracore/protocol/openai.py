@@ -232,6 +232,19 @@ class MemoryInfo(BaseModel):
     ram_bytes: int
 
 
+class PromptCacheInfo(BaseModel):
+    """A loaded LLM's prompt cache: its budget, what it holds, and how often it was restored from."""
+
+    limit_bytes: int
+    bytes: int
+    entries: int
+    lookups: int
+    hits: int
+    restored_tokens: int
+    saves: int
+    failures: int
+
+
 class ModelInfo(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -244,6 +257,7 @@ class ModelInfo(BaseModel):
     error: str | None = None
     memory: MemoryInfo | None = None
     in_flight: int = 0
+    prompt_cache: PromptCacheInfo | None = None
     # what the model is and how it loads (None where it does not apply, or the file is unreadable)
     file: str | None = None
     size_bytes: int | None = None

@@ -106,6 +106,7 @@ class Slot:
         "max_tokens",
         "prompt_lp",
         "lp_rows",
+        "last_used",
     )
 
     def __init__(self, seq: int) -> None:
@@ -125,6 +126,7 @@ class Slot:
         self.max_tokens = 0
         self.prompt_lp: list[TokenLogprob] = []  # prompt scores so far, for a prompt_logprobs job
         self.lp_rows = (-1, 0)  # (first batch row, count) of prompt tokens decoded with logits
+        self.last_used = 0  # when a job last took or left it (a counter), for least-recently-used
 
     def reset_output(self) -> None:
         self.n_gen = 0

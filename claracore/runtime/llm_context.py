@@ -34,6 +34,7 @@ class LlmOptions:
     speculative: str | None = None  # "ngram": draft by n-gram lookup (claracore.runtime.speculative)
     draft_max: int = 8  # tokens drafted per sequence and step
     draft_model: str | None = None  # a small model sharing the vocabulary (claracore.runtime.draft)
+    prompt_cache_bytes: int = 0  # host memory for saved sequences; the pool may change it later
 
 
 def outputs_per_step(o: LlmOptions, parallel: int) -> int:

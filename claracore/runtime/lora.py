@@ -5,8 +5,8 @@ llama.cpp applies adapters to a whole context, so every sequence in one decode r
 same scales. The worker therefore runs one set of scales at a time: a queued job asking for
 other scales waits until the running jobs finish, then the context switches (llama-server
 batches only requests with equal adapters together, for the same reason). A switch forgets
-every slot's cached tokens, because their KV cache was computed under the old scales and a
-prefix match would reuse it.
+every slot's cached tokens and the host-memory prompt cache, because their KV was computed under
+the old scales and a prefix match would reuse it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from claracore.errors import InvalidRequestError
 if TYPE_CHECKING:
     from claracore.runtime.jobs import Job, Slot
     from claracore.runtime.native import NativeModel
+    from claracore.runtime.placement import Placer
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Adapters:
     _adapters: list[Any]
     _ctx: Any
     _slots: list[Slot]
+    _placer: Placer
 
     def _init_lora(self, lora: tuple[tuple[str, float], ...], model: NativeModel) -> None:
         """Load every adapter; a file that does not fit the model fails the load naming it."""
@@ -55,10 +57,11 @@ class Adapters:
         values = (ctypes.c_float * n)(*scales)
         if llama_cpp.llama_set_adapters_lora(self._ctx, array, n, values) != 0:
             raise RuntimeError("llama_set_adapters_lora failed")
-        if self._scales:  # the cached KV was computed under the old scales
+        if self._scales:  # the cached KV (slots and the host-memory cache) was computed under the old scales
             for slot in self._slots:
                 llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq, -1, -1)
                 slot.tokens = []
+            self._placer.cache.clear()
         self._scales = scales
 
     def lora_scales(self, overrides: dict[int, float] | None) -> tuple[float, ...]:

@@ -26,6 +26,12 @@ async def engine(tiny_llama: Path, model_dir: Path) -> Any:
             "models": [
                 {"name": "base", **base},
                 {"name": "tuned", **base, "lora": [{"path": str(adapter), "scale": 1.0}]},
+                {
+                    "name": "cached",
+                    **base,
+                    "prompt_cache_mb": 64,
+                    "lora": [{"path": str(adapter), "scale": 1.0}],
+                },
                 {"name": "misfit", **base, "lora": [{"path": str(wrong)}]},
             ]
         }
@@ -65,6 +71,29 @@ async def test_requests_with_different_scales_arriving_together_answer_as_alone(
     alone = [await answer(engine, "tuned", **kw) for kw in scales]
     together = await asyncio.gather(*(answer(engine, "tuned", **kw) for kw in scales))
     assert list(together) == alone
+
+
+async def test_a_switch_forgets_the_prompt_cache_saved_under_other_scales(engine: AsyncEngine) -> None:
+    """The host-memory prompt cache holds KV computed under the scales of its time: restored
+    after a switch, it would answer as the old adapter."""
+    prompts = [[{"role": "user", "content": f"conversation {i} " * 8}] for i in range(4)]
+
+    async def ask(messages: list[dict[str, str]], **kw: Any) -> Any:
+        r = await engine.chat(
+            model="cached",
+            messages=messages,
+            max_tokens=4,
+            temperature=0,
+            logit_bias=NO_EOS,
+            logprobs=True,
+            **kw,
+        )
+        return r.choices[0].logprobs.content[0].logprob
+
+    unscaled = [await ask(p, lora=[{"id": 0, "scale": 0.0}]) for p in prompts[:1]]
+    for p in prompts:  # prompt 0 under scale 1, then three others take both slots: 0 goes to the cache
+        await ask(p)
+    assert [await ask(p, lora=[{"id": 0, "scale": 0.0}]) for p in prompts[:1]] == unscaled
 
 
 async def test_bad_adapter_id_is_400(engine: AsyncEngine) -> None:
