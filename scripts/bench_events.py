@@ -30,7 +30,8 @@ from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_engine import PROMPTS, default_model, eog_bias  # noqa: E402
-from bench_server import Server, check, one, serve  # noqa: E402
+from bench_server import Server, serve  # noqa: E402
+from bench_workloads import ask, check  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -61,15 +62,19 @@ async def tokens_per_second(server: Server, tokens: int, clients: int, bias: dic
     client = AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0)
     try:
         t0 = time.perf_counter()
-        results = await asyncio.gather(
-            *(one(client, server.model, PROMPTS[i % 4], tokens, bias, t0) for i in range(clients))
-        )
+        answers = await asyncio.gather(
+            *(
+                ask(client, server.model, [{"role": "user", "content": PROMPTS[i % 4]}], tokens, bias,
+                    temperature=0.7, seed=1)
+                for i in range(clients)
+            )
+        )  # fmt: skip
         seconds = time.perf_counter() - t0
     finally:
         await client.close()
-    for n, _, usage in results:
-        check("claracore", tokens, n, usage)
-    return sum(n for n, _, _ in results) / seconds
+    for answer in answers:
+        check("claracore", tokens, answer)
+    return sum(a.chunks for a in answers) / seconds
 
 
 def main() -> int:
