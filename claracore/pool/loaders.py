@@ -177,7 +177,8 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     cache = options.prompt_cache_bytes
     return LoadRecipe(
         kind="llm",
-        estimate=dataclasses.replace(estimate, ram_bytes=estimate.ram_bytes + cache),  # the cache lives in host memory
+        # the prompt cache lives in host memory
+        estimate=dataclasses.replace(estimate, ram_bytes=estimate.ram_bytes + cache),
         load=load,
         facts=facts,
         prompt_cache_bytes=cache,

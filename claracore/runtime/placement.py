@@ -109,7 +109,7 @@ class Placer:
         else:
             entry, entry_lcp = (None, 0)
             if self.cache.enabled:
-                entry, entry_lcp = self.cache.best(np.asarray(prompt, dtype=np.int32))
+                entry, entry_lcp = self.cache.best(np.asarray(prompt, dtype=np.int64))
             choice = choose(prompt, free, self._slots, entry, entry_lcp)
             primary = choice.target
             keep, moved = self._start(choice, prompt)

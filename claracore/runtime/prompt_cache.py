@@ -52,7 +52,8 @@ class CacheEntry:
 
 
 def common_prefix_array(a: np.ndarray, b: np.ndarray) -> int:
-    """Length of the common prefix of two int32 token arrays (compared in C, not per token)."""
+    """Length of the common prefix of two token arrays (compared in C, not per token). int64:
+    a prompt with images holds their placeholder ids, hashes beyond int32 (runtime.multimodal)."""
     n = min(len(a), len(b))
     diff = np.flatnonzero(a[:n] != b[:n])
     return int(diff[0]) if diff.size else n
@@ -124,7 +125,7 @@ class PromptCache:
         """
         if not tokens or not self.enabled:
             return 0
-        key = np.asarray(tokens, dtype=np.int32)
+        key = np.asarray(tokens, dtype=np.int64)
         with self._lock:
             for serial, entry in self._entries.items():
                 if len(entry) >= len(key) and common_prefix_array(entry.tokens, key) == len(key):
