@@ -14,16 +14,18 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.hub_stub import HubStub
+from tests.tiny_models import make_tiny_mmproj
 from tests.ui.conftest import claracore_serve, shot
 
 REPO = "org/tiny-GGUF"
 
 
 @pytest.fixture
-def hub(tiny_llama: Path) -> Iterator[HubStub]:
+def hub(tiny_llama: Path, tmp_path: Path) -> Iterator[HubStub]:
     data = tiny_llama.read_bytes()
+    projector = make_tiny_mmproj(tmp_path / "mmproj.gguf").read_bytes()  # a real one: the model loads with it
     with HubStub() as stub:
-        stub.add(REPO, {"tiny-Q4_K_M.gguf": data, "tiny-Q8_0.gguf": data, "mmproj-tiny-f16.gguf": data})
+        stub.add(REPO, {"tiny-Q4_K_M.gguf": data, "tiny-Q8_0.gguf": data, "mmproj-tiny-f16.gguf": projector})
         stub.add("org/other-GGUF", {"other-Q4_0.gguf": data})
         yield stub
 
@@ -34,6 +36,7 @@ def test_a_download_is_paused_resumed_and_finished_from_the_page(
     config = tmp_path / "config.yaml"
     config.write_text("models: []\n")
     size = len(next(iter(hub.repos[REPO].files.values())).data)
+    both = round((size + len(hub.repos[REPO].files["mmproj-tiny-f16.gguf"].data)) / 1024)  # KiB
     hub.hold_after = size // 3  # every transfer stalls a third of the way in, until released
     env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": ""}
     with claracore_serve(tmp_path / "home", "--config", str(config), env=env) as served:
@@ -59,7 +62,9 @@ def test_a_download_is_paused_resumed_and_finished_from_the_page(
         item = page.get_by_role("listitem", name="Download tiny")
         expect(item).to_have_attribute("data-state", "downloading")
         expect(item).to_contain_text("2 files")  # the projector travels with the model
-        expect(item.get_by_label("Transfer")).to_contain_text(re.compile(r"[1-9]\d* KiB of 988 KiB \(\d+%\)"))
+        expect(item.get_by_label("Transfer")).to_contain_text(
+            re.compile(rf"[1-9]\d* KiB of {both} KiB \(\d+%\)")
+        )
         item.get_by_role("button", name="Pause").click()
         expect(item).to_have_attribute("data-state", "paused")
         shot(page, "downloads-paused")

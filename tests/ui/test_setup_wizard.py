@@ -15,6 +15,7 @@ import yaml
 from playwright.sync_api import expect
 
 from claracore.config import load_config
+from tests.tiny_models import make_tiny_mmproj
 from tests.ui.conftest import claracore_serve, shot
 
 
@@ -28,7 +29,7 @@ def test_the_wizard_takes_a_folder_to_a_config_that_serves(
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(tiny_llama, models / "chat.gguf")
-    shutil.copy(tiny_llama, models / "mmproj-chat-f16.gguf")  # paired with chat: a vision model
+    make_tiny_mmproj(models / "mmproj-chat-f16.gguf")  # paired with chat: a vision model
     (models / "more").mkdir()
     shutil.copy(tiny_bert, models / "more" / "embed.gguf")
     config = tmp_path / "config.yaml"
