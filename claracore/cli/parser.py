@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: config, else 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to bind (default: config, else 5800)")
     serve.add_argument("--log-level", choices=levels, default="info")
+    serve.add_argument(
+        "--role",
+        choices=("leader", "follower"),
+        default="leader",
+        help="replicas sharing one data directory: followers leave downloads to the leader",
+    )
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", parents=[common], help="list the configured models")
