@@ -33,6 +33,9 @@ ModelType = Literal["llm", "embedding", "reranker", "stt", "tts"]
 Backend = Literal["auto", "cpu", "cuda", "rocm", "vulkan", "metal"]
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+#: An llama.cpp RPC worker (`claracore worker`): "host:port", "[v6 address]:port".
+_ENDPOINT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$"
+Endpoint = Annotated[str, StringConstraints(strip_whitespace=True, pattern=_ENDPOINT)]
 
 
 # Fields that take one of several shapes validate through one function each, so a bad value gets
@@ -110,6 +113,9 @@ class ModelSpec(BaseModel):
     ttl: float | None = Field(default=None, ge=0, le=10 * 365 * 86400)  # idle seconds; None: never
     pinned: bool = False
     preload: bool = False
+    # RPC workers whose devices take this model's offloaded layers beside local GPUs; None: the
+    # global `workers`, []: none (docs/scaling.md).
+    rpc: list[Endpoint] | None = Field(default=None, max_length=16)  # GGML_RPC_MAX_SERVERS
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -168,6 +174,7 @@ class Config(BaseModel):
     max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    workers: list[Endpoint] = Field(default_factory=list, max_length=16)  # every model's default `rpc`
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models", "memory", "monitoring", mode="before")

@@ -57,7 +57,9 @@ class AsyncEngine:
         self.events = EventBus()
         mem = self.config.memory
         budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
-        recipe_for = functools.partial(loaders.recipe, gpu_offload=supports_gpu_offload())
+        recipe_for = functools.partial(
+            loaders.recipe, gpu_offload=supports_gpu_offload(), workers=tuple(self.config.workers)
+        )
         self.pool = ModelPool(
             self.config.models,
             budget_vram=budget_vram,

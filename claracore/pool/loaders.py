@@ -6,7 +6,7 @@ same effective settings (context, parallel, cache types, offload) and cannot dri
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +56,13 @@ def model_type(spec: ModelSpec) -> str:
         return "llm"  # the load will report what is wrong with the file
 
 
-def recipe(spec: ModelSpec, *, gpu_offload: bool) -> LoadRecipe:
-    """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used."""
+def recipe(spec: ModelSpec, *, gpu_offload: bool, workers: Sequence[str] = ()) -> LoadRecipe:
+    """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used.
+
+    `workers` are the config's global RPC workers, for a model that names none of its own.
+    """
+    if spec.rpc is None and workers:
+        spec = spec.model_copy(update={"rpc": list(workers)})
     kind = model_type(spec)
     make = _RECIPES.get(kind)
     if make is None:
@@ -119,6 +124,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         cache_type_v=spec.cache_type_v,
         flash_attn=spec.flash_attn,
         chat_template=spec.chat_template,
+        rpc=tuple(spec.rpc or ()),  # even without offload support: a build without RPC says so
     )
     estimate = estimate_llm(
         info,

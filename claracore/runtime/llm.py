@@ -55,7 +55,9 @@ class LlmRuntime(TokenText):
         ensure_backend()
         self.options = options
         self.name = name or os.path.basename(options.path)
-        self._model = NativeModel.load(options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap)
+        self._model = NativeModel.load(
+            options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap, rpc=options.rpc
+        )
         try:
             self._init_context()
         except BaseException:

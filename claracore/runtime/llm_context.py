@@ -29,6 +29,7 @@ class LlmOptions:
     cache_type_v: str = "f16"
     flash_attn: bool | str = "auto"
     chat_template: str | None = None
+    rpc: tuple[str, ...] = ()  # RPC workers that take offloaded layers beside local GPUs
 
 
 def context_params(o: LlmOptions, n_ctx: int, parallel: int) -> Any:
