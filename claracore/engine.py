@@ -337,9 +337,10 @@ _CREATED = 1_700_000_000  # a fixed "created" stamp: config models have no creat
 
 
 def _model_info(s: ModelStatus) -> p.ModelInfo:
-    memory = (
-        p.MemoryInfo(vram_bytes=s.estimate.vram_bytes, ram_bytes=s.estimate.ram_bytes) if s.estimate else None
-    )
+    e = s.estimate
+    memory = None
+    if e is not None:
+        memory = p.MemoryInfo(vram_bytes=e.vram_bytes, ram_bytes=e.ram_bytes, remote_bytes=e.remote_bytes)
     return p.ModelInfo(
         id=s.name,
         created=_CREATED,

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--log-level", choices=levels, default="warning")
     chat.set_defaults(func=cmd_chat)
 
-    doctor = sub.add_parser("doctor", help="check that llama.cpp's build matches this machine's GPU")
+    doctor = sub.add_parser(
+        "doctor", parents=[common], help="check that llama.cpp's build matches this machine's GPU"
+    )
     doctor.add_argument("--log-level", choices=levels, default="warning")
     doctor.set_defaults(func=cmd_doctor)
 

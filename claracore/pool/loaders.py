@@ -15,6 +15,7 @@ from claracore.errors import ModelLoadError
 from claracore.modelfile.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
 from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
 from claracore.modelfile.kind import infer_model_type
+from claracore.pool import remote
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
@@ -32,6 +33,7 @@ class ModelFacts:
     context_length: int | None = None  # tokens per sequence
     gpu_layers: int | None = None
     parallel: int | None = None  # sequences decoded together
+    rpc: list[str] | None = None  # the RPC workers the offloaded layers are split over
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int,
         context_length=n_ctx,
         gpu_layers=gpu_layers,
         parallel=parallel,
+        rpc=list(spec.rpc) if spec.rpc else None,
     )
 
 
@@ -139,7 +142,9 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         n_outputs_max=spec.parallel,
     )
 
-    load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    estimate = remote.on_workers(estimate, options.rpc)
+    local = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    load = remote.checked(local, spec.name, options.rpc, estimate)
     facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel)
     return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
 

@@ -209,6 +209,7 @@ class Completion(BaseModel):
 class MemoryInfo(BaseModel):
     vram_bytes: int
     ram_bytes: int
+    remote_bytes: int = Field(default=0, exclude_if=lambda v: v == 0)  # on RPC workers; shown when some
 
 
 class ModelInfo(BaseModel):
@@ -230,6 +231,7 @@ class ModelInfo(BaseModel):
     context_length: int | None = None  # tokens per sequence
     gpu_layers: int | None = None
     parallel: int | None = None
+    rpc: list[str] | None = None  # RPC workers that hold offloaded layers
 
 
 class ModelList(BaseModel):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from claracore.errors import ModelUnavailableError
+from claracore.errors import InsufficientMemoryError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class RemoteDevice:
 
 
 _lock = threading.Lock()
+_GPU_TYPES = (1, 2)  # GGML_BACKEND_DEVICE_TYPE_GPU, _IGPU (ggml-backend.h)
+_base_lib: ctypes.CDLL | None = None
 _libs: tuple[ctypes.CDLL, ctypes.CDLL] | None = None
 _servers: dict[str, list[int]] = {}  # endpoint -> its device handles, added once per process
 
@@ -80,24 +82,21 @@ def lib_dir() -> Path:
     return Path(llama_cpp.llama_cpp._lib._name).parent
 
 
-def _load() -> tuple[ctypes.CDLL, ctypes.CDLL]:
-    """(libggml-base, libggml-rpc) with their prototypes; RpcUnsupportedError without RPC."""
-    global _libs
-    if _libs is not None:
-        return _libs
+def _library(stem: str) -> Path | None:
     folder = lib_dir()
-    rpc_file = next(iter(sorted(folder.glob("libggml-rpc.*")) + sorted(folder.glob("ggml-rpc.*"))), None)
-    if rpc_file is None or not llama_cpp.llama_supports_rpc():
-        raise RpcUnsupportedError(
-            f"this llama.cpp ({folder}) was built without RPC: rebuild with "
-            "`python -m claracore.native build --backend rpc` (or cuda-rpc)"
-        )
-    base_file = next(iter(sorted(folder.glob("libggml-base.*")) + sorted(folder.glob("ggml-base.*"))))
-    base, rpc = ctypes.CDLL(str(base_file)), ctypes.CDLL(str(rpc_file))
+    return next(iter(sorted(folder.glob(f"lib{stem}.*")) + sorted(folder.glob(f"{stem}.*"))), None)
+
+
+def _base() -> ctypes.CDLL:
+    """libggml-base (every build has it) with the device prototypes this module uses."""
+    global _base_lib
+    if _base_lib is not None:
+        return _base_lib
+    found = _library("ggml-base")
+    if found is None:
+        raise RpcUnsupportedError(f"no libggml-base beside libllama in {lib_dir()}")
+    base = ctypes.CDLL(str(found))
     p, size = ctypes.c_void_p, ctypes.c_size_t
-    rpc.ggml_backend_rpc_add_server.argtypes, rpc.ggml_backend_rpc_add_server.restype = [ctypes.c_char_p], p
-    rpc.ggml_backend_rpc_start_server.argtypes = [ctypes.c_char_p, ctypes.c_char_p, size, size, p]
-    rpc.ggml_backend_rpc_start_server.restype = None
     base.ggml_backend_reg_dev_count.argtypes, base.ggml_backend_reg_dev_count.restype = [p], size
     base.ggml_backend_reg_dev_get.argtypes, base.ggml_backend_reg_dev_get.restype = [p, size], p
     base.ggml_backend_dev_count.argtypes, base.ggml_backend_dev_count.restype = [], size
@@ -107,8 +106,43 @@ def _load() -> tuple[ctypes.CDLL, ctypes.CDLL]:
         getattr(base, name).argtypes, getattr(base, name).restype = [p], ctypes.c_char_p
     base.ggml_backend_dev_memory.argtypes = [p, ctypes.POINTER(size), ctypes.POINTER(size)]
     base.ggml_backend_dev_memory.restype = None
-    _libs = (base, rpc)
+    _base_lib = base
+    return base
+
+
+def _load() -> tuple[ctypes.CDLL, ctypes.CDLL]:
+    """(libggml-base, libggml-rpc) with their prototypes; RpcUnsupportedError without RPC."""
+    global _libs
+    if _libs is not None:
+        return _libs
+    rpc_file = _library("ggml-rpc")
+    if rpc_file is None or not llama_cpp.llama_supports_rpc():
+        raise RpcUnsupportedError(
+            f"this llama.cpp ({lib_dir()}) was built without RPC: rebuild with "
+            "`python -m claracore.native build --backend rpc` (or cuda-rpc)"
+        )
+    rpc = ctypes.CDLL(str(rpc_file))
+    p, size = ctypes.c_void_p, ctypes.c_size_t
+    rpc.ggml_backend_rpc_add_server.argtypes, rpc.ggml_backend_rpc_add_server.restype = [ctypes.c_char_p], p
+    rpc.ggml_backend_rpc_start_server.argtypes = [ctypes.c_char_p, ctypes.c_char_p, size, size, p]
+    rpc.ggml_backend_rpc_start_server.restype = None
+    _libs = (_base(), rpc)
     return _libs
+
+
+def local_gpus() -> int:
+    """How many GPU devices this process's llama.cpp sees (RPC devices are never among them)."""
+    base = _base()
+    devices = (base.ggml_backend_dev_get(i) for i in range(base.ggml_backend_dev_count()))
+    return sum(1 for d in devices if base.ggml_backend_dev_type(d) in _GPU_TYPES)
+
+
+def check_room(model: str, endpoints: list[str], needed: int) -> None:
+    """InsufficientMemoryError when the workers' free memory is under what the model puts there."""
+    free = sum(d.free for d in remote_devices(endpoints))
+    if needed > free:
+        why = f"the free memory of RPC workers {', '.join(endpoints)}"
+        raise InsufficientMemoryError(model, {"workers": needed}, {"workers": free}, why)
 
 
 def supported() -> bool:
@@ -172,7 +206,7 @@ def device_list(endpoints: list[str]) -> ctypes.Array[ctypes.c_void_p] | None:
         return None
     base, _ = _load()
     local = [base.ggml_backend_dev_get(i) for i in range(base.ggml_backend_dev_count())]
-    gpus = [d for d in local if base.ggml_backend_dev_type(d) in (1, 2)]  # GPU, IGPU (ggml-backend.h)
+    gpus = [d for d in local if base.ggml_backend_dev_type(d) in _GPU_TYPES]
     for endpoint in endpoints:
         probe(endpoint)
     remote = [dev for endpoint in endpoints for dev in _devices_of(endpoint)]
@@ -197,7 +231,7 @@ def serve(host: str, port: int, *, devices: list[str] | None = None, threads: in
             raise RpcUnsupportedError(f"no device {', '.join(unknown)} here; this build has {have}")
         chosen = [by_name[d] for d in devices]
     else:
-        gpus = [d for d in by_name.values() if base.ggml_backend_dev_type(d) in (1, 2)]
+        gpus = [d for d in by_name.values() if base.ggml_backend_dev_type(d) in _GPU_TYPES]
         chosen = gpus or [d for d in by_name.values() if base.ggml_backend_dev_type(d) == 0]
     array = (ctypes.c_void_p * len(chosen))(*chosen)
     endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

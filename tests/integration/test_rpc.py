@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 from claracore import AsyncEngine
 from claracore.config import parse_config
 from claracore.errors import ConfigError
+from claracore.hardware import workers
 from claracore.runtime import rpc
 from tests.e2e.server import free_port
 from tests.waiting import wait_for
@@ -50,7 +52,7 @@ async def test_a_build_without_rpc_refuses_a_model_with_workers(tiny_llama: Path
 
 
 @pytest.fixture(scope="module")
-def workers() -> Iterator[list[str]]:
+def workers_up() -> Iterator[list[str]]:
     """Two `claracore worker` processes on loopback ports, each serving its CPU."""
     if not rpc.supported():
         pytest.skip("llama.cpp here lacks GGML_RPC")
@@ -92,19 +94,19 @@ async def _answer(spec: dict[str, Any], **config: Any) -> tuple[str, list[Any]]:
 
 @needs_rpc
 async def test_a_model_split_over_two_workers_answers_as_the_local_run(
-    smollm2: Path, workers: list[str]
+    smollm2: Path, workers_up: list[str]
 ) -> None:
     spec = {"name": "smol", "model": str(smollm2), "context_length": 1024, "parallel": 1}
     local, _ = await _answer(spec)
-    remote, models = await _answer({**spec, "gpu_layers": 20, "rpc": workers})
+    remote, models = await _answer({**spec, "gpu_layers": 20, "rpc": workers_up})
     assert remote == local and local
     assert models[0].state == "loaded"
 
 
 @needs_rpc
-def test_the_workers_report_their_devices_and_memory(workers: list[str]) -> None:
-    devices = rpc.remote_devices(workers)
-    assert [d.endpoint for d in devices] == workers
+def test_the_workers_report_their_devices_and_memory(workers_up: list[str]) -> None:
+    devices = rpc.remote_devices(workers_up)
+    assert [d.endpoint for d in devices] == workers_up
     assert all(d.total > 0 and 0 < d.free <= d.total for d in devices)
 
 
@@ -121,3 +123,34 @@ async def test_a_worker_that_is_gone_fails_the_model_with_a_503_naming_it(smollm
         await engine.reconfigure({"models": [{**spec, "rpc": []}]})
         r = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=4)
         assert r.choices[0].message.content
+
+
+def test_detection_and_doctor_name_each_worker_and_what_is_wrong() -> None:
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    alive, gone = f"127.0.0.1:{listening.getsockname()[1]}", f"127.0.0.1:{free_port()}"
+    try:
+        config = parse_config(
+            {"workers": [alive], "models": [{"name": "m", "model": "/m.gguf", "rpc": [gone]}]}
+        )
+        found = workers.report(config)
+        lines = workers.render(config)
+    finally:
+        listening.close()
+    assert [w["endpoint"] for w in found["workers"]] == [alive, gone]
+    dead = found["workers"][1]
+    assert dead["reachable"] is False and gone in dead["error"]
+    assert any(gone in line for line in lines)
+    if not rpc.supported():
+        assert found["supported"] is False and "built without RPC" in found["workers"][0]["error"]
+        assert lines[0] == "RPC workers: not compiled in by this llama.cpp"
+
+
+@needs_rpc
+def test_detection_shows_the_workers_devices_and_memory(workers_up: list[str]) -> None:
+    found = workers.report(parse_config({"workers": workers_up, "models": []}))
+    assert found["supported"] is True
+    for endpoint, w in zip(workers_up, found["workers"], strict=True):
+        assert w["reachable"] and w["devices"][0]["worker"] == endpoint
+        assert w["devices"][0]["totalBytes"] > 0
