@@ -143,6 +143,7 @@ def serve(side: str, args: argparse.Namespace, path: str) -> Iterator[Server]:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=ROOT, start_new_session=True,  # the terminal's Ctrl-C reaches only us
+                env={**os.environ, "CLARACORE_HOME": str(tmp)},  # never the user's own store
             )  # fmt: skip
         try:
             base_url = f"http://127.0.0.1:{port}/v1"

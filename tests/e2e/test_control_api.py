@@ -27,7 +27,9 @@ def write_config(path: Path, models: list[dict[str, Any]]) -> None:
 
 
 def states(url: str) -> dict[str, str]:
-    return {m["id"]: m["state"] for m in httpx.get(url + "/v1/models").json()["data"]}
+    # Wide: across a hard restart the request waits in the inherited socket's backlog while the
+    # new process starts.
+    return {m["id"]: m["state"] for m in httpx.get(url + "/v1/models", timeout=60).json()["data"]}
 
 
 def chat(url: str, model: str, **extra: Any) -> httpx.Response:
@@ -50,7 +52,7 @@ def test_soft_restart_only_unloads_what_changed(
         assert states(url) == {"a": "loaded", "b": "loaded"}
         c = {"name": "c", "model": str(tiny_llama), "context_length": 128}
         write_config(cfg, [a, {**b, "temperature": 0.1}, c])
-        r = httpx.post(url + "/api/server/restart").json()
+        r = httpx.post(url + "/api/server/restart", timeout=60).json()
         assert r["message"] == "Server restarted successfully" and r["reloadedAt"].endswith("Z")
         assert r["models"] == {"added": ["c"], "changed": ["b"], "removed": [], "kept": ["a"]}
         assert states(url) == {"a": "loaded", "b": "unloaded", "c": "unloaded"}
@@ -77,7 +79,7 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
         reader.start()
         assert started.wait(10)
         write_config(cfg, [{**a, "top_k": 5}])
-        assert httpx.post(url + "/api/server/restart").json()["models"]["changed"] == ["a"]
+        assert httpx.post(url + "/api/server/restart", timeout=60).json()["models"]["changed"] == ["a"]
         reader.join(120)
         assert not reader.is_alive(), "the stream on the old definition never ended"
         lines = [x for x in lines if x]
@@ -92,7 +94,7 @@ def test_bad_config_on_restart_changes_nothing(tmp_path: Path, tiny_llama: Path)
     write_config(cfg, [a])
     with running_server({"models": [a]}, config_path=cfg) as (url, engine):
         cfg.write_text("models:\n  - name: a\n    model: x\n    temperature: 9\n")
-        r = httpx.post(url + "/api/server/restart")
+        r = httpx.post(url + "/api/server/restart", timeout=60)
         assert r.status_code == 400 and r.json()["code"] == "INVALID_CONFIG"
         assert "models.0" in str(r.json()["details"])
         assert engine.config.models[0].model == str(tiny_llama)
@@ -100,14 +102,14 @@ def test_bad_config_on_restart_changes_nothing(tmp_path: Path, tiny_llama: Path)
 
 def test_load_unload_routes(tiny_llama: Path) -> None:
     with running_server({"models": [{"name": "a", "model": str(tiny_llama), "aliases": ["x"]}]}) as (url, _):
-        r = httpx.post(url + "/api/models/x/load").json()
+        r = httpx.post(url + "/api/models/x/load", timeout=60).json()
         assert r == {"message": "Model a loaded", "model": "a", "state": "loaded"}
-        assert httpx.post(url + "/api/models/a/unload").json()["unloaded"] is True
-        assert httpx.post(url + "/api/models/a/unload").json()["unloaded"] is False
-        httpx.post(url + "/api/models/a/load")
-        r = httpx.post(url + "/api/models/unload").json()
+        assert httpx.post(url + "/api/models/a/unload", timeout=60).json()["unloaded"] is True
+        assert httpx.post(url + "/api/models/a/unload", timeout=60).json()["unloaded"] is False
+        httpx.post(url + "/api/models/a/load", timeout=60)
+        r = httpx.post(url + "/api/models/unload", timeout=60).json()
         assert r["message"] == "All models unloaded successfully" and r["unloadedCount"] == 1
-        missing = httpx.post(url + "/api/models/nope/load")
+        missing = httpx.post(url + "/api/models/nope/load", timeout=60)
         assert missing.status_code == 404
         assert (
             set(missing.json()) == {"error", "code", "details"}
@@ -178,7 +180,7 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Pa
 
         def up() -> bool:
             try:
-                return httpx.get(url + "/health", timeout=1).status_code == 200
+                return httpx.get(url + "/health", timeout=10).status_code == 200
             except httpx.ConnectError:  # not listening yet: only before the first start
                 assert proc.poll() is None, "the server exited"
                 return False
@@ -187,7 +189,7 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Pa
         assert chat(url, "a").status_code == 200
         listening = _listening_socket(proc.pid, port)
         knocker.start()
-        r = httpx.post(url + "/api/server/restart/hard")
+        r = httpx.post(url + "/api/server/restart/hard", timeout=60)
         assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
         # The sign of a new process (same pid: exec) is that the loaded model is gone.
         wait_for(lambda: _states_unless_cut(url) == {"a": "unloaded"}, timeout=60, what="the new process")

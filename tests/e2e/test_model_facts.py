@@ -48,7 +48,7 @@ def test_models_carry_their_file_and_effective_settings(
         assert models["gone"]["file"] is None and models["gone"]["size_bytes"] is None
         assert listing["budget"] == {"vram_bytes": 0, "ram_bytes": 3 * 2**30}
         # The same facts once loaded (they come from the plan the load used).
-        assert httpx.post(url + "/api/models/chat/load").status_code == 200
+        assert httpx.post(url + "/api/models/chat/load", timeout=60).status_code == 200
         loaded = httpx.get(url + "/v1/models/chat").json()
         assert loaded["state"] == "loaded"
         assert {k: loaded[k] for k in ("file", "size_bytes", "context_length", "parallel")} == {

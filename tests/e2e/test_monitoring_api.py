@@ -225,7 +225,7 @@ def test_config_writes_restarts_and_setup_runs_are_published(
             assert httpx.post(url + "/api/config/model/a", json={"temperature": 0.5}).status_code == 200
             saved = events.wait(lambda f: f.event == "config").payload
             assert saved["action"] == "saved" and saved["path"] == str(cfg) and saved["needsRestart"] is True
-            assert httpx.post(url + "/api/server/restart").status_code == 200
+            assert httpx.post(url + "/api/server/restart", timeout=60).status_code == 200
             applied = events.wait(lambda f: f.event == "config" and f.payload["action"] == "applied").payload
             assert applied["models"]["changed"] == ["a"]
             assert (
