@@ -66,7 +66,7 @@ class NotLeaderError(ConflictError):
     def __init__(self) -> None:
         super().__init__(
             "downloads run on the leader replica; this server was started with `--role follower`, "
-            "so send /api/downloads and /api/models/download to the leader (docs/scaling.md)"
+            "so send /api/models/download and /api/models/downloads/* to the leader (docs/scaling.md)"
         )
 
 
