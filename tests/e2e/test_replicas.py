@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import pytest
 from tests.e2e.downloads import wait_state
 from tests.e2e.server import free_port
 from tests.hub_stub import HubStub
+from tests.processes import stop
 from tests.tiny_models import make_tiny_llama
 from tests.waiting import wait_for
 
@@ -66,16 +66,6 @@ def _up(url: str, proc: subprocess.Popen[bytes] | None = None) -> bool:
         return httpx.get(url + "/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +107,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield Cluster(urls["proxy"], urls["leader"], urls["follower"], root, hub)
         finally:
             for proc in reversed(procs):
-                _stop(proc)
+                stop(proc)
 
 
 def test_chats_spread_over_both_replicas_with_the_same_greedy_answer(cluster: Cluster) -> None:

@@ -9,7 +9,6 @@ with workers by name (503 RPC_UNSUPPORTED) instead of silently serving it locall
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from claracore.errors import ConfigError
 from claracore.hardware import workers
 from claracore.runtime import rpc
 from tests.e2e.server import free_port
+from tests.processes import stop
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -78,12 +78,7 @@ def workers_up() -> Iterator[list[str]]:
         yield endpoints
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout=10)
 
 
 async def _answer(spec: dict[str, Any], **config: Any) -> tuple[str, list[Any]]:

@@ -7,7 +7,6 @@ processes read the same file and the later save drops the earlier one's alias.
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from claracore.config import Config, load_config
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.shared_lock import LockedError, SharedLock
+from tests.processes import run_in_children
 from tests.tiny_models import make_tiny_llama
 
 CHILDREN = 3
@@ -45,19 +45,7 @@ def test_processes_editing_one_config_lose_no_edit(tmp_path: Path) -> None:
     model = make_tiny_llama(tmp_path / "tiny.gguf")
     path = tmp_path / "config.yaml"
     path.write_text(f"models:\n  - name: tiny\n    model: {model}\n    aliases: []\n")
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(CHILDREN)
-    errors = context.Queue()
-    children = [context.Process(target=_child, args=(str(path), i, start, errors)) for i in range(CHILDREN)]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(timeout=120)
-        assert child.exitcode == 0
-    failures = []
-    while not errors.empty():
-        failures.append(errors.get())
-    assert failures == []
+    assert run_in_children(_child, CHILDREN, str(path)) == []
     aliases = load_config(path).models[0].aliases
     assert sorted(aliases) == sorted(f"c{i}-{n}" for i in range(CHILDREN) for n in range(ROUNDS))
 

@@ -7,12 +7,12 @@ increment and every folder must be there at the end, and no child may see "datab
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from claracore.manage.store import MIGRATIONS, Store
+from tests.processes import run_in_children
 
 CHILDREN = 4
 ROUNDS = 40
@@ -36,19 +36,7 @@ def _child(path: str, index: int, start: Any, errors: Any) -> None:
 
 def test_processes_migrate_once_and_lose_no_write(tmp_path: Path) -> None:
     path = tmp_path / "claracore.db"
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(CHILDREN)
-    errors = context.Queue()
-    children = [context.Process(target=_child, args=(str(path), i, start, errors)) for i in range(CHILDREN)]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(timeout=120)
-        assert child.exitcode == 0, f"a child did not finish (exit {child.exitcode})"
-    failures = []
-    while not errors.empty():
-        failures.append(errors.get())
-    assert failures == []
+    assert run_in_children(_child, CHILDREN, str(path)) == []
     store = Store(path)
     try:
         assert store.schema_version == len(MIGRATIONS)
