@@ -65,6 +65,7 @@ def recipe(spec: ModelSpec, *, gpu_offload: bool, workers: Sequence[str] = ()) -
     """
     if spec.rpc is None and workers:
         spec = spec.model_copy(update={"rpc": list(workers)})
+    gpu_offload = remote.offload(gpu_offload, spec.rpc)
     kind = model_type(spec)
     make = _RECIPES.get(kind)
     if make is None:

@@ -17,6 +17,16 @@ from claracore.modelfile.estimate import MemoryEstimate
 from claracore.runtime.base import Runtime
 
 
+def offload(gpu_offload: bool, endpoints: Sequence[str] | None) -> bool:
+    """Whether a model's `gpu_layers` leave this CPU: a build with RPC says it supports offload
+    even on a machine without a GPU, where a model without workers keeps every layer here."""
+    if not gpu_offload or endpoints:
+        return gpu_offload
+    from claracore.runtime import rpc
+
+    return not rpc.supported() or rpc.local_gpus() > 0
+
+
 def on_workers(estimate: MemoryEstimate, endpoints: Sequence[str]) -> MemoryEstimate:
     """`estimate` with what goes to `endpoints` moved from `vram_bytes` to `remote_bytes`."""
     if not endpoints or not estimate.vram_bytes:

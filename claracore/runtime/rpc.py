@@ -18,6 +18,7 @@ import ctypes
 import logging
 import os
 import socket
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ from claracore.errors import InsufficientMemoryError, ModelUnavailableError
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP probe of a worker
+#: RPC_PROTO_MAJOR/MINOR_VERSION of ggml-rpc.h in the llama.cpp that llama-cpp-python 0.3.x vendors.
+PROTOCOL = (7, 0)
+_HELLO = 14  # RPC_CMD_HELLO
+_CAPS = 24  # RPC_CONN_CAPS_SIZE: the HELLO request's body, zeros (no RDMA)
 
 
 class RpcUnsupportedError(ModelUnavailableError):
@@ -88,13 +93,14 @@ def _library(stem: str) -> Path | None:
 
 
 def _base() -> ctypes.CDLL:
-    """libggml-base (every build has it) with the device prototypes this module uses."""
+    """libggml (every build has it; its device registry, and libggml-base's device calls through
+    it) with the prototypes this module uses."""
     global _base_lib
     if _base_lib is not None:
         return _base_lib
-    found = _library("ggml-base")
+    found = _library("ggml")
     if found is None:
-        raise RpcUnsupportedError(f"no libggml-base beside libllama in {lib_dir()}")
+        raise RpcUnsupportedError(f"no libggml beside libllama in {lib_dir()}")
     base = ctypes.CDLL(str(found))
     p, size = ctypes.c_void_p, ctypes.c_size_t
     base.ggml_backend_reg_dev_count.argtypes, base.ggml_backend_reg_dev_count.restype = [p], size
@@ -111,7 +117,7 @@ def _base() -> ctypes.CDLL:
 
 
 def _load() -> tuple[ctypes.CDLL, ctypes.CDLL]:
-    """(libggml-base, libggml-rpc) with their prototypes; RpcUnsupportedError without RPC."""
+    """(libggml, libggml-rpc) with their prototypes; RpcUnsupportedError without RPC."""
     global _libs
     if _libs is not None:
         return _libs
@@ -164,11 +170,44 @@ def probe(endpoint: str, timeout: float = CONNECT_TIMEOUT) -> None:
         raise WorkerUnavailableError(endpoint, getattr(exc, "strerror", None) or str(exc)) from None
 
 
+def handshake(endpoint: str, timeout: float = CONNECT_TIMEOUT) -> tuple[int, int, int]:
+    """Say HELLO as ggml-rpc does and return the worker's protocol version.
+
+    ggml-rpc aborts the process when a handshake fails (something else on that port, another
+    protocol version), so it is done here first. A worker serves one client at a time: one busy
+    with another server does not answer in time, and that is reported too.
+    """
+    host, _, port = endpoint.rpartition(":")
+    hello = bytes([_HELLO]) + struct.pack("<Q", _CAPS) + bytes(_CAPS)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            sock.sendall(hello)
+            answer = b""
+            while len(answer) < 8 + 4 + _CAPS:
+                chunk = sock.recv(8 + 4 + _CAPS - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+    except TimeoutError:
+        raise WorkerUnavailableError(
+            endpoint, "no answer to the RPC handshake: busy with another server?"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise WorkerUnavailableError(endpoint, getattr(exc, "strerror", None) or str(exc)) from None
+    if len(answer) < 12 or struct.unpack("<Q", answer[:8])[0] != 4 + _CAPS:
+        raise WorkerUnavailableError(endpoint, "it does not speak llama.cpp's RPC protocol")
+    version = (answer[8], answer[9], answer[10])
+    if version[0] != PROTOCOL[0] or version[1] > PROTOCOL[1]:
+        theirs, ours = ".".join(map(str, version)), ".".join(map(str, PROTOCOL))
+        raise WorkerUnavailableError(endpoint, f"it speaks RPC protocol {theirs}, this build {ours}")
+    return version
+
+
 def _devices_of(endpoint: str) -> list[int]:
     base, rpc = _load()
     with _lock:
         if endpoint not in _servers:
-            probe(endpoint)
+            handshake(endpoint)
             reg = rpc.ggml_backend_rpc_add_server(endpoint.encode())
             count = base.ggml_backend_reg_dev_count(reg)
             _servers[endpoint] = [base.ggml_backend_reg_dev_get(reg, i) for i in range(count)]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,34 @@ def test_detection_shows_the_workers_devices_and_memory(workers_up: list[str]) -
     for endpoint, w in zip(workers_up, found["workers"], strict=True):
         assert w["reachable"] and w["devices"][0]["worker"] == endpoint
         assert w["devices"][0]["totalBytes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (struct.pack("<Q", 28) + bytes([6, 0, 0, 0]) + bytes(24), "it speaks RPC protocol 6.0.0"),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "does not speak llama.cpp's RPC protocol"),
+    ],
+)
+def test_the_handshake_refuses_what_ggml_rpc_would_abort_on(reply: bytes, reason: str) -> None:
+    """Another protocol version, or another service on the port, is a WorkerUnavailableError."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    endpoint = f"127.0.0.1:{server.getsockname()[1]}"
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1 + 8 + 24)
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(rpc.WorkerUnavailableError) as caught:
+            rpc.handshake(endpoint)
+    finally:
+        thread.join(10)
+        server.close()
+    assert reason in caught.value.message and caught.value.details == {"worker": endpoint}
