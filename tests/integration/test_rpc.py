@@ -25,6 +25,7 @@ from claracore.config import parse_config
 from claracore.errors import ConfigError
 from claracore.hardware import workers
 from claracore.runtime import rpc
+from claracore.runtime.native import capture_log
 from tests.e2e.server import free_port
 from tests.processes import stop
 from tests.waiting import wait_for
@@ -95,9 +96,14 @@ async def test_a_model_split_over_two_workers_answers_as_the_local_run(
 ) -> None:
     spec = {"name": "smol", "model": str(smollm2), "context_length": 1024, "parallel": 1}
     local, _ = await _answer(spec)
-    remote, models = await _answer({**spec, "gpu_layers": 20, "rpc": workers_up})
+    with capture_log() as lines:  # llama.cpp names each buffer's device as it loads
+        remote, models = await _answer({**spec, "gpu_layers": 20, "rpc": workers_up})
     assert remote == local and local
-    assert models[0].state == "loaded"
+    for worker in workers_up:  # layers really went to both workers
+        assert any(f"RPC0[{worker}] model buffer size" in line for line in lines), worker
+    assert any("CPU_Mapped model buffer size" in line or "CPU model buffer size" in line for line in lines)
+    assert models[0].state == "loaded" and models[0].rpc == workers_up
+    assert models[0].memory.remote_bytes > 0 and models[0].memory.vram_bytes == 0
 
 
 @needs_rpc
