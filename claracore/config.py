@@ -9,12 +9,16 @@ silently does nothing.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,13 +30,40 @@ from pydantic import (
     model_validator,
 )
 
+from claracore import yamldoc
 from claracore.errors import ConfigError
 from claracore.fsutil import atomic_write, backup
+from claracore.inputs import find_problem, path_problem
 
 ModelType = Literal["llm", "embedding", "reranker", "stt", "tts"]
 Backend = Literal["auto", "cpu", "cuda", "rocm", "vulkan", "metal"]
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def _plain_text(value: str) -> str:
+    """Names, aliases and keys appear in URLs, headers and logs: no control characters."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain control characters (such as NUL or a line break)")
+    return value
+
+
+def _host(value: str) -> str:
+    """A host the server can bind: an IP address or a DNS name (labels of letters, digits, -)."""
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return value
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if not 0 < len(value) <= 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("expected an IP address or a host name (letters, digits, '-' and '.')")
+    return value
+
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_plain_text)]
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+Host = Annotated[str, AfterValidator(_host)]
 #: An llama.cpp RPC worker (`claracore worker`): "host:port", "[v6 address]:port".
 _ENDPOINT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$"
 Endpoint = Annotated[str, StringConstraints(strip_whitespace=True, pattern=_ENDPOINT)]
@@ -75,6 +106,9 @@ def _resolve_path(value: str | None, info: ValidationInfo) -> str | None:
     """Expand ``~``; a relative path means "next to config.yaml" so a config folder moves whole."""
     if value is None:
         return None
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(f"the path {problem}")
     path = Path(value).expanduser()
     base_dir = (info.context or {}).get("base_dir")
     if not path.is_absolute() and base_dir is not None:
@@ -166,12 +200,13 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(default=5800, ge=1, le=65535)
     cors: Cors = False
-    api_key: str = ""
+    api_key: PlainText = ""
     models_dir: str | None = None
     max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
+    max_body_mb: float = Field(default=16.0, gt=0, le=1 << 20)  # largest other request body (JSON, YAML)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     workers: list[Endpoint] = Field(default_factory=list, max_length=16)  # every model's default `rpc`
@@ -247,6 +282,11 @@ def parse_config(
     if not isinstance(raw, dict):
         why = f"the top level must be a mapping of keys, not {type(raw).__name__}"
         raise ConfigError(f"{source}: {why}", path=source, errors=[{"path": "", "message": why}])
+    found = find_problem(raw)  # lone surrogates, absurd nesting: the rules every way in applies
+    if found is not None:
+        key, why = found
+        label = key or "the configuration"
+        raise ConfigError(f"{source}: {label}: {why}", path=source, errors=[{"path": key, "message": why}])
     try:
         return Config.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as exc:
@@ -255,16 +295,31 @@ def parse_config(
 
 def dump_config(config: Config) -> str:
     """YAML of `config` without default values, keys in declaration order, so files stay small."""
-    data = config.model_dump(mode="json", exclude_defaults=True)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yamldoc.dump(config.model_dump(mode="json", exclude_defaults=True))
 
 
 def save_config(config: Config, path: str | os.PathLike[str], *, keep_backups: int = 10) -> None:
-    """Write `config` atomically, first copying the old file to `.backups/` (newest N kept)."""
-    text = dump_config(config)  # before the backup, so a failure here leaves no stray copy
+    """Write `config` atomically, first copying the old file to `.backups/` (newest N kept).
+
+    An existing valid file is edited in place rather than rewritten: only the keys whose value
+    changed are written, so comments, order and the way paths were written (relative) survive.
+    """
+    file = Path(path)
+    text = _edited(config, file)  # before the backup, so a failure here leaves no stray copy
     if keep_backups > 0:
-        backup(path, keep=keep_backups)
-    atomic_write(path, text)
+        backup(file, keep=keep_backups)
+    atomic_write(file, text)
+
+
+def _edited(config: Config, file: Path) -> str:
+    given = config.model_dump(mode="json", exclude_defaults=True)
+    try:
+        current = file.read_text(encoding="utf-8")
+        old = parse_config(current, source=str(file), base_dir=file.absolute().parent)
+    except (OSError, UnicodeError, ConfigError):
+        return yamldoc.dump(given)  # nothing (valid) to keep: write it whole
+    text = yamldoc.edited(current, old.model_dump(mode="json"), config.model_dump(mode="json"), given)
+    return text if text is not None else yamldoc.dump(given)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -291,6 +346,9 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def _parse_yaml(text: str, source: str) -> object:
     try:
         return yaml.load(text, Loader=_StrictLoader)  # safe: _StrictLoader is a SafeLoader
+    except RecursionError:
+        why = "invalid YAML: nested too deeply"
+        raise ConfigError(f"{source}: {why}", path=source, errors=[{"path": "", "message": why}]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
@@ -257,16 +257,29 @@ class AsyncEngine:
         except BaseException as exc:
             self.monitor.finish(record, exc)
             raise
+        chunks = speech.speak(lease, req)
+        try:  # the first piece before answering, so a failure is an error status, not a cut stream
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            first = b""
+        except BaseException as exc:
+            await chunks.aclose()
+            lease.release()
+            self.monitor.finish(record, exc)
+            raise
 
-        async def stream() -> AsyncIterator[bytes]:
+        async def stream() -> AsyncGenerator[bytes, None]:
             error: BaseException | None = None
             try:
-                async for chunk in speech.speak(lease, req):
+                if first:
+                    yield first
+                async for chunk in chunks:
                     yield chunk
             except BaseException as exc:
                 error = exc
                 raise
             finally:
+                await chunks.aclose()
                 lease.release()
                 self.monitor.finish(record, error)
 
@@ -280,16 +293,8 @@ class AsyncEngine:
         return b"".join([c async for c in chunks])
 
     def _voice(self, req: a.SpeechRequest) -> str:
-        """The voice's model: named by `voice`, else by `model`, else the first voice for an OpenAI name."""
-        voices = self.pool.of_kind("tts")
-        names = {n: s.name for s in voices for n in (s.name, *s.aliases)}
-        for wanted in (req.voice, req.model):
-            if wanted in names:
-                return names[wanted]
-        if req.voice in speech.OPENAI_VOICES and voices:
-            return voices[0].name
-        listed = ", ".join(names) or "(no voices are configured)"
-        raise InvalidRequestError(f"voice '{req.voice}' is not available; voices: {listed}", param="voice")
+        """The voice model that speaks `req` (rules: `serving.speech.choose_voice`)."""
+        return speech.choose_voice(req, self.pool.of_kind("tts"), self.pool.kind)
 
     # ------------------------------------------------------------ models
 

@@ -6,13 +6,15 @@ catch by kind. Nothing here knows about HTTP.
 
     ClaraCoreError                     code INTERNAL_ERROR
     ├── InvalidRequestError            code INVALID_REQUEST       (names the field)
-    │   └── ContextLengthExceededError code CONTEXT_LENGTH_EXCEEDED
+    │   ├── ContextLengthExceededError code CONTEXT_LENGTH_EXCEEDED
+    │   └── PayloadTooLargeError       code PAYLOAD_TOO_LARGE     (over a configured size limit)
     ├── ConfigError                    code INVALID_CONFIG        (names file and key path)
     ├── ModelNotFoundError             code MODEL_NOT_FOUND       (lists the available models)
     ├── ConflictError                  code ALREADY_EXISTS        (e.g. a folder already tracked)
     ├── ModelLoadError                 code MODEL_LOAD_FAILED     (missing or corrupt file)
     ├── InsufficientMemoryError        code INSUFFICIENT_MEMORY   (needed vs available)
     ├── ModelUnavailableError          code MODEL_UNAVAILABLE     (unloaded while a request waited)
+    │   └── ServerRestartingError      code SERVER_RESTARTING     (a hard restart ends the stream)
     ├── EngineClosedError              code ENGINE_CLOSED
     ├── NotFoundError                  code NOT_FOUND (or a finer one: DOWNLOAD_NOT_FOUND, REPO_NOT_FOUND…)
     └── RemoteError                    code REMOTE_ERROR          (the model hub or a URL failed)
@@ -53,6 +55,12 @@ class ContextLengthExceededError(InvalidRequestError):
     """The prompt does not fit the model's context; raised before any decode."""
 
     code = "CONTEXT_LENGTH_EXCEEDED"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """An upload or body is over its configured limit (`max_upload_mb`, `max_body_mb`)."""
+
+    code = "PAYLOAD_TOO_LARGE"
 
 
 class ConfigError(ClaraCoreError):
@@ -131,6 +139,12 @@ class ModelUnavailableError(ClaraCoreError):
     """The model was unloaded or is shutting down while the request was queued for it."""
 
     code = "MODEL_UNAVAILABLE"
+
+
+class ServerRestartingError(ModelUnavailableError):
+    """The server is restarting (a hard restart): an open stream ends early; retry shortly."""
+
+    code = "SERVER_RESTARTING"
 
 
 class EngineClosedError(ClaraCoreError):

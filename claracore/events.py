@@ -105,9 +105,14 @@ class Subscription:
                     if self.closed:
                         return None
                     ready.clear()
+                # Not wait_for: on Python 3.11 a cancel that lands as the event arrives is swallowed
+                # (it returns the result), and a caller's loop would never see its cancellation.
+                woken = asyncio.ensure_future(ready.wait())
                 try:
-                    await asyncio.wait_for(ready.wait(), timeout)
-                except asyncio.TimeoutError:
+                    done, _ = await asyncio.wait({woken}, timeout=timeout)
+                finally:
+                    woken.cancel()
+                if not done:
                     return None
         finally:
             with self.bus._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -25,6 +26,18 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files `atomic_write` left beside `path` when killed mid-write; returns them.
+
+    Call at start, before anything writes `path` (a temp file of a live writer would go too).
+    """
+    target = Path(path)
+    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def backup(path: str | os.PathLike[str], keep: int = 10) -> Path | None:

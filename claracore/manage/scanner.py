@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from claracore.errors import ConflictError
 from claracore.manage.store import ModelFile, Store
 from claracore.modelfile.gguf import GGUFError, read_gguf
 from claracore.modelfile.kind import gguf_model_type
@@ -34,6 +35,19 @@ log = logging.getLogger(__name__)
 
 #: Called once per candidate file with (done, total, path), for progress displays.
 Progress = Callable[[int, int, str], None]
+#: Asked between folders and between files; True stops the scan (ScanCancelled).
+ShouldStop = Callable[[], bool]
+
+#: Bounds on one scan, so a folder tree of any shape ends: levels below the scanned folder, and
+#: directory entries looked at. Each real directory is walked once, however many links reach it.
+MAX_DEPTH = 16
+MAX_ENTRIES = 200_000
+
+
+class ScanCancelled(ConflictError):
+    """The scan was stopped: its client went away, or a newer scan of the folder replaced it."""
+
+    code = "SCAN_CANCELLED"
 
 
 @dataclass(frozen=True)
@@ -78,19 +92,29 @@ class _Candidate:
 
 
 def scan_folder(
-    path: str | Path, *, recursive: bool = True, store: Store | None = None, progress: Progress | None = None
+    path: str | Path,
+    *,
+    recursive: bool = True,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
 ) -> ScanResult:
     """Scan `path` (an existing directory; the caller resolves and checks it) for models.
 
     With a store, results are cached by size+mtime and saved as this folder's files (including
     unreadable ones, so they are not re-read either). Never raises for a bad file: it is skipped
-    with a reason. Raises OSError only when `path` itself cannot be listed.
+    with a reason. Symlinks are followed, each real directory once; the walk stops at MAX_DEPTH
+    levels and MAX_ENTRIES entries (saying so in `skipped`). Raises OSError only when `path`
+    itself cannot be listed, and ScanCancelled when `should_stop` answers True.
     """
     root = Path(path)
+    stop = should_stop or (lambda: False)
     result = ScanResult(folder=str(root), recursive=recursive)
-    candidates, projectors = _walk(root, recursive, result.skipped)
+    candidates, projectors = _walk(root, recursive, result.skipped, stop)
     records: list[ModelFile] = []
     for i, cand in enumerate(candidates):
+        if stop():
+            raise ScanCancelled(f"the scan of {root} was stopped")
         if progress:
             progress(i, len(candidates), str(cand.path))
         cached = store.cached_file(str(cand.path), cand.size, cand.mtime) if store else None
@@ -113,14 +137,25 @@ def scan_folder(
     return result
 
 
-def _walk(root: Path, recursive: bool, skipped: list[Skipped]) -> tuple[list[_Candidate], list[Path]]:
+def _walk(
+    root: Path, recursive: bool, skipped: list[Skipped], stop: ShouldStop
+) -> tuple[list[_Candidate], list[Path]]:
     """Every candidate model and every projector under `root`, sorted; only stats, no reads."""
     candidates: list[_Candidate] = []
     projectors: list[Path] = []
-    stack = [root]
+    stack = [(root, 0)]
+    seen: set[tuple[int, int]] = set()  # (device, inode) of each real directory walked
+    looked = 0
+    too_deep = False
     while stack:
-        folder = stack.pop()
+        if stop():
+            raise ScanCancelled(f"the scan of {root} was stopped")
+        folder, depth = stack.pop()
         try:
+            st = folder.stat()  # through symlinks: the real directory behind the name
+            if (st.st_dev, st.st_ino) in seen:
+                continue  # reached again through a link (to itself, to a parent): walked once
+            seen.add((st.st_dev, st.st_ino))
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
@@ -128,6 +163,12 @@ def _walk(root: Path, recursive: bool, skipped: list[Skipped]) -> tuple[list[_Ca
                 raise
             skipped.append(Skipped(str(folder), f"cannot list folder: {exc.strerror or exc}"))
             continue
+        looked += len(entries)
+        if looked > MAX_ENTRIES:
+            skipped.append(
+                Skipped(str(folder), f"scan stopped: more than {MAX_ENTRIES} entries under {root}")
+            )
+            break
         names = {e.name for e in entries}
         if "model.bin" in names and "config.json" in names:
             files = [Path(e.path) for e in entries if e.is_file()]
@@ -140,7 +181,13 @@ def _walk(root: Path, recursive: bool, skipped: list[Skipped]) -> tuple[list[_Ca
                 is_dir = False
             if is_dir:
                 if recursive and not entry.name.startswith("."):
-                    stack.append(Path(entry.path))
+                    if depth < MAX_DEPTH:
+                        stack.append((Path(entry.path), depth + 1))
+                    elif not too_deep:
+                        too_deep = True
+                        skipped.append(
+                            Skipped(entry.path, f"not scanned: more than {MAX_DEPTH} folders deep")
+                        )
                 continue
             try:
                 regular = entry.is_file()

@@ -511,8 +511,11 @@ def _memory(estimate: MemoryEstimate, measured: tuple[int, int] | None) -> dict[
 
 
 def _stat(path: str) -> tuple[float, int] | None:
-    """A failed model is retried once its file changes."""
-    with suppress(OSError):
+    """A failed model is retried once its file changes (None: no such file, or no usable path).
+
+    Never raises: it runs in the failed load's handler, which must still answer the waiters.
+    """
+    with suppress(OSError, ValueError):  # ValueError: a NUL byte in the path
         st = os.stat(path)
         return (st.st_mtime, st.st_size)
     return None

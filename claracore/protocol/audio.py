@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 SpeechFormat = Literal["wav", "pcm", "flac", "mp3", "opus", "aac"]
@@ -30,6 +30,14 @@ class SpeechRequest(BaseModel):
     response_format: SpeechFormat = "wav"
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _speakable(cls, value: str) -> str:
+        """The phonemizer takes C strings: a NUL would fail mid-stream, after the 200."""
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class SpeechAudioDelta(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from claracore.errors import InvalidRequestError
+from claracore.inputs import check_data
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,7 +33,7 @@ def first_error(errors: Sequence[Any]) -> tuple[str, str]:
     if not errors:
         return "", "invalid request"
     err = errors[0]
-    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value"))
+    return field_path(err.get("loc", ())), str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 def describe(exc: ValidationError) -> tuple[str, str]:
@@ -51,6 +52,7 @@ def parse(
     if isinstance(request, cls):
         return request.model_copy(update=extra) if extra else request
     data = {**(dict(request) if isinstance(request, Mapping) else {}), **extra}
+    check_data(data)  # lone surrogates, absurd nesting: the rules every way in applies
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

@@ -21,6 +21,7 @@ import llama_cpp
 import numpy as np
 
 from claracore.errors import InvalidRequestError, ModelUnavailableError
+from claracore.inputs import check_token_ids
 from claracore.runtime.native import NativeModel, new_context
 from claracore.runtime.native import tokenize as native_tokenize
 
@@ -151,10 +152,7 @@ class EmbeddingRuntime:
                     param=f"{param}.{i}",
                     details={"tokens": len(tokens), "context_length": self.n_ctx},
                 )
-            if min(tokens) < 0 or max(tokens) >= self.n_vocab:
-                raise InvalidRequestError(
-                    f"{param} {i} holds token ids outside the vocabulary", param=f"{param}.{i}"
-                )
+            check_token_ids(tokens, self.n_vocab, f"{param}.{i}")
 
     def _groups(self, inputs: Sequence[Sequence[int]]) -> Iterator[range]:
         """Consecutive runs of inputs that fit one decode (n_seq sequences, n_batch tokens)."""

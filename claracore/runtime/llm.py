@@ -24,6 +24,7 @@ from typing import Any
 import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
+from claracore.inputs import check_token_ids
 from claracore.runtime.base import Occupancy
 from claracore.runtime.chat_template import ChatTemplate
 from claracore.runtime.jobs import (
@@ -108,8 +109,7 @@ class LlmRuntime(TokenText):
             raise InvalidRequestError(
                 f"n is {job.n}; this model decodes at most {self.parallel} sequences together", param="n"
             )
-        if max(job.prompt) >= self.n_vocab or min(job.prompt) < 0:
-            raise InvalidRequestError("the prompt holds token ids outside the vocabulary", param="prompt")
+        check_token_ids(job.prompt, self.n_vocab)
         job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
         try:
             for params in job.params:

@@ -13,6 +13,7 @@ from typing import Any
 
 import llama_cpp
 
+from claracore.inputs import check_token_ids
 from claracore.runtime.native import tokenize as native_tokenize
 
 
@@ -61,6 +62,8 @@ class TokenText:
         return [*bos, pre, *prefix, suf, *suffix, mid]
 
     def detokenize(self, tokens: list[int]) -> str:
+        """The text of `tokens`; an id outside the vocabulary is a 400, never a native abort."""
+        check_token_ids(tokens, self.n_vocab)
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
     def token_text(self, token: int) -> str:

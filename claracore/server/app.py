@@ -19,8 +19,10 @@ from claracore.manage.downloads import DownloadManager, DownloadOptions
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
-from claracore.server import errors, ui
+from claracore.server import errors, openapi, ui
 from claracore.server.auth import Auth
+from claracore.server.drain import DrainMiddleware
+from claracore.server.guard import RequestGuard
 from claracore.server.routes import (
     activity,
     audio,
@@ -77,6 +79,7 @@ def create_app(
         downloads=DownloadManager(
             store, engine.events, prefs, config_file, data_dir=folder, options=download_options, leader=leader
         ),
+        file_at_start=config_file.current_or_running(),
         hard_restart=hard_restart,
     )
 
@@ -97,6 +100,10 @@ def create_app(
 
     app = FastAPI(title="ClaraCore", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state = state  # type: ignore[assignment]  # the typed AppState instead of Starlette's bag
+    # The guard checks key, origin, media type, size and JSON text before any route runs; CORS,
+    # added after it, wraps it, so preflights are answered and refusals carry CORS headers.
+    app.add_middleware(RequestGuard, state=state, openapi=app.openapi)
+    app.add_middleware(DrainMiddleware, draining=state.draining)  # outside the guard: refuses first
     cors = engine.config.cors
     if cors:
         origins = ["*"] if cors is True else list(cors)
@@ -109,6 +116,7 @@ def create_app(
         )
     app.add_middleware(RequestTelemetry, monitor=engine.monitor)  # outermost: times everything
     errors.install(app)
+    openapi.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
 

@@ -2,9 +2,13 @@
 
 Requests show the key as `Authorization: Bearer KEY` or `X-API-Key: KEY`, compared in constant
 time. Only its sha256 digest is kept, in memory and in the store, so neither a heap dump nor a
-copy of the database reveals it. The config file's `api_key` is the key until one is set through
-`POST /api/settings/system`; that one is stored and outlives restarts. Once a key is required,
-only its holder can change it or turn auth off, because the settings route carries the check too.
+copy of the database reveals it.
+
+The rule, decided here and nowhere else: the config file's `api_key`, when present, is the key,
+whatever the store says; the settings route cannot change or disable it. Only when the config
+has none does a key set through `POST /api/settings/system` apply (stored, so it outlives
+restarts), and once one is required only its holder can change it or turn it off, because the
+HTTP guard checks every request to that route too.
 """
 
 from __future__ import annotations
@@ -42,51 +46,75 @@ class Auth:
 
     def __init__(self, store: Store, config_key: str = "") -> None:
         self._store = store
-        self.digest: bytes | None = key_digest(config_key) if config_key else None
-        record = store.get_setting(AUTH)
-        if isinstance(record, dict):  # a key set through the settings route outlives restarts
-            stored = record.get("keySha256")
-            self.digest = bytes.fromhex(stored) if record.get("requireApiKey") and stored else None
+        self._config_digest: bytes | None = None
+        self._stored_digest = self._required_stored(self._record())
+        self.use_config_key(config_key)
+
+    @property
+    def from_config(self) -> bool:
+        """Whether the config file sets the key (then the settings route cannot change it)."""
+        return self._config_digest is not None
+
+    @property
+    def digest(self) -> bytes | None:
+        """The digest requests must match: the config file's key, else a required stored one."""
+        return self._config_digest if self._config_digest is not None else self._stored_digest
+
+    @staticmethod
+    def _required_stored(record: Mapping[str, Any]) -> bytes | None:
+        stored = record.get("keySha256")
+        return bytes.fromhex(str(stored)) if record.get("requireApiKey") and stored else None
 
     def allows(self, headers: Mapping[str, str]) -> bool:
         """Whether a request with these headers may pass (always, when no key is required)."""
-        return self.digest is None or _matches(presented_key(headers), self.digest)
+        digest = self.digest
+        return digest is None or _matches(presented_key(headers), digest)
 
-    def config_key_changed(self, key: str) -> None:
-        """A soft restart brought a new `api_key` in the config file: require it from now on."""
-        self.digest = key_digest(key)
+    def use_config_key(self, key: str) -> None:
+        """The config file's `api_key` ("" when it has none), at start and at each soft restart."""
+        self._config_digest = key_digest(key) if key else None
 
     def _record(self) -> dict[str, Any]:
-        """The stored record, or the config file's key (its digest only) when none is stored."""
+        """The stored record ({} when none): the key set through the settings route."""
         record = self._store.get_setting(AUTH)
-        if isinstance(record, dict):
-            return record
-        return {
-            "requireApiKey": self.digest is not None,
-            "keySha256": self.digest.hex() if self.digest else None,
-            "keyHint": "",
-        }
+        return dict(record) if isinstance(record, dict) else {}
 
     def view(self) -> dict[str, Any]:
-        """GET /api/settings/system's key fields: required now, whether one is set, its masked hint."""
+        """GET /api/settings/system's key fields: required now, whether one is set, its masked hint,
+        and where it comes from ("config", "settings" or null)."""
+        if self.from_config:
+            return {"requireApiKey": True, "apiKey": "••••", "apiKeySet": True, "apiKeySource": "config"}
         record = self._record()
         key_set = bool(record.get("keySha256"))
         return {
             "requireApiKey": self.digest is not None,
             "apiKey": (record.get("keyHint") or "••••") if key_set else "",
             "apiKeySet": key_set,
+            "apiKeySource": "settings" if key_set else None,
         }
 
     def change(self, update: SystemSettingsUpdate, headers: Mapping[str, str]) -> None:
         """Apply the `apiKey` and `requireApiKey` of `update`; it must leave a usable key behind.
 
-        Raises InvalidRequestError (naming apiKey) and changes nothing when it would not: auth
-        turned on without any key, or turned on with a key stored earlier by someone who does
-        not show that very key (so nobody locks the server with a key they do not hold). The
-        new digest applies from the next request.
+        Raises InvalidRequestError (naming the field) and changes nothing when the config file
+        sets the key (only `requireApiKey: true`, which changes nothing, is accepted then), when
+        auth would be turned on without any key, or turned on with a key stored earlier by
+        someone who does not show that very key (so nobody locks the server with a key they do
+        not hold). The caller has already passed the key check, so when a key is required the
+        request holds it. The new digest applies from the next request.
         """
         given = update.model_dump(include=update.model_fields_set)
-        record = dict(self._record())
+        if self.from_config:
+            for field in ("apiKey", "requireApiKey"):
+                if field in given and not (field == "requireApiKey" and given[field] is True):
+                    raise InvalidRequestError(
+                        f"{field}: the API key is set by the config file's api_key, which always wins; "
+                        "change or remove it there",
+                        param=field,
+                        details={"field": field},
+                    )
+            return
+        record = self._record()
         was_required = self.digest is not None
         if given.get("apiKey") is not None:
             new_key: str = given["apiKey"]
@@ -112,5 +140,4 @@ class Auth:
         record["requireApiKey"] = require
         if "apiKey" in given or "requireApiKey" in given:
             self._store.set_setting(AUTH, record)
-            stored_hex = record.get("keySha256")
-            self.digest = bytes.fromhex(stored_hex) if require and stored_hex else None
+            self._stored_digest = self._required_stored(record)

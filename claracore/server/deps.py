@@ -61,15 +61,18 @@ DownloadsDep = Annotated[DownloadManager, Depends(_downloads)]
 
 
 async def require_key(request: Request) -> None:
-    """Every /v1 and /api router carries this: the API key, when one is required (server.auth)."""
+    """Every /v1 and /api router carries this: the API key, when one is required (server.auth).
+
+    The HTTP guard (server.guard) has already checked it before the body was read; this second
+    look keeps a router safe wherever it is mounted."""
     if not app_state(request).auth.allows(request.headers):
         raise Unauthorized("a valid API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)")
 
 
 async def json_body(request: Request) -> Any:
-    """The body as JSON whatever its Content-Type (curl's `-d` sends a form type), {} when empty.
+    """The body as JSON, {} when empty (the guard has refused any type but JSON, and checked it).
 
-    Invalid JSON is a 400 INVALID_REQUEST, as the management API has always answered it.
+    Invalid JSON is a 400 INVALID_JSON, as the guard answers it.
     """
     body = await request.body()
     if not body.strip():

@@ -27,6 +27,7 @@ from claracore.errors import (
     ModelNotFoundError,
     ModelUnavailableError,
     NotFoundError,
+    PayloadTooLargeError,
     RemoteAccessError,
     RemoteError,
 )
@@ -43,6 +44,7 @@ class Unauthorized(Exception):
 # Most specific first: the first matching class decides.
 STATUS: list[tuple[type[BaseException], int]] = [
     (Unauthorized, 401),
+    (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
     (ConfigError, 400),
     (ModelNotFoundError, 404),
@@ -65,6 +67,7 @@ OPENAI_TYPES = {
     405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     500: "server_error",
     502: "server_error",
     503: "service_unavailable_error",
@@ -93,7 +96,7 @@ def envelope(
         if details:
             err["details"] = details
         body = {"error": err}
-    headers = {"Retry-After": "1"} if code == "MODEL_UNAVAILABLE" else None
+    headers = {"Retry-After": "1"} if code in ("MODEL_UNAVAILABLE", "SERVER_RESTARTING") else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, headers=headers)

@@ -2,7 +2,8 @@
 
 An error after the stream has started cannot change the status code any more, so it is sent as
 one `data: {"error": ...}` event followed by `[DONE]`, which OpenAI's clients raise as an error.
-A ClaraCore error there is expected (a model unloaded mid-stream) and logged in one line; any
+A ClaraCore error there is expected (a model unloaded mid-stream, a hard restart: see
+`server.drain`, whose signal is checked after each chunk) and logged in one line; any
 other exception is a bug, and its traceback is logged before the client sees "internal error".
 No keep-alive comments: some clients choke on them, and tokens flow continuously anyway.
 
@@ -21,7 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from claracore.errors import ClaraCoreError
+from claracore.errors import ClaraCoreError, ServerRestartingError
+from claracore.server.drain import closing
 from claracore.server.errors import error_body
 
 log = logging.getLogger("claracore.server")
@@ -44,10 +46,13 @@ def sse_response(
     async def events() -> AsyncIterator[bytes]:
         last: BaseModel | None = None
         outcome = "disconnected"
+        stop = closing()
         try:
             async for chunk in chunks:
                 last = chunk
                 yield b"data: " + chunk.__pydantic_serializer__.to_json(chunk) + b"\n\n"
+                if stop is not None and stop.is_set():
+                    raise ServerRestartingError("the server is restarting; the stream was ended early")
             outcome = "ok"
         except Exception as exc:
             outcome = f"error: {exc}"

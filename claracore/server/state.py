@@ -14,16 +14,19 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from claracore.config import Config
 from claracore.engine import AsyncEngine
 from claracore.events import Subscription
 from claracore.hardware.probe import system_detection
 from claracore.manage.activity import ActivityLog
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.downloads import DownloadManager
+from claracore.manage.folders import ScanRegistry
 from claracore.manage.settings import Settings
 from claracore.manage.setup import SetupRunner
 from claracore.manage.store import Store
 from claracore.server.auth import Auth
+from claracore.server.drain import Draining
 
 
 @dataclass
@@ -39,7 +42,12 @@ class AppState:
     setup: SetupRunner
     activity: ActivityLog  # stored requests and log lines (GET /api/activity, /api/logs)
     downloads: DownloadManager
+    # The config file as read at start (before `serve --host/--port` overrides): a soft restart
+    # compares the file with it to tell whether host, port or CORS changed since the process began.
+    file_at_start: Config
     hard_restart: Callable[[], None] | None = None  # set under `claracore serve`, which can re-exec
+    scans: ScanRegistry = field(default_factory=ScanRegistry)  # the folder scans running now
+    draining: Draining = field(default_factory=Draining)  # requests in flight; a hard restart drains
     _detection: dict[str, Any] | None = field(default=None, repr=False)
     # The subscriptions behind open event streams (/api/events, /api/logs?follow=1).
     streams: set[Subscription] = field(default_factory=set, repr=False)

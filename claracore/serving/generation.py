@@ -19,6 +19,7 @@ from typing import Any
 
 from claracore.config import ModelSpec
 from claracore.errors import ClaraCoreError, InvalidRequestError
+from claracore.inputs import check_token_ids
 from claracore.monitor.records import RequestRecord
 from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
@@ -209,6 +210,9 @@ def prepare_completion(
         raise InvalidRequestError(
             "prompt must be a string, a list of strings or token arrays", param="prompt"
         )
+    for i, x in enumerate(items):
+        if not isinstance(x, str):  # before echo or infill hands the ids to llama.cpp
+            check_token_ids(x, runtime.n_vocab, "prompt" if len(items) == 1 else f"prompt.{i}")
     prompts = [runtime.tokenize(x) if isinstance(x, str) else x for x in items]
     if request.suffix:
         prompts = [_infill(runtime, lease.spec.name, x, request.suffix) for x in items]

@@ -16,6 +16,9 @@ from claracore.config import load_config
 from tests.e2e.server import running_server
 from tests.tiny_models import make_tiny_bert, make_tiny_llama
 
+YAML = {"Content-Type": "application/yaml"}
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
@@ -64,7 +67,7 @@ def test_post_replaces_the_file_with_a_backup(setup: tuple[str, Path, Path]) -> 
     url, file, models = setup
     with _client(url) as c:
         shown = c.get("/api/config").text  # masked key: posting it back keeps the real one
-        r = c.post("/api/config", content=shown.replace("aliases: [t]", "aliases: [t2]"))
+        r = c.post("/api/config", content=shown.replace("aliases: [t]", "aliases: [t2]"), headers=YAML)
         assert r.status_code == 200, r.text
         assert r.json() == {
             "message": "Configuration updated successfully",
@@ -78,10 +81,11 @@ def test_post_replaces_the_file_with_a_backup(setup: tuple[str, Path, Path]) -> 
         r = c.post("/api/config", content=text, headers={"Content-Type": "application/yaml"})
         assert r.status_code == 200 and file.read_text() == text  # YAML is kept as sent
         r = c.post(
-            "/api/config", json={"api_key": "sekret-key", "models": [{"name": "j", "model": "x.gguf"}]}
+            "/api/config",
+            json={"api_key": "sekret-key", "models": [{"name": "j", "model": "../models/tiny.gguf"}]},
         )
         assert r.status_code == 200, r.text
-        assert load_config(file).models[0].model == str(file.parent / "x.gguf")
+        assert load_config(file).models[0].model == str(models / "tiny.gguf")
         assert len(_backups(file)) == 3
         # The running engine is unchanged until a restart.
         assert "tiny" in c.get("/v1/models").text
@@ -102,7 +106,7 @@ def test_post_replaces_the_file_with_a_backup(setup: tuple[str, Path, Path]) -> 
         ),
         (
             "models:\n  - name: a\n    model: a.gguf\n    context_length: 1000000000\n",
-            "text/plain",
+            "text/yaml",
             "models.0.context_length",
         ),
         ("models: [a: 1\n", "application/yaml", ""),
@@ -126,7 +130,11 @@ def test_post_bad_bodies(setup: tuple[str, Path, Path]) -> None:
     url, file, _ = setup
     with _client(url) as c:
         _error(c.post("/api/config", content=""), 400, "INVALID_REQUEST")
-        _error(c.post("/api/config", content=b"\xff\xfe"), 400, "INVALID_REQUEST")
+        _error(c.post("/api/config", content=b"\xff\xfe", headers=YAML), 400, "INVALID_REQUEST")
+        # A cross-site form can send text/plain without a preflight: never taken for YAML.
+        _error(c.post("/api/config", content="models: []\n"), 415, "UNSUPPORTED_MEDIA_TYPE")
+        r = c.post("/api/config", content="models: []\n", headers={"Content-Type": "text/plain"})
+        _error(r, 415, "UNSUPPORTED_MEDIA_TYPE")
         _error(
             c.post("/api/config", content="[1]", headers={"Content-Type": "application/json"}),
             400,
@@ -135,7 +143,7 @@ def test_post_bad_bodies(setup: tuple[str, Path, Path]) -> None:
         _error(
             c.post("/api/config", content="{", headers={"Content-Type": "application/json"}),
             400,
-            "INVALID_REQUEST",
+            "INVALID_JSON",
         )
     assert _backups(file) == []
 
@@ -158,7 +166,7 @@ def test_update_model(setup: tuple[str, Path, Path]) -> None:
         assert body["details"]["errors"][0]["path"] == "models.0.context_length"
         _error(c.post("/api/config/model/tiny", json={"temperature": -0.5}), 400, "INVALID_CONFIG")
         _error(c.post("/api/config/model/tiny", json={}), 400, "INVALID_REQUEST")
-        _error(c.post("/api/config/model/tiny", content="nope"), 400, "INVALID_REQUEST")
+        _error(c.post("/api/config/model/tiny", content="nope", headers=JSON), 400, "INVALID_JSON")
         body = _error(c.post("/api/config/model/ghost", json={"temperature": 1}), 404, "MODEL_NOT_FOUND")
         assert body["details"]["modelId"] == "ghost"
         assert file.read_bytes() == before and len(_backups(file)) == 1
@@ -294,7 +302,7 @@ def test_without_a_config_file(tmp_path: Path) -> None:
             assert c.get("/api/config/validate").json()["valid"] is True
             assert c.post("/api/config/validate-models").json()["valid"] is True
             for r in (
-                c.post("/api/config", content="models: []\n"),
+                c.post("/api/config", content="models: []\n", headers=YAML),
                 c.post("/api/config/model/tiny", json={"temperature": 1}),
                 c.delete("/api/config/models/tiny"),
                 c.post("/api/config/append-model", json={"filePath": str(llama)}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,7 +17,8 @@ import psutil
 import pytest
 import yaml
 
-from tests.e2e.server import free_port, running_server
+from tests.e2e.server import free_port, running_server, serve_child
+from tests.tiny_models import NO_EOS
 from tests.waiting import wait_for
 
 USER = [{"role": "user", "content": "hello"}]
@@ -38,6 +40,23 @@ def chat(url: str, model: str, **extra: Any) -> httpx.Response:
         json={"model": model, "messages": USER, "max_tokens": 3, **extra},
         timeout=30,
     )
+
+
+def background_stream(url: str, body: dict[str, Any]) -> tuple[threading.Thread, list[str]]:
+    """A chat stream read in a thread into a list of lines; returns once its first line came."""
+    lines: list[str] = []
+    started = threading.Event()
+
+    def stream() -> None:
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                started.set()
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    assert started.wait(30)
+    return reader, lines
 
 
 def test_soft_restart_only_unloads_what_changed(
@@ -66,18 +85,7 @@ def test_a_stream_on_a_changed_model_finishes_on_the_old_definition(tmp_path: Pa
     write_config(cfg, [a])
     with running_server({"models": [a]}, config_path=cfg) as (url, engine):
         body = {"model": "a", "messages": USER, "max_tokens": 300, "stream": True, "temperature": 0}
-        lines: list[str] = []
-        started = threading.Event()
-
-        def stream() -> None:
-            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
-                for line in r.iter_lines():
-                    lines.append(line)
-                    started.set()
-
-        reader = threading.Thread(target=stream)
-        reader.start()
-        assert started.wait(10)
+        reader, lines = background_stream(url, body)
         write_config(cfg, [{**a, "top_k": 5}])
         assert httpx.post(url + "/api/server/restart", timeout=60).json()["models"]["changed"] == ["a"]
         reader.join(120)
@@ -98,6 +106,35 @@ def test_bad_config_on_restart_changes_nothing(tmp_path: Path, tiny_llama: Path)
         assert r.status_code == 400 and r.json()["code"] == "INVALID_CONFIG"
         assert "models.0" in str(r.json()["details"])
         assert engine.config.models[0].model == str(tiny_llama)
+
+
+def test_needs_hard_restart_compares_the_file_with_the_file_at_start(tmp_path: Path) -> None:
+    """Found: under `serve --port`, every soft restart said needsHardRestart, because it compared
+    the file's port with the overridden one the process listens on."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("# hand-written\nhost: 127.0.0.1\nport: 5800\nmodels: []\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def soft_restart() -> bool:
+        r = httpx.post(url + "/api/server/restart", timeout=60)
+        assert r.status_code == 200, r.text
+        return bool(r.json()["needsHardRestart"])
+
+    with serve_child(cfg, tmp_path / "home", port, "--host", "127.0.0.1"):
+        assert soft_restart() is False  # the file is as it was at start
+        cfg.write_text("host: 127.0.0.1\nport: 5801\nmodels: []\n")
+        assert soft_restart() is True  # the file's port changed: only a new process listens there
+        assert soft_restart() is True  # still: the process still listens where it started
+        cfg.write_text("host: 127.0.0.1\nport: 5800\ncors: true\nmodels: []\n")
+        assert soft_restart() is True  # CORS is built into the app once
+        # A soft restart keeps the running listener's settings: an Origin the file's new CORS
+        # would allow is still refused until the hard restart, as CORSMiddleware would.
+        other = {"origin": "http://elsewhere.example"}
+        assert httpx.post(url + "/api/models/unload", headers=other, timeout=60).status_code == 403
+        cfg.write_text("host: 127.0.0.1\nport: 5800\nmodels: []\n")
+        assert soft_restart() is False  # back to the file as it was
+        assert httpx.get(url + "/health").status_code == 200
 
 
 def test_load_unload_routes(tiny_llama: Path) -> None:
@@ -134,9 +171,13 @@ def _states_unless_cut(url: str) -> dict[str, str] | None:
     A refused connection is not swallowed: that would be the port closing (the knocker counts it).
     """
     try:
-        return states(url)
+        r = httpx.get(url + "/v1/models")
     except (httpx.RemoteProtocolError, httpx.ReadError):
         return None
+    if r.status_code == 503:  # draining before the exec: retry later, as the Retry-After says
+        assert r.json()["error"]["code"] == "SERVER_RESTARTING" and r.headers["retry-after"] == "1"
+        return None
+    return {m["id"]: m["state"] for m in r.json()["data"]}
 
 
 class _Knocker(threading.Thread):
@@ -164,9 +205,12 @@ class _Knocker(threading.Thread):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to identify the socket")
-def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Path, tiny_llama: Path) -> None:
+def test_hard_restart_hands_the_listening_socket_to_the_new_process(
+    tmp_path: Path, tiny_llama_4k: Path
+) -> None:
     cfg = tmp_path / "config.yaml"
-    write_config(cfg, [{"name": "a", "model": str(tiny_llama)}])
+    # A 4096-token context: the stream below is still generating when the restart drains.
+    write_config(cfg, [{"name": "a", "model": str(tiny_llama_4k), "context_length": 4096, "parallel": 1}])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -189,8 +233,15 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(tmp_path: Pa
         assert chat(url, "a").status_code == 200
         listening = _listening_socket(proc.pid, port)
         knocker.start()
+        # A stream open across the restart ends with an error event and [DONE], never a cut.
+        body = {"model": "a", "messages": USER, "max_tokens": 4000, "stream": True, "logit_bias": NO_EOS}
+        reader, lines = background_stream(url, body)
         r = httpx.post(url + "/api/server/restart/hard", timeout=60)
         assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
+        reader.join(60)
+        events = [line for line in lines if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]", lines[-3:]
+        assert json.loads(events[-2].removeprefix("data: "))["error"]["code"] == "SERVER_RESTARTING"
         # The sign of a new process (same pid: exec) is that the loaded model is gone.
         wait_for(lambda: _states_unless_cut(url) == {"a": "unloaded"}, timeout=60, what="the new process")
         knocker.stop.set()

@@ -141,9 +141,9 @@ def test_speech_routes_without_models_explain(server: tuple[str, Any]) -> None:
     big = {"file": ("a.wav", _wav_bytes(1.0), "audio/wav")}  # 32 KB, over the 10 KB limit
     r = httpx.post(server[0] + "/v1/audio/transcriptions", files=big, data={"model": "embed"})
     assert (
-        r.status_code == 400
+        r.status_code == 413
         and r.json()["error"]["param"] == "file"
         and "limit" in r.json()["error"]["message"]
     )
-    r = httpx.post(server[0] + "/v1/audio/transcriptions", data={"model": "embed"})
+    r = httpx.post(server[0] + "/v1/audio/transcriptions", files={"model": (None, "embed")})
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"

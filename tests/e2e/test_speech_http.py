@@ -114,7 +114,7 @@ def test_bad_audio_is_400_never_500(url: str) -> None:
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
     r = httpx.post(base + "/v1/audio/speech", json={"model": "x", "input": "hi", "voice": "nobody"})
-    assert r.status_code == 400 and "joe" in r.json()["error"]["message"]
+    assert r.status_code == 404 and "joe" in r.json()["error"]["message"]
 
 
 def test_speech_streams_as_it_is_made(url: str) -> None:

@@ -86,6 +86,28 @@ async def test_closing_wakes_a_waiting_async_subscriber() -> None:
     assert await asyncio.wait_for(waiting, 10) is None
 
 
+async def test_cancelling_a_waiting_subscriber_is_never_swallowed_by_an_event_arriving_with_it() -> None:
+    """`claracore pull` hung after Ctrl+C: the cancel landed just as a progress event woke the
+    wait, Python 3.11's wait_for returned the event instead, and the loop never saw the cancel.
+    Cancel at every point of the wake-up (the event loop's order is deterministic)."""
+    bus = EventBus()
+    for steps in range(12):
+        sub = bus.subscribe(["log"])
+        waiting = asyncio.ensure_future(sub.next(timeout=30))
+        await asyncio.sleep(0)
+        bus.publish("log", {"n": steps})
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        if waiting.done():
+            break  # woken before the cancel: nothing left to race
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        sub.close()
+    else:
+        pytest.fail("the wait never finished: the race was not covered")
+
+
 def test_a_thread_subscriber_waits_for_the_next_event() -> None:
     bus = EventBus()
     sub = bus.subscribe()

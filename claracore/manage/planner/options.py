@@ -25,6 +25,8 @@ _OPTION_KEYS = {
     "minContext": "min_context",
     "preferredContext": "preferred_context",
 }
+#: The option names a setup request may send (the API's camelCase).
+OPTION_KEYS = tuple(_OPTION_KEYS)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from claracore.manage.activity import matches
 from claracore.protocol.monitor import ActivityQuery, LogsQuery
 from claracore.server import event_stream
 from claracore.server.deps import StateDep, require_key
+from claracore.server.openapi import SSE_EVENTS, answers
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
 
@@ -23,7 +24,7 @@ async def activity(query: Annotated[ActivityQuery, Query()], state: StateDep) ->
     return await run_in_threadpool(state.activity.requests, query)
 
 
-@router.get("/logs", response_model=None)
+@router.get("/logs", response_model=None, responses=answers(None, **{"application/json": {}}, **SSE_EVENTS))
 async def logs(query: Annotated[LogsQuery, Query()], state: StateDep) -> dict[str, Any] | StreamingResponse:
     """The newest `limit` stored lines (level at least `level`, from `source`, containing `q`),
     oldest first; with `follow=1` as Server-Sent Events that go on with new lines."""

@@ -8,17 +8,34 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from claracore.engine import AsyncEngine
-from claracore.errors import InvalidRequestError
+from claracore.errors import PayloadTooLargeError
 from claracore.protocol import audio as a
 from claracore.protocol.validation import parse
 from claracore.server.deps import EngineDep, require_key
+from claracore.server.openapi import SSE_EVENTS, answers
 from claracore.server.sse import sse_response
+from claracore.serving.audio import MEDIA_TYPES
 from claracore.serving.speech import speech_events
 from claracore.serving.transcripts import format_transcription
 from claracore.units import MIB
 
 router = APIRouter(prefix="/v1/audio", dependencies=[Depends(require_key)])
 Task = Literal["transcribe", "translate"]
+_TEXT = {"type": "string"}
+TRANSCRIPT = answers(
+    None,
+    **{
+        "application/json": {
+            "schema": {"type": "object", "required": ["text"], "properties": {"text": _TEXT}}
+        }
+    },
+    **{"text/plain": {"schema": _TEXT}, "text/vtt": {"schema": _TEXT}},
+)
+AUDIO = answers(
+    None,
+    **{t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(set(MEDIA_TYPES.values()))},
+    **SSE_EVENTS,
+)
 
 
 async def _read(upload: UploadFile, limit_mb: float) -> bytes:
@@ -26,7 +43,9 @@ async def _read(upload: UploadFile, limit_mb: float) -> bytes:
     limit = int(limit_mb * MIB)
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise InvalidRequestError(f"the file is larger than the {limit_mb:g} MB limit", param="file")
+        raise PayloadTooLargeError(
+            f"the file is larger than the {limit_mb:g} MB limit (max_upload_mb)", param="file"
+        )
     return data
 
 
@@ -38,7 +57,7 @@ async def _speech_to_text(eng: AsyncEngine, file: UploadFile, task: Task, form: 
     return Response(body, media_type=media_type)
 
 
-@router.post("/transcriptions")
+@router.post("/transcriptions", responses=TRANSCRIPT)
 async def transcriptions(
     eng: EngineDep,
     file: Annotated[UploadFile, File()],
@@ -64,7 +83,7 @@ async def transcriptions(
     )
 
 
-@router.post("/translations")
+@router.post("/translations", responses=TRANSCRIPT)
 async def translations(
     eng: EngineDep,
     file: Annotated[UploadFile, File()],
@@ -86,7 +105,7 @@ async def translations(
     )
 
 
-@router.post("/speech")
+@router.post("/speech", responses=AUDIO)
 async def speech(request: a.SpeechRequest, eng: EngineDep) -> Response:
     chunks, media_type = await eng.speak_stream(request)
     if request.stream_format == "sse":

@@ -14,16 +14,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from claracore.config import ModelSpec
 from claracore.errors import InvalidRequestError
 from claracore.manage import config_edit as edit
 from claracore.manage.config_file import ConfigFile
 from claracore.protocol import manage as m
 from claracore.server.deps import ConfigFileDep, JsonBody, json_model, require_key
+from claracore.server.openapi import answers, body_doc, schema_of
 
 router = APIRouter(prefix="/api/config", dependencies=[Depends(require_key)])
 AddModelBody = Annotated[m.AddModelRequest, Depends(json_model(m.AddModelRequest))]
 AppendModelBody = Annotated[m.AppendModelRequest, Depends(json_model(m.AppendModelRequest))]
 
+#: The body of a model edit: any subset of a model's fields (the config schema checks them).
+MODEL_FIELDS = {"type": "object", "minProperties": 1, "properties": {k: {} for k in ModelSpec.model_fields}}
 MAX_BODY = 4 << 20  # a config is kilobytes; anything this large is a mistake
 _RESTART = "A soft restart is recommended to apply changes."
 
@@ -54,13 +58,13 @@ async def _config_body(request: Request) -> dict[str, Any] | str:
     return parsed
 
 
-@router.get("")
+@router.get("", responses=answers(None, **{"application/yaml": {"schema": {"type": "object"}}}))
 async def get_config(file: ConfigFileDep) -> Response:
     """The YAML of the file on disk (or of the running config when there is none), key masked."""
     return Response(await asyncio.to_thread(file.show), media_type="application/yaml")
 
 
-@router.post("")
+@router.post("", openapi_extra=body_doc(yaml=True))
 async def post_config(request: Request, file: ConfigFileDep) -> dict[str, Any]:
     """Replace the whole file with YAML (or JSON) that validates; nothing is written otherwise.
 
@@ -73,7 +77,7 @@ async def post_config(request: Request, file: ConfigFileDep) -> dict[str, Any]:
     return _changed("Configuration updated successfully", "Configuration updated!")
 
 
-@router.post("/model/{model_id:path}")
+@router.post("/model/{model_id:path}", openapi_extra=body_doc(MODEL_FIELDS))
 async def update_model(model_id: str, fields: JsonBody, file: ConfigFileDep) -> dict[str, Any]:
     """Change some fields of one model (partial update, validated like the whole file)."""
     await asyncio.to_thread(file.update_model, model_id, fields)
@@ -98,13 +102,13 @@ async def _append(
     )
 
 
-@router.post("/add-model")
+@router.post("/add-model", openapi_extra=body_doc(schema_of(m.AddModelRequest)))
 async def add_model(body: AddModelBody, file: ConfigFileDep) -> dict[str, Any]:
     """Add one model file: `{"modelPath", "modelName"?}`; 409 when the name or file is taken."""
     return await _append(file, body.modelPath, body.modelName, body.options, "modelPath")
 
 
-@router.post("/append-model")
+@router.post("/append-model", openapi_extra=body_doc(schema_of(m.AppendModelRequest)))
 async def append_model(body: AppendModelBody, file: ConfigFileDep) -> dict[str, Any]:
     """Append one model file: `{"filePath", "options"?: {enableJinja, throughputFirst}}`."""
     return await _append(file, body.filePath, body.modelName, body.options, "filePath")

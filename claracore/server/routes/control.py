@@ -7,30 +7,41 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends
+from fastapi import APIRouter, Depends
 
+from claracore.config import Config
 from claracore.errors import InvalidRequestError
 from claracore.server.deps import EngineDep, StateDep, require_key
 
 log = logging.getLogger("claracore.server")
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+DRAIN_TIMEOUT_S = 30.0  # how long a hard restart waits for requests in flight
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _listening(config: Config) -> dict[str, Any]:
+    """The settings a soft restart cannot apply: the socket and the CORS middleware are built once."""
+    return {"host": config.host, "port": config.port, "cors": config.cors}
+
+
 @router.post("/server/restart")
 async def soft_restart(state: StateDep) -> dict[str, Any]:
-    """Reload the config file and apply it while serving; only changed models unload."""
+    """Reload the config file and apply it while serving; only changed models unload.
+
+    Host, port and CORS take effect only at a hard restart: the running ones stay (they may be
+    `serve --host/--port` overrides), and `needsHardRestart` says whether the file's differ from
+    the file as it was read at start (comparing with the running config would report an override
+    as a change the file never made)."""
     eng = state.engine
     config = await asyncio.to_thread(state.config_file.current)
-    before = eng.config
-    report = await eng.reconfigure(config)
-    if config.api_key and config.api_key != before.api_key:
-        state.auth.config_key_changed(config.api_key)
-    needs_hard = (config.host, config.port, config.cors) != (before.host, before.port, before.cors)
+    running = eng.config
+    report = await eng.reconfigure(config.model_copy(update=_listening(running)))
+    state.auth.use_config_key(config.api_key)  # the file's key, when present, always wins
+    needs_hard = _listening(config) != _listening(state.file_at_start)
     log.info("soft restart: %s", {k: v for k, v in report.items() if v})
     return {
         "message": "Server restarted successfully",
@@ -41,8 +52,10 @@ async def soft_restart(state: StateDep) -> dict[str, Any]:
 
 
 @router.post("/server/restart/hard")
-async def hard_restart(state: StateDep, background: BackgroundTasks) -> dict[str, str]:
-    """Answer, then replace the process with a fresh one (only under `claracore serve`)."""
+async def hard_restart(state: StateDep) -> dict[str, str]:
+    """Answer, drain (open streams end with an error event, requests in flight finish, new ones
+    get 503 + Retry-After), then replace the process with a fresh one (only under `claracore
+    serve`, which hands the listening socket over, so retries reach the new process)."""
     restart = state.hard_restart
     if restart is None:
         raise InvalidRequestError(
@@ -51,9 +64,10 @@ async def hard_restart(state: StateDep, background: BackgroundTasks) -> dict[str
 
     async def later() -> None:
         await asyncio.sleep(0.2)  # let the answer reach the client first
+        await state.draining.drain(DRAIN_TIMEOUT_S)
         restart()
 
-    background.add_task(later)
+    state.draining.keep(later())
     return {"message": "Hard restart scheduled", "restartingAt": _now()}
 
 

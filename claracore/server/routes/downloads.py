@@ -16,12 +16,15 @@ from fastapi import APIRouter, Depends, Query
 from claracore.errors import InvalidRequestError
 from claracore.protocol import downloads as p
 from claracore.server.deps import DownloadsDep, json_model, require_key
+from claracore.server.openapi import body_doc, schema_of
 
 router = APIRouter(prefix="/api/models", dependencies=[Depends(require_key)])
 DownloadBody = Annotated[p.DownloadRequest, Depends(json_model(p.DownloadRequest))]
 
 
-@router.post("/download", response_model=p.DownloadStatus)
+@router.post(
+    "/download", response_model=p.DownloadStatus, openapi_extra=body_doc(schema_of(p.DownloadRequest))
+)
 async def download(body: DownloadBody, downloads: DownloadsDep) -> p.DownloadStatus:
     """Queue a download from the hub (`repo` + `filename`, or a hub URL) or any http(s) URL."""
     return (await downloads.create(body)).view()

@@ -20,6 +20,7 @@ from claracore.monitor.prometheus import CONTENT_TYPE
 from claracore.protocol.monitor import EventsQuery
 from claracore.server import event_stream
 from claracore.server.deps import EngineDep, StateDep, require_key
+from claracore.server.openapi import SSE_EVENTS, answers
 from claracore.server.state import AppState
 
 router = APIRouter(dependencies=[Depends(require_key)])
@@ -39,7 +40,7 @@ def _downloads(state: AppState) -> list[dict[str, Any]]:
     return [d.view().model_dump(mode="json") for d in state.downloads.all() if d.state not in FINAL]
 
 
-@router.get("/api/events")
+@router.get("/api/events", response_class=StreamingResponse, responses=answers(None, **SSE_EVENTS))
 async def events(
     query: Annotated[EventsQuery, Query()], request: Request, state: StateDep
 ) -> StreamingResponse:
@@ -73,7 +74,11 @@ async def metrics(eng: EngineDep) -> dict[str, Any]:
     return await run_in_threadpool(eng.monitor.metrics)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses=answers(None, **{"text/plain": {"schema": {"type": "string"}}}),
+)
 async def prometheus(eng: EngineDep) -> Response:
     """Prometheus's text format (scrape with a bearer token when a key is required)."""
     return Response(await run_in_threadpool(eng.monitor.prometheus.text), media_type=CONTENT_TYPE)

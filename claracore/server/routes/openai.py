@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from claracore.protocol import openai as p
 from claracore.server.deps import EngineDep, require_key
+from claracore.server.openapi import SSE_EVENTS, answers
 from claracore.server.sse import sse_response
 
 log = logging.getLogger("claracore.server")
@@ -52,13 +53,13 @@ def _respond(
     return sse_response(result, done)
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses=answers(p.ChatCompletion, **SSE_EVENTS))
 async def chat_completions(request: p.ChatCompletionRequest, eng: EngineDep) -> Response:
     started = time.perf_counter()
     return _respond("chat", request.model, started, await eng.chat(request))
 
 
-@router.post("/completions")
+@router.post("/completions", responses=answers(p.Completion, **SSE_EVENTS))
 async def completions(request: p.CompletionRequest, eng: EngineDep) -> Response:
     started = time.perf_counter()
     return _respond("completion", request.model, started, await eng.complete(request))
@@ -74,12 +75,12 @@ async def get_model(model_id: str, eng: EngineDep) -> p.ModelInfo:
     return eng.model(model_id)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=answers(p.EmbeddingList))
 async def embeddings(request: p.EmbeddingRequest, eng: EngineDep) -> Response:
     return JSONResponse((await eng.embed(request)).model_dump(mode="json"))
 
 
-@router.post("/rerank")
-@router.post("/reranking")
+@router.post("/rerank", responses=answers(p.RerankResponse))
+@router.post("/reranking", responses=answers(p.RerankResponse))
 async def rerank(request: p.RerankRequest, eng: EngineDep) -> Response:
     return JSONResponse((await eng.rerank(request)).model_dump(mode="json", exclude_none=True))

@@ -14,11 +14,15 @@ from fastapi import APIRouter, Depends
 
 from claracore.errors import InvalidRequestError
 from claracore.manage.planner import PlanOptions
+from claracore.manage.planner.options import OPTION_KEYS
 from claracore.protocol import manage as m
 from claracore.server.deps import JsonBody, StateDep, json_model, require_key
+from claracore.server.openapi import body_doc, schema_of
 from claracore.server.state import AppState
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+#: generate-all's body: the planner's options at top level (`PlanOptions.from_api` checks them).
+PLAN_OPTIONS = {"type": "object", "properties": {k: {} for k in OPTION_KEYS}, "additionalProperties": False}
 RegenerateBody = Annotated[m.RegenerateRequest, Depends(json_model(m.RegenerateRequest))]
 
 
@@ -36,7 +40,7 @@ async def _start(state: AppState, options: PlanOptions, *, rescan: bool) -> dict
     }
 
 
-@router.post("/config/generate-all")
+@router.post("/config/generate-all", openapi_extra=body_doc(PLAN_OPTIONS, required=False))
 async def generate_all(options: JsonBody, state: StateDep) -> dict[str, Any]:
     """Rescan the tracked folders and write a config planned for this machine (options at top level)."""
     if not isinstance(options, dict):
@@ -45,7 +49,9 @@ async def generate_all(options: JsonBody, state: StateDep) -> dict[str, Any]:
     return await _start(state, plan_options, rescan=True)
 
 
-@router.post("/config/regenerate-from-db")
+@router.post(
+    "/config/regenerate-from-db", openapi_extra=body_doc(schema_of(m.RegenerateRequest), required=False)
+)
 async def regenerate_from_db(body: RegenerateBody, state: StateDep) -> dict[str, Any]:
     """Plan from the scanned files in the database (`{"options": {...}}`), write, soft-restart."""
     plan_options = PlanOptions.from_api(body.options, state.settings.planner_defaults())
