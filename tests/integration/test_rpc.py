@@ -188,3 +188,12 @@ def test_the_handshake_refuses_what_ggml_rpc_would_abort_on(reply: bytes, reason
         thread.join(10)
         server.close()
     assert reason in caught.value.message and caught.value.details == {"worker": endpoint}
+
+
+@pytest.mark.skipif(rpc.supported(), reason="this build has RPC: the worker would start")
+def test_the_worker_command_says_in_one_line_that_the_build_lacks_rpc() -> None:
+    argv = [sys.executable, "-m", "claracore", "worker", "--port", str(free_port())]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "built without RPC" in done.stderr and "--backend rpc" in done.stderr
+    assert "Traceback" not in done.stderr
