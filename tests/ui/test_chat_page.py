@@ -47,7 +47,7 @@ def test_chat_streams_an_answer_with_timings_and_keeps_it(bundled: Served, page:
     answer = replies(page).last
     expect(answer.get_by_test_id("assistant-text")).to_contain_text("Paris", timeout=60_000)
     stats = answer.get_by_test_id("message-stats")
-    expect(stats).to_contain_text("first token")
+    expect(stats).to_contain_text("first token", timeout=60_000)  # once the stream ends (40 tokens)
     expect(stats).to_contain_text("tok/s")
     expect(stats).to_contain_text("prompt")  # usage came with the stream
     expect(page.get_by_role("heading", name=TITLE)).to_be_visible()  # the chat took its title

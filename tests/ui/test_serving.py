@@ -37,6 +37,11 @@ def test_client_routes_answer_index_html_uncached_and_assets_are_immutable(
         assert r.status_code == 200
         assert "javascript" in r.headers["content-type"]
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        # Gzipped for a browser that accepts it (httpx asks for gzip and inflates), as it is on disk.
+        assert r.headers["content-encoding"] == "gzip"
+        assert r.content == (ui_built / scripts[0]).read_bytes()
+        raw = httpx.get(f"{url}/ui/{scripts[0]}", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in raw.headers and raw.content == r.content
         # A missing asset is a 404, not index.html (a stale page must fail loudly, not parse HTML as JS).
         assert httpx.get(url + "/ui/assets/index-gone.js").status_code == 404
         # Names that try to leave the build folder answer index.html, never another file.

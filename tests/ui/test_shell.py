@@ -89,7 +89,17 @@ def test_a_phone_sized_screen(bundled: Served, new_page: Any) -> None:
     page.get_by_role("button", name="Settings").click()
     expect(page.get_by_role("dialog", name="Chat settings").get_by_label("Model")).to_be_visible()
     page.get_by_role("button", name="Close").click()
-    for path in ("/ui/settings", "/ui/chat/speech", "/ui/chat/embeddings"):
+    for path in (
+        "/ui/settings",
+        "/ui/chat/speech",
+        "/ui/chat/embeddings",
+        "/ui/setup/folders",
+        "/ui/configuration",
+        "/ui/configuration/yaml",
+        "/ui/downloads",
+        "/ui/activity",
+        "/ui/logs",
+    ):
         page.goto(bundled.url + path)
         expect(page.locator("main h1").first).to_be_visible()
         assert no_sideways_scroll(page), path

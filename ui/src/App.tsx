@@ -12,6 +12,7 @@ const SetupPage = lazy(() => import("./pages/Setup"));
 const ConfigurationPage = lazy(() => import("./pages/Configuration"));
 const DownloadsPage = lazy(() => import("./pages/Downloads"));
 const ActivityPage = lazy(() => import("./pages/Activity"));
+const LogsPage = lazy(() => import("./pages/Logs"));
 
 function Loading() {
   return (
@@ -30,10 +31,11 @@ export function App() {
             <Route path="/models" component={ModelsPage} />
             <Route path="/chat/:tab?" component={ChatPage} />
             <Route path="/settings" component={SettingsPage} />
-            <Route path="/setup" component={SetupPage} />
-            <Route path="/configuration" component={ConfigurationPage} />
+            <Route path="/setup/:step?" component={SetupPage} />
+            <Route path="/configuration/:tab?" component={ConfigurationPage} />
             <Route path="/downloads" component={DownloadsPage} />
             <Route path="/activity" component={ActivityPage} />
+            <Route path="/logs" component={LogsPage} />
             <Route>
               <Redirect to="/models" replace />
             </Route>

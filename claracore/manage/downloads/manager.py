@@ -106,6 +106,7 @@ class DownloadManager:
         self._downloads: dict[str, Download] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._ticks: dict[str, tuple[float, float]] = {}  # id -> (last publish, last save)
+        self._trailing: dict[str, asyncio.TimerHandle] = {}  # id -> the held-back progress event
         self._client: httpx.AsyncClient | None = None
         self._hardware: Hardware | None = None
         self._finishing = asyncio.Lock()  # one registration at a time: they track and scan folders
@@ -130,6 +131,9 @@ class DownloadManager:
     async def close(self) -> None:
         """Stop every transfer, keeping its state, so the next start resumes it."""
         self._running = False
+        for held in self._trailing.values():
+            held.cancel()
+        self._trailing.clear()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -378,7 +382,12 @@ class DownloadManager:
         self._ticks[d.id] = (now, now)
 
     def _tick(self, d: Download) -> None:
-        """Progress: an event at most every PUBLISH_EVERY, a save at most every SAVE_EVERY."""
+        """Progress: an event at most every PUBLISH_EVERY, a save at most every SAVE_EVERY.
+
+        A tick that comes too soon is not dropped but sent when the interval is up: bytes that
+        arrive in a burst and then stall (a slow mirror, a held connection) must not leave every
+        listener on the count from before the burst.
+        """
         now = time.monotonic()
         published, saved = self._ticks.get(d.id, (0.0, 0.0))
         if now - saved >= SAVE_EVERY:
@@ -387,7 +396,30 @@ class DownloadManager:
         if now - published >= PUBLISH_EVERY:
             self._events.publish("download", d.event("progress"))
             published = now
+        elif d.id not in self._trailing:
+            self._hold(d, PUBLISH_EVERY - (now - published))
         self._ticks[d.id] = (published, saved)
+
+    def _hold(self, d: Download, wait: float) -> None:
+        self._trailing[d.id] = asyncio.get_running_loop().call_later(wait, self._trail, d)
+
+    def _trail(self, d: Download) -> None:
+        """The progress a throttled tick held back, once the interval is up.
+
+        A timer may fire a hair early (the loop's clock resolution), and a state event may have
+        gone out meanwhile with bytes still arriving after it: either way the count is held again
+        for what is left of the interval, never dropped. A download no longer moving needs none.
+        """
+        self._trailing.pop(d.id, None)
+        if d.state != "downloading":
+            return
+        published, saved = self._ticks.get(d.id, (0.0, 0.0))
+        left = PUBLISH_EVERY - (time.monotonic() - published)
+        if left > 0:
+            self._hold(d, left)
+            return
+        self._events.publish("download", d.event("progress"))
+        self._ticks[d.id] = (time.monotonic(), saved)
 
 
 class _Watcher:

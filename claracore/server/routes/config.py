@@ -18,6 +18,7 @@ from claracore.config import ModelSpec
 from claracore.errors import InvalidRequestError
 from claracore.manage import config_edit as edit
 from claracore.manage.config_file import ConfigFile
+from claracore.manage.config_schema import config_schema
 from claracore.protocol import manage as m
 from claracore.server.deps import ConfigFileDep, JsonBody, json_model, require_key
 from claracore.server.openapi import answers, body_doc, schema_of
@@ -65,14 +66,20 @@ async def get_config(file: ConfigFileDep) -> Response:
 
 
 @router.post("", openapi_extra=body_doc(yaml=True))
-async def post_config(request: Request, file: ConfigFileDep) -> dict[str, Any]:
+async def post_config(request: Request, file: ConfigFileDep, dryRun: bool = False) -> dict[str, Any]:
     """Replace the whole file with YAML (or JSON) that validates; nothing is written otherwise.
 
     YAML is saved as sent, comments included. A masked `api_key` (as GET shows it) keeps the
-    current key, and then the file is written from the parsed config instead.
+    current key, and then the file is written from the parsed config instead. With `dryRun=1`
+    nothing is written: the answer says it would validate (and warns about the files it names),
+    or is the same 400 a save would get, each bad key in `details.errors`.
     """
     file.writable()
     data = await _config_body(request)
+    if dryRun:
+        config = await asyncio.to_thread(file.validated, data)
+        report = await asyncio.to_thread(edit.validation_report, config)
+        return {**report, "message": "The configuration is valid; nothing was written", "needsRestart": False}
     await asyncio.to_thread(file.replace, data)
     return _changed("Configuration updated successfully", "Configuration updated!")
 
@@ -147,3 +154,9 @@ async def cleanup_duplicates(file: ConfigFileDep) -> dict[str, Any]:
         removed=removed,
         removedCount=len(removed),
     )
+
+
+@router.get("/schema")
+async def schema() -> dict[str, Any]:
+    """config.yaml's JSON schema: every key's type, default, valid range and meaning (for editors)."""
+    return config_schema()

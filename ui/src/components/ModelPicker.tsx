@@ -8,6 +8,7 @@ import { Field, Select } from "./ui";
 const MARK: Record<ModelInfo["state"], string> = {
   loaded: "● loaded",
   loading: "◐ loading",
+  unloading: "◑ unloading",
   unloaded: "○ not loaded",
   failed: "✕ failed",
 };

@@ -13,6 +13,7 @@ import {
   Monitor,
   Moon,
   RotateCw,
+  ScrollText,
   Settings,
   Sun,
   Wand2,
@@ -21,7 +22,7 @@ import {
 import { useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import { Link, useLocation } from "wouter";
 import { apiKey, messageOf, post, restartNotice, setKeyPrompt } from "../lib/api";
-import { useConnection, useModelStates, type Connection } from "../lib/live";
+import { useConnection, useLiveFeed, useModelStates, type Connection } from "../lib/live";
 import { theme, useTheme, type Theme } from "../lib/theme";
 import { dismiss, toast, useToasts } from "../lib/toast";
 import { Button, cx, Dialog, IconButton, Input } from "./ui";
@@ -33,6 +34,7 @@ const NAV = [
   { href: "/configuration", label: "Configuration", icon: FileCog },
   { href: "/downloads", label: "Downloads", icon: Download },
   { href: "/activity", label: "Activity", icon: Activity },
+  { href: "/logs", label: "Logs", icon: ScrollText },
   { href: "/settings", label: "Settings", icon: Settings },
 ];
 
@@ -79,7 +81,8 @@ const CONNECTION: Record<Connection, { label: string; dot: string; pulse: boolea
 };
 
 function ConnectionIndicator({ onUnlock }: { onUnlock: () => void }) {
-  useModelStates(); // keeps the live model state flowing on every page, and with it this indicator
+  useLiveFeed(); // one event stream for every page: it feeds the query cache and this indicator
+  useModelStates(); // the list every page shares (polled only while the stream is down)
   const state = useConnection();
   const { label, dot, pulse } = CONNECTION[state];
   const body = (

@@ -147,8 +147,10 @@ export const Textarea = forwardRef<HTMLTextAreaElement, TextareaHTMLAttributes<H
 });
 
 export function Select({ className, children, ...rest }: SelectHTMLAttributes<HTMLSelectElement>) {
+  // A width of its own (`w-auto`, `w-48`) replaces the full width, rather than racing it in the CSS.
+  const field = /(^|\s)(sm:|md:)?w-/.test(className ?? "") ? FIELD.replace("w-full ", "") : FIELD;
   return (
-    <select className={cx(FIELD, "h-9 pr-8", className)} {...rest}>
+    <select className={cx(field, "h-9 pr-8", className)} {...rest}>
       {children}
     </select>
   );
@@ -308,12 +310,15 @@ export function Dialog({
   title,
   children,
   className,
+  wide = false,
 }: {
   open: boolean;
   onClose: () => void;
   title: string;
   children: ReactNode;
   className?: string;
+  /** Room for a table or a diff, instead of a short form. */
+  wide?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
@@ -332,7 +337,8 @@ export function Dialog({
         onClose();
       }}
       className={cx(
-        "m-auto w-[min(28rem,calc(100vw-2rem))] rounded-2xl border border-line bg-surface p-0 text-ink shadow-2xl",
+        "m-auto rounded-2xl border border-line bg-surface p-0 text-ink shadow-2xl",
+        wide ? "w-[min(56rem,calc(100vw-2rem))]" : "w-[min(28rem,calc(100vw-2rem))]",
         className,
       )}
     >

@@ -1,8 +1,8 @@
 /** The playground: chat, and small tabs for the other model kinds. */
 
 import { AudioLines, FileAudio, ListOrdered, MessageSquare, Sigma } from "lucide-react";
-import { Link, useParams } from "wouter";
-import { cx } from "../components/ui";
+import { useParams } from "wouter";
+import { TabNav } from "../components/TabNav";
 import { ChatTab } from "./playground/ChatTab";
 import { EmbeddingsTab } from "./playground/EmbeddingsTab";
 import { RerankTab } from "./playground/RerankTab";
@@ -23,25 +23,11 @@ export default function ChatPage() {
   const Tab = current.component;
   return (
     <div className="flex h-full flex-col">
-      <nav aria-label="Playground" className="flex shrink-0 gap-1 overflow-x-auto border-b border-line bg-surface px-3 md:px-5">
-        {TABS.map(({ id, label, icon: Icon }) => {
-          const active = id === current.id;
-          return (
-            <Link
-              key={id || "chat"}
-              href={id ? `/chat/${id}` : "/chat"}
-              aria-current={active ? "page" : undefined}
-              className={cx(
-                "-mb-px inline-flex items-center gap-1.5 border-b-2 px-3 py-2.5 text-sm font-medium whitespace-nowrap transition",
-                active ? "border-brand text-ink" : "border-transparent text-ink-3 hover:text-ink",
-              )}
-            >
-              <Icon className="size-4" aria-hidden />
-              {label}
-            </Link>
-          );
-        })}
-      </nav>
+      <TabNav
+        label="Playground"
+        className="bg-surface px-3 md:px-5"
+        items={TABS.map(({ id, label, icon }) => ({ href: id ? `/chat/${id}` : "/chat", label, icon, active: id === current.id }))}
+      />
       <div className="min-h-0 flex-1">
         <Tab />
       </div>

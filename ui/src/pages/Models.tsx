@@ -1,18 +1,20 @@
 /** Every configured model with its live state, facts and memory; load, unload, chat. */
 
-import { AlertTriangle, Boxes, MessageSquare, Play, Power, PowerOff, Search } from "lucide-react";
-import { useMemo, useState } from "react";
-import { Link } from "wouter";
+import { AlertTriangle, Boxes, Info, MessageSquare, Play, Power, PowerOff, Search } from "lucide-react";
+import { useEffect, useMemo, useState } from "react";
+import { Link, useLocation } from "wouter";
 import { Badge, Button, Card, cx, EmptyState, ErrorNote, Input, Meter, PageHeader, Spinner, type Tone } from "../components/ui";
 import { messageOf } from "../lib/api";
 import { formatBytes, formatTokens } from "../lib/format";
 import { useModelActions, useModelStates } from "../lib/live";
 import { toast } from "../lib/toast";
+import { OFFERED } from "./setup/wizard";
 import { TYPE_LABELS, type Memory, type ModelInfo, type ModelState } from "../lib/types";
 
 const STATE: Record<ModelState, { label: string; tone: Tone }> = {
   loaded: { label: "Loaded", tone: "ok" },
   loading: { label: "Loading", tone: "warn" },
+  unloading: { label: "Unloading", tone: "warn" },
   unloaded: { label: "Unloaded", tone: "neutral" },
   failed: { label: "Failed", tone: "bad" },
 };
@@ -28,18 +30,27 @@ export const PLAYGROUND_TAB: Record<string, string> = {
 
 const SEGMENT_TONES = ["bg-brand", "bg-info", "bg-ok", "bg-warn", "bg-bad"];
 
-function StateBadge({ state }: { state: ModelState }) {
-  const { label, tone } = STATE[state];
+function StateBadge({ state, progress }: { state: ModelState; progress?: number | null }) {
+  const { label, tone } = STATE[state] ?? STATE.unloaded;
+  const busy = state === "loading" || state === "unloading";
   return (
     <Badge tone={tone}>
-      {state === "loading" ? (
+      {busy ? (
         <Spinner className="size-3" />
       ) : (
         <span className={cx("size-1.5 rounded-full", state === "loaded" ? "bg-ok" : state === "failed" ? "bg-bad" : "bg-ink-3")} />
       )}
       {label}
+      {state === "loading" && progress != null && <span className="tabular-nums">{Math.round(progress * 100)}%</span>}
     </Badge>
   );
+}
+
+/** Why a model left memory, in words, when it was not the user's own unload. */
+export function unloadNote(model: ModelInfo): string | null {
+  if (model.state === "unloading" && model.evictedBy) return `Evicting ${model.reason ?? `to make room for ${model.evictedBy}`}`;
+  if (model.state !== "unloaded" || !model.reason || model.reason === "requested") return null;
+  return `Unloaded: ${model.reason}`;
 }
 
 function Fact({ label, value }: { label: string; value: React.ReactNode }) {
@@ -72,6 +83,7 @@ function ModelCard({ model, budget }: { model: ModelInfo; budget: Memory | null 
   const cost = onVram ? model.memory?.vram_bytes ?? 0 : model.memory?.ram_bytes ?? 0;
   const share = budgetBytes > 0 ? (cost / budgetBytes) * 100 : 0;
   const tab = PLAYGROUND_TAB[model.type] ?? "/chat";
+  const note = unloadNote(model);
 
   const act = async (action: "load" | "unload") => {
     try {
@@ -83,14 +95,20 @@ function ModelCard({ model, budget }: { model: ModelInfo; budget: Memory | null 
   };
 
   return (
-    <Card className="flex flex-col p-4" data-model={model.id} data-state={model.state} aria-label={`Model ${model.id}`}>
+    <Card
+      className="flex flex-col p-4"
+      data-model={model.id}
+      data-state={model.state}
+      data-progress={model.state === "loading" && model.progress != null ? Math.round(model.progress * 100) : undefined}
+      aria-label={`Model ${model.id}`}
+    >
       <div className="flex items-start gap-3">
         <div className="min-w-0 flex-1">
           <div className="flex flex-wrap items-center gap-2">
             <h2 className="truncate text-[15px] font-semibold" title={model.id}>
               {model.id}
             </h2>
-            <StateBadge state={model.state} />
+            <StateBadge state={model.state} progress={model.progress} />
             {model.in_flight > 0 && (
               <Badge tone="info" className="tabular-nums">
                 {model.in_flight} in flight
@@ -142,7 +160,23 @@ function ModelCard({ model, budget }: { model: ModelInfo; budget: Memory | null 
         />
       </div>
 
-      {model.state === "failed" && model.error && (
+      {model.state === "loading" && model.progress != null && (
+        <Meter
+          label={`${model.id} load progress`}
+          max={1}
+          className="mt-3 h-1.5"
+          segments={[{ value: model.progress, tone: "bg-warn" }]}
+        />
+      )}
+
+      {note && (
+        <p className="mt-3 flex gap-2 rounded-lg bg-surface-2 px-3 py-2 text-xs text-ink-2" data-note="unload">
+          <Info className="mt-0.5 size-3.5 shrink-0" aria-hidden />
+          <span className="break-words">{note}</span>
+        </p>
+      )}
+
+      {(model.state === "failed" || model.state === "unloaded") && model.error && (
         <p className="mt-3 flex gap-2 rounded-lg bg-bad-soft px-3 py-2 text-xs text-bad">
           <AlertTriangle className="mt-0.5 size-3.5 shrink-0" aria-hidden />
           <span className="break-words">{model.error}</span>
@@ -158,11 +192,11 @@ function ModelCard({ model, budget }: { model: ModelInfo; budget: Memory | null 
           <Button
             size="sm"
             variant="secondary"
-            busy={busy || model.state === "loading"}
+            busy={busy || model.state === "loading" || model.state === "unloading"}
             icon={<Power className="size-3.5" />}
             onClick={() => void act("load")}
           >
-            {model.state === "failed" ? "Retry load" : model.state === "loading" ? "Loading" : "Load"}
+            {{ failed: "Retry load", loading: "Loading", unloading: "Unloading" }[model.state as string] ?? "Load"}
           </Button>
         )}
         <Link
@@ -263,8 +297,19 @@ export function matches(model: ModelInfo, query: string): boolean {
   return [model.id, ...model.aliases, model.file ?? "", model.quantization ?? ""].some((s) => s.toLowerCase().includes(q));
 }
 
+/** The wizard opens by itself on a server with no model, once per browser tab. */
+function useOfferSetup(empty: boolean) {
+  const [, navigate] = useLocation();
+  useEffect(() => {
+    if (!empty || sessionStorage.getItem(OFFERED)) return;
+    sessionStorage.setItem(OFFERED, "1");
+    navigate("/setup", { replace: true });
+  }, [empty, navigate]);
+}
+
 export function ModelsPage() {
   const { models, budget, isLoading, error } = useModelStates();
+  useOfferSetup(!isLoading && !error && models.length === 0);
   const { unloadAll } = useModelActions();
   const [query, setQuery] = useState("");
   const [type, setType] = useState("all");
@@ -324,7 +369,7 @@ export function ModelsPage() {
           label="State"
           value={state}
           onChange={setState}
-          options={(["all", "loaded", "loading", "unloaded", "failed"] as const)
+          options={(["all", "loaded", "loading", "unloading", "unloaded", "failed"] as const)
             .map((s) => ({
               value: s as string,
               label: s === "all" ? "Any state" : STATE[s].label,

@@ -6,8 +6,9 @@ import { useEffect, useState, type ReactNode } from "react";
 import { Badge, Button, Card, ChoiceField, ErrorNote, Field, Input, PageHeader, Spinner, Switch } from "../components/ui";
 import { apiJson, apiKey, ApiError, post } from "../lib/api";
 import { copyText } from "../lib/files";
+import { useHfToken } from "../lib/hfToken";
 import { toast } from "../lib/toast";
-import type { Detection, Doctor, HfKey, Specs, SystemSettings } from "../lib/types";
+import type { Detection, Doctor, Specs, SystemSettings } from "../lib/types";
 
 const SETTINGS_KEY = ["settings", "system"] as const;
 const GPU_TYPES = ["nvidia", "amd", "intel", "apple", "none", "cpu"] as const;
@@ -142,17 +143,8 @@ function ApiKeySection({ settings }: { settings: SystemSettings }) {
 }
 
 function HfTokenSection() {
-  const client = useQueryClient();
-  const query = useQuery({ queryKey: ["settings", "hf"], queryFn: () => apiJson<HfKey>("/api/settings/hf-api-key") });
+  const { query, save } = useHfToken();
   const [token, setToken] = useState("");
-  const save = useMutation({
-    mutationFn: (value: string) => post<HfKey>("/api/settings/hf-api-key", { apiKey: value }),
-    onSuccess: (answer, value) => {
-      client.setQueryData(["settings", "hf"], answer);
-      setToken("");
-      toast(value ? "Hugging Face token saved" : "Hugging Face token removed");
-    },
-  });
   return (
     <Section icon={<KeyRound className="size-5" />} title="Hugging Face token" description="Used for downloads of gated or private models. Stored on the server, shown masked.">
       <div className="space-y-3">
@@ -166,7 +158,7 @@ function HfTokenSection() {
           )}
         </Field>
         <div className="flex gap-2">
-          <Button variant="primary" icon={<Save className="size-4" />} busy={save.isPending} disabled={!token.trim()} onClick={() => save.mutate(token.trim())}>
+          <Button variant="primary" icon={<Save className="size-4" />} busy={save.isPending} disabled={!token.trim()} onClick={() => save.mutate(token.trim(), { onSuccess: () => setToken("") })}>
             Save token
           </Button>
           {query.data?.apiKeySet && (
