@@ -41,6 +41,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "memory": "The memory budget the model pool loads models into.",
         "monitoring": "What the server keeps about itself: request history, log lines, metrics.",
         "models": "The models this server serves.",
+        "workers": "llama.cpp RPC workers (host:port, started with `claracore worker`) that every model "
+        "without its own rpc list may split its offloaded layers over.",
     },
     "MemoryBudget": {
         "vram_gb": "GPU memory the pool may fill, in GB; auto: the detected total minus the margin.",
@@ -85,6 +87,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "ttl": "Seconds idle before the model is unloaded; empty: it stays until evicted.",
         "pinned": "Never evicted to make room for another model.",
         "preload": "Loaded when the server starts, not on its first request.",
+        "rpc": "llama.cpp RPC workers (host:port) that take this model's offloaded layers beside the "
+        "local GPUs; empty: the global workers, []: none.",
     },
 }
 

@@ -34,7 +34,7 @@ def _child(path: str, index: int, start: Any, errors: Any) -> None:
 
             return change
 
-        start.wait(timeout=60)
+        start.wait(timeout=120)  # spawning is slow on a starved machine
         for n in range(ROUNDS):
             config_file.edit(add_alias(n))
     except Exception as exc:  # noqa: BLE001 - any failure is reported to the parent

@@ -21,7 +21,7 @@ ROUNDS = 40
 def _child(path: str, index: int, start: Any, errors: Any) -> None:
     """One process: open the store when all are ready, then write; errors go back as text."""
     try:
-        start.wait(timeout=60)
+        start.wait(timeout=120)  # spawning is slow on a starved machine
         store = Store(path)
         for n in range(ROUNDS):
             with store.transaction() as db:  # read, then write: the case BEGIN IMMEDIATE is for
