@@ -116,6 +116,20 @@ def _resolve_path(value: str | None, info: ValidationInfo) -> str | None:
     return os.path.normpath(path)
 
 
+class LoraAdapter(BaseModel):
+    """One LoRA adapter of a model: a GGUF adapter file, applied at `scale`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: NonEmpty
+    scale: float = Field(default=1.0, ge=-100, le=100)
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, value: str, info: ValidationInfo) -> str | None:
+        return _resolve_path(value, info)
+
+
 class ModelSpec(BaseModel):
     """One served model. None on a tuning or sampling field means "the runtime's default"."""
 
@@ -133,11 +147,23 @@ class ModelSpec(BaseModel):
     batch_size: int = Field(default=512, ge=1, le=1 << 20)
     threads: int | None = Field(default=None, ge=1, le=4096)  # None: detect
     parallel: int = Field(default=4, ge=1, le=64)  # sequences decoded together
+    # Host memory for finished conversations' KV state (runtime/prompt_cache.py). None: up to
+    # 1024 MiB of what the RAM budget has free at load, given back before any model is evicted;
+    # 0: off; N: exactly N MiB, reserved like the weights.
+    prompt_cache_mb: int | None = Field(default=None, ge=0, le=1 << 20)
     cache_type_k: CacheType = "f16"
     cache_type_v: CacheType = "f16"
     flash_attn: BoolOrAuto = "auto"
     use_mmap: bool = True
     chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict
+    )  # template variables; requests add theirs
+    reasoning_format: Literal["none", "auto", "deepseek"] = "auto"  # "none" keeps reasoning in content
+    lora: list[LoraAdapter] = Field(default_factory=list)  # adapters loaded with the model
+    speculative: Literal["ngram"] | None = None  # draft-free n-gram lookup (a draft_model needs none)
+    draft_max: int = Field(default=8, ge=1, le=64)  # tokens drafted per sequence and step
+    draft_model: str | None = None  # a small model with the same vocabulary that drafts for this one
     max_tokens: int | None = Field(default=None, ge=1, le=1 << 24)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -161,7 +187,7 @@ class ModelSpec(BaseModel):
     def _empty_aliases(cls, value: object) -> object:
         return [] if value is None else value  # "aliases:" with nothing after it
 
-    @field_validator("model", "mmproj")
+    @field_validator("model", "mmproj", "draft_model")
     @classmethod
     def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _resolve_path(value, info)
@@ -181,6 +207,17 @@ class MemoryBudget(BaseModel):
     vram_gb: GbOrAuto = "auto"
     ram_gb: GbOrAuto = "auto"
     margin_gb: float = Field(default=1.0, ge=0, le=1 << 20)
+
+
+class MediaLimits(BaseModel):
+    """Images and audio in chat requests (claracore.serving.media)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remote_urls: bool = False  # fetch http(s) image URLs; off: data URLs only
+    max_mb: float = Field(default=10.0, gt=0, le=1 << 12)  # largest image or audio clip (as base64 in a
+    # JSON body it also counts against max_body_mb, 16 by default)
+    fetch_timeout: float = Field(default=10.0, gt=0, le=600)  # seconds for a whole remote fetch
 
 
 class Monitoring(BaseModel):
@@ -209,10 +246,11 @@ class Config(BaseModel):
     max_body_mb: float = Field(default=16.0, gt=0, le=1 << 20)  # largest other request body (JSON, YAML)
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    media: MediaLimits = Field(default_factory=MediaLimits)
     workers: list[Endpoint] = Field(default_factory=list, max_length=16)  # every model's default `rpc`
     models: list[ModelSpec] = Field(default_factory=list)
 
-    @field_validator("models", "memory", "monitoring", mode="before")
+    @field_validator("models", "memory", "monitoring", "media", mode="before")
     @classmethod
     def _empty_section(cls, value: object, info: ValidationInfo) -> object:
         """A key written with nothing after it (``models:``) means the empty default."""

@@ -178,7 +178,7 @@ class AsyncEngine:
         try:
             lease = await self._acquire(req.model, ("llm",), "a chat/completion model")
             try:
-                return await generation.start(lease, req, record, self.monitor.finish)
+                return await generation.start(lease, req, record, self.monitor.finish, self.config.media)
             except BaseException:
                 lease.release()
                 raise
@@ -355,6 +355,7 @@ def _model_info(s: ModelStatus) -> p.ModelInfo:
         error=s.error,
         memory=memory,
         in_flight=s.in_flight,
+        prompt_cache=p.PromptCacheInfo(**asdict(s.prompt_cache)) if s.prompt_cache else None,
         **(asdict(s.facts) if s.facts else {}),
     )
 

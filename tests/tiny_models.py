@@ -203,3 +203,105 @@ def _finish(w: gguf.GGUFWriter) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def make_tiny_mmproj(
+    path: Path, *, n_embd_llm: int = 64, image_size: int = 32, patch: int = 8, seed: int = 0
+) -> Path:
+    """A random vision projector (llama.cpp `mmproj`, Gemma 3's layout: a SigLIP-style tower, then
+    average pooling and one projection into the LLM's embeddings) for an LLM of `n_embd_llm`.
+
+    A 32-pixel image with 8-pixel patches pooled 2 x 2 becomes 4 embeddings in the LLM's context.
+    The tensor names and keys are those globalmm writes for a real SigLIP tower.
+    """
+    r = np.random.default_rng(seed)
+    d, ff, n_pos = 32, 64, (image_size // patch) ** 2
+    w = gguf.GGUFWriter(str(path), "clip")
+    w.add_string("clip.projector_type", "gemma3")
+    w.add_bool("clip.has_text_encoder", False)
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_bool("clip.has_llava_projector", False)
+    w.add_uint32("clip.vision.image_size", image_size)
+    w.add_uint32("clip.vision.patch_size", patch)
+    w.add_uint32("clip.vision.embedding_length", d)
+    w.add_uint32("clip.vision.feed_forward_length", ff)
+    w.add_uint32("clip.vision.projection_dim", n_embd_llm)
+    w.add_uint32("clip.vision.block_count", 1)
+    w.add_uint32("clip.vision.attention.head_count", 2)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
+    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    w.add_bool("clip.use_gelu", True)
+    w.add_uint32("clip.vision.projector.scale_factor", 2)
+
+    def t(*shape: int, scale: float = 0.2) -> np.ndarray:
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+
+    def ones(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    w.add_tensor("v.patch_embd.weight", t(d, 3, patch, patch))
+    w.add_tensor("v.patch_embd.bias", t(d))
+    w.add_tensor("v.position_embd.weight", t(n_pos, d))
+    for name, shape in (("attn_q", (d, d)), ("attn_k", (d, d)), ("attn_v", (d, d)), ("attn_out", (d, d))):
+        w.add_tensor(f"v.blk.0.{name}.weight", t(*shape))
+        w.add_tensor(f"v.blk.0.{name}.bias", t(shape[0]))
+    w.add_tensor("v.blk.0.ln1.weight", ones(d))
+    w.add_tensor("v.blk.0.ln1.bias", t(d))
+    w.add_tensor("v.blk.0.ln2.weight", ones(d))
+    w.add_tensor("v.blk.0.ln2.bias", t(d))
+    w.add_tensor("v.blk.0.ffn_up.weight", t(ff, d))
+    w.add_tensor("v.blk.0.ffn_up.bias", t(ff))
+    w.add_tensor("v.blk.0.ffn_down.weight", t(d, ff))
+    w.add_tensor("v.blk.0.ffn_down.bias", t(d))
+    w.add_tensor("v.post_ln.weight", ones(d))
+    w.add_tensor("v.post_ln.bias", t(d))
+    w.add_tensor("mm.input_projection.weight", t(d, n_embd_llm, scale=1.0))
+    w.add_tensor("mm.soft_emb_norm.weight", ones(d))
+    _finish(w)
+    return Path(path)
+
+
+def png_bytes(width: int, height: int, rgb: tuple[int, int, int], *, seed: int | None = None) -> bytes:
+    """A PNG image of one colour, or of random pixels with `seed`, written with zlib alone."""
+    import struct
+    import zlib
+
+    if seed is None:
+        pixels = np.tile(np.array(rgb, dtype=np.uint8), (height, width, 1))
+    else:
+        pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))  # filter 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def make_tiny_lora(
+    path: Path, *, n_embd: int = 64, n_layer: int = 2, n_ff: int = 128, rank: int = 4, seed: int = 1
+) -> Path:
+    """A random LoRA adapter (GGUF, as llama.cpp's convert_lora_to_gguf writes) for `make_tiny_llama`'s
+    default shapes: low-rank updates of every layer's attention output and FFN down projection."""
+    r = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", float(rank))
+
+    def t(*shape: int) -> np.ndarray:
+        return (r.standard_normal(shape) * 0.5).astype(np.float32)
+
+    for i in range(n_layer):
+        for name, n_in, n_out in (("attn_output", n_embd, n_embd), ("ffn_down", n_ff, n_embd)):
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_a", t(rank, n_in))
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_b", t(n_out, rank))
+    _finish(w)
+    return Path(path)

@@ -40,6 +40,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_body_mb": "The largest request body other than an upload (JSON, YAML), in MB; larger is a 413.",
         "memory": "The memory budget the model pool loads models into.",
         "monitoring": "What the server keeps about itself: request history, log lines, metrics.",
+        "media": "Images and audio in chat requests: whether image URLs are fetched; size and time limits.",
         "models": "The models this server serves.",
         "workers": "llama.cpp RPC workers (host:port, started with `claracore worker`) that every model "
         "without its own rpc list may split its offloaded layers over.",
@@ -48,6 +49,15 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "vram_gb": "GPU memory the pool may fill, in GB; auto: the detected total minus the margin.",
         "ram_gb": "System memory the pool may fill, in GB; auto: the detected total minus the margin.",
         "margin_gb": "GB left free for the rest of the machine when a budget is auto.",
+    },
+    "MediaLimits": {
+        "remote_urls": "Fetch http(s) image URLs in chat requests; off: only data: URLs are accepted.",
+        "max_mb": "The largest image or audio clip a chat request may bring, in MB.",
+        "fetch_timeout": "Seconds a remote image fetch may take in all before the request is a 400.",
+    },
+    "LoraAdapter": {
+        "path": "A LoRA adapter file (GGUF) made for this model; relative paths start at this file's folder.",
+        "scale": "How strongly the adapter applies; requests may change it by the adapter's index.",
     },
     "Monitoring": {
         "activity_rows": "How many finished requests the activity history keeps.",
@@ -64,7 +74,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "type": "What kind of model it is; empty: read from the file.",
         "embedding": "An older way to say type: embedding.",
         "aliases": "Other names that reach this model (each unique across all models).",
-        "mmproj": "A vision projector file that lets a chat model read images.",
+        "mmproj": "A projector file that lets a chat model read images (and audio, when it encodes it).",
         "context_length": "Tokens each sequence can hold, prompt and answer together; empty: the "
         "trained context, at most 4096. More costs memory for the KV cache.",
         "gpu_layers": "Layers offloaded to the GPU; -1 puts every layer there, 0 runs on the CPU.",
@@ -77,6 +87,15 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "flash_attn": "Flash attention: faster and leaner attention where the backend supports it.",
         "use_mmap": "Map the file into memory instead of reading it: faster loads, shared pages.",
         "chat_template": "A Jinja chat template that replaces the one stored in the GGUF.",
+        "chat_template_kwargs": "Extra chat template variables, such as enable_thinking: false; a "
+        "request's own chat_template_kwargs win.",
+        "reasoning_format": "Where a thinking model's reasoning goes: auto puts it in reasoning_content, "
+        "none leaves it inline in the answer.",
+        "lora": "LoRA adapters loaded with the model, each a file and a scale.",
+        "speculative": "ngram: draft tokens by looking up the sequence's own earlier text, which speeds "
+        "up answers that repeat the prompt; the answers stay the same.",
+        "draft_max": "Tokens drafted per sequence and step when speculating.",
+        "draft_model": "A small model with the same vocabulary that drafts tokens for this one.",
         "max_tokens": "The answer length when a request gives none; empty: until the context is full "
         "(16 on /v1/completions, as OpenAI's).",
         "temperature": "Default randomness of sampling; 0 always picks the likeliest token.",

@@ -23,6 +23,7 @@ from claracore.monitor.logs import BusLogHandler
 from claracore.monitor.prometheus import PoolState, PrometheusMetrics
 from claracore.monitor.records import RequestRecord, current, iso_time
 from claracore.pool.pool import ModelPool, ModelStatus
+from claracore.runtime.base import PromptCacheStats
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +230,18 @@ class Monitor:
             "memory": {
                 "estimate": _bytes(s.estimate.vram_bytes, s.estimate.ram_bytes) if s.estimate else None,
                 "measured": _bytes(*s.measured) if s.measured else None,
+                # an LLM's host-memory prompt cache: part of the estimate (what the pool reserves),
+                # not of what llama.cpp allocated at load; it fills up to its limit as chats end
+                "promptCache": _cache(s.prompt_cache) if s.prompt_cache else None,
             },
             **figures,
             "lastUsed": None if last is None else iso_time(last),
         }
+
+
+def _cache(stats: PromptCacheStats) -> dict[str, int]:
+    s = stats
+    return {"limitBytes": s.limit_bytes, "bytes": s.bytes, "entries": s.entries, "hits": s.hits}
 
 
 def _bytes(vram: int, ram: int) -> dict[str, int]:

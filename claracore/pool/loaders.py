@@ -6,20 +6,29 @@ same effective settings (context, parallel, cache types, offload) and cannot dri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claracore.config import ModelSpec
 from claracore.errors import ModelLoadError
 from claracore.modelfile.estimate import MemoryEstimate, disk_size, estimate_file, estimate_llm
 from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
 from claracore.modelfile.kind import infer_model_type
+from claracore.modelfile.reader import parse
 from claracore.pool import remote
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
 DEFAULT_CONTEXT = 4096
+
+#: The most host memory an LLM's prompt cache takes when the config does not size it: what the
+#: budget has free at load, up to this, given back before any model is evicted. About 45,000
+#: tokens of conversation for a 135M model, 8,000 for an 8B one with grouped-query attention.
+DEFAULT_PROMPT_CACHE_MB = 1024
+MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class ModelFacts:
     context_length: int | None = None  # tokens per sequence
     gpu_layers: int | None = None
     parallel: int | None = None  # sequences decoded together
+    inputs: list[str] | None = None  # what a chat message may hold: text, and image/audio with a projector
+    speculative: str | None = None  # "ngram" or "draft" when it decodes speculatively
+    lora: list[dict[str, Any]] | None = None  # adapters: path and default scale
     rpc: list[str] | None = None  # the RPC workers the offloaded layers are split over
 
 
@@ -41,8 +53,10 @@ class LoadRecipe:
     """What loading one model will cost and how to do it (`load` blocks: call it in a thread)."""
 
     kind: str
-    estimate: MemoryEstimate
+    estimate: MemoryEstimate  # includes a prompt cache sized in the config
     load: Callable[[], Runtime]
+    prompt_cache_bytes: int = 0  # the part of estimate.ram_bytes that is a configured prompt cache
+    spare_ram: int = 0  # RAM for an "auto" prompt cache, granted if free (runtime.base.PromptCaching)
     facts: ModelFacts | None = None
 
 
@@ -111,6 +125,7 @@ def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int,
 
 def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     from claracore.runtime.llm import LlmOptions, LlmRuntime
+    from claracore.runtime.llm_context import outputs_per_step
 
     info = read_gguf(spec.model)
     n_ctx = spec.context_length or DEFAULT_CONTEXT
@@ -128,7 +143,13 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         cache_type_v=spec.cache_type_v,
         flash_attn=spec.flash_attn,
         chat_template=spec.chat_template,
-        rpc=tuple(spec.rpc or ()),  # even without offload support: a build without RPC says so
+        rpc=tuple(spec.rpc or ()),  # even without offload: a build without RPC says so
+        speculative=spec.speculative,
+        draft_max=spec.draft_max,
+        mmproj=spec.mmproj,
+        lora=tuple((a.path, a.scale) for a in spec.lora),
+        draft_model=spec.draft_model,
+        prompt_cache_bytes=(spec.prompt_cache_mb or 0) * MIB,
     )
     estimate = estimate_llm(
         info,
@@ -140,14 +161,93 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         n_batch=spec.batch_size,
         n_ubatch=spec.batch_size,
         flash_attn=spec.flash_attn is not False,
-        n_outputs_max=spec.parallel,
+        n_outputs_max=outputs_per_step(options, spec.parallel),
     )
 
+    inputs = ["text"]
+    if spec.mmproj:
+        estimate = _with_projector(estimate, spec, on_gpu=options.gpu_layers != 0)
+        inputs += projector_inputs(Path(spec.mmproj))
+    if spec.draft_model:
+        estimate = _with_draft(estimate, spec, n_ctx, options.gpu_layers)
+    for adapter in spec.lora:
+        if not Path(adapter.path).is_file():
+            raise ModelLoadError(spec.name, f"LoRA adapter not found: {adapter.path}")
+        size = Path(adapter.path).stat().st_size  # the adapter's tensors sit beside the weights
+        estimate = dataclasses.replace(
+            estimate, ram_bytes=estimate.ram_bytes + size, weights_ram=estimate.weights_ram + size
+        )
     estimate = remote.on_workers(estimate, options.rpc)
     local = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
     load = remote.checked(local, spec.name, options.rpc, estimate)
-    facts = _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel)
-    return LoadRecipe(kind="llm", estimate=estimate, load=load, facts=facts)
+    facts = dataclasses.replace(
+        _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel),
+        inputs=inputs,
+        speculative="draft" if spec.draft_model else spec.speculative,
+        lora=[{"path": a.path, "scale": a.scale} for a in spec.lora] or None,
+    )
+    cache = options.prompt_cache_bytes  # the cache lives in host memory
+    return LoadRecipe(
+        kind="llm",
+        estimate=dataclasses.replace(estimate, ram_bytes=estimate.ram_bytes + cache),
+        load=load,
+        facts=facts,
+        prompt_cache_bytes=cache,
+        spare_ram=DEFAULT_PROMPT_CACHE_MB * MIB if spec.prompt_cache_mb is None else 0,
+    )
+
+
+#: A projector's working memory beside its weights (the image encoder's compute buffer); the
+#: SigLIP towers of Gemma 3 and SmolVLM use 60-200 MiB, so this is the larger end.
+PROJECTOR_COMPUTE = 200 << 20
+
+
+def _with_draft(estimate: MemoryEstimate, spec: ModelSpec, n_ctx: int, gpu_layers: int) -> MemoryEstimate:
+    """`estimate` plus the draft model: its weights and a KV cache of the same shape of slots."""
+    try:
+        info = read_gguf(spec.draft_model or "")
+    except GGUFError as exc:
+        raise ModelLoadError(spec.name, f"draft model: {exc.message}") from exc
+    draft = estimate_llm(
+        info, n_ctx=n_ctx, n_seq=spec.parallel, gpu_layers=gpu_layers, n_batch=spec.batch_size,
+        n_ubatch=spec.batch_size, n_outputs_max=spec.parallel,
+    )  # fmt: skip
+    return dataclasses.replace(
+        estimate,
+        vram_bytes=estimate.vram_bytes + draft.vram_bytes,
+        ram_bytes=estimate.ram_bytes + draft.ram_bytes,
+        weights_vram=estimate.weights_vram + draft.weights_vram,
+        weights_ram=estimate.weights_ram + draft.weights_ram,
+        kv_bytes=estimate.kv_bytes + draft.kv_bytes,
+    )
+
+
+def projector_inputs(path: Path) -> list[str]:
+    """What a projector file encodes, from its metadata: "image" and/or "audio"."""
+    try:
+        kv = parse(path).kv
+    except GGUFError as exc:
+        raise ModelLoadError(path.name, f"projector (mmproj): {exc.message}") from exc
+    found = [
+        kind for kind, key in (("image", "vision"), ("audio", "audio")) if kv.get(f"clip.has_{key}_encoder")
+    ]
+    return found
+
+
+def _with_projector(estimate: MemoryEstimate, spec: ModelSpec, *, on_gpu: bool) -> MemoryEstimate:
+    """`estimate` plus the projector (`mmproj`): its weights and encoder buffers, on the GPU when
+    the model's layers are offloaded (libmtmd follows the model), else in RAM."""
+    path = Path(spec.mmproj or "")
+    if not path.is_file():
+        raise ModelLoadError(spec.name, f"projector (mmproj) not found: {path}")
+    cost = path.stat().st_size + PROJECTOR_COMPUTE
+    if on_gpu:
+        return dataclasses.replace(
+            estimate, vram_bytes=estimate.vram_bytes + cost, weights_vram=estimate.weights_vram + cost
+        )
+    return dataclasses.replace(
+        estimate, ram_bytes=estimate.ram_bytes + cost, weights_ram=estimate.weights_ram + cost
+    )
 
 
 def _encoder_recipe(spec: ModelSpec, gpu_offload: bool, kind: str) -> LoadRecipe:

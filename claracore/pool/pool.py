@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from claracore.config import ModelSpec
 from claracore.errors import (
@@ -35,7 +35,7 @@ from claracore.modelfile.estimate import MemoryEstimate
 from claracore.pool.loaders import LoadRecipe, ModelFacts, model_type
 from claracore.pool.policy import Resident, choose_evictions
 from claracore.protocol.events import ModelEvent, ModelState
-from claracore.runtime.base import Batching, Occupancy, Runtime
+from claracore.runtime.base import Batching, Occupancy, PromptCacheStats, PromptCaching, Runtime
 from claracore.runtime.loading import LoadWatch, watching
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class ModelStatus:
     estimate: MemoryEstimate | None
     in_flight: int
     pinned: bool
+    prompt_cache: PromptCacheStats | None = None
     facts: ModelFacts | None = None
     measured: tuple[int, int] | None = None  # (VRAM, RAM) llama.cpp allocated, while loaded
     occupancy: Occupancy | None = None  # slots of a loaded LLM
@@ -69,6 +70,7 @@ class _Entry:
         self.failed_stat: tuple[float, int] | None = None
         self.runtime: Runtime | None = None
         self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
+        self.spare = 0  # the part of estimate.ram_bytes granted to an "auto" prompt cache
         self.expected: MemoryEstimate | None = None  # what a load would reserve, for listings
         self.facts: ModelFacts | None = None  # file and effective settings, for listings
         self.measured: tuple[int, int] | None = None  # (VRAM, RAM) the loaded runtime allocated
@@ -171,6 +173,7 @@ class ModelPool:
             estimate=e.estimate or e.expected,
             in_flight=e.in_flight,
             pinned=e.spec.pinned,
+            prompt_cache=e.runtime.prompt_cache_stats() if isinstance(e.runtime, PromptCaching) else None,
             facts=e.facts,
             measured=e.measured if e.runtime is not None else None,
             occupancy=e.runtime.occupancy() if isinstance(e.runtime, Batching) else None,
@@ -334,11 +337,17 @@ class ModelPool:
             if not closed:
                 entry.runtime, entry.state, entry.kind = runtime, "loaded", recipe.kind
                 entry.measured = watch.measured()
+                if recipe.spare_ram and isinstance(runtime, PromptCaching):
+                    runtime.set_prompt_cache_limit(entry.spare)  # under the lock: a shrink may race it
                 self._announce(
                     entry,
                     "loaded",
                     seconds=round(seconds, 3),
-                    memory=_memory(recipe.estimate, entry.measured),
+                    memory={
+                        **_memory(entry.estimate or recipe.estimate, entry.measured),
+                        # the part of the estimate held for the prompt cache, not allocated at load
+                        "promptCacheBytes": entry.spare + recipe.prompt_cache_bytes,
+                    },
                 )
         if closed:
             runtime.close()
@@ -361,6 +370,7 @@ class ModelPool:
                         e.in_flight,
                         e.spec.pinned or e.retired,  # a retired definition closes by itself
                         e.last_used,
+                        0 if e.retired else e.spare,  # by name: a retired one may share its name
                     )
                     for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
@@ -372,11 +382,14 @@ class ModelPool:
                 if decision.fits:
                     break
                 if not decision.fits_when_idle or remaining <= 0 or self._closed:
+                    why = decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s"
+                    if cache := recipe.prompt_cache_bytes:
+                        why += f"; prompt_cache_mb reserves {cache >> 20} MiB of what it needs"
                     raise InsufficientMemoryError(
                         entry.spec.name,
                         {"vram": need.vram_bytes, "ram": need.ram_bytes},
                         self._available(exclude=entry),
-                        decision.why if remaining > 0 else f"{decision.why}; waited {self._load_wait:.0f}s",
+                        why,
                     )
                 self._cv.wait(min(remaining, 1.0))
             evicted: list[tuple[_Entry, Runtime]] = []
@@ -388,15 +401,26 @@ class ModelPool:
                 self._announce(
                     victim, "evicted", reason=f"to make room for {entry.spec.name}", by=entry.spec.name
                 )
-            entry.estimate = need
+            for name, keep in decision.shrink:
+                self._shrink(self._entries[name], keep)
+            entry.spare = min(recipe.spare_ram, decision.room_ram)
+            entry.estimate = replace(need, ram_bytes=need.ram_bytes + entry.spare)
             return evicted
 
+    def _shrink(self, e: _Entry, keep: int) -> None:
+        """Called with the lock held: take back all but `keep` bytes of a prompt cache's grant."""
+        assert e.estimate is not None
+        e.estimate = replace(e.estimate, ram_bytes=e.estimate.ram_bytes - (e.spare - keep))
+        e.spare = keep
+        if isinstance(e.runtime, PromptCaching):
+            e.runtime.set_prompt_cache_limit(keep)
+        log.info("prompt cache of %s shrunk to %d MiB to make room", e.spec.name, keep >> 20)
+
     def _available(self, *, exclude: _Entry) -> dict[str, int]:
-        held = [
-            e.estimate for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude
-        ]
-        used_vram = sum(est.vram_bytes for est in held)
-        used_ram = sum(est.ram_bytes for est in held)
+        """Free memory for `exclude`, counting prompt caches' grants as free: they are given back."""
+        held = [e for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude]
+        used_vram = sum(e.estimate.vram_bytes for e in held if e.estimate)
+        used_ram = sum(e.estimate.ram_bytes - e.spare for e in held if e.estimate)
         return {"vram": max(0, self.budget_vram - used_vram), "ram": max(0, self.budget_ram - used_ram)}
 
     # ------------------------------------------------------------ explicit control

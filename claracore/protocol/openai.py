@@ -10,6 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
+def _absent(value: Any) -> bool:
+    """For `exclude_if`: a field left out of the JSON when it has nothing to say."""
+    return value is None
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -37,6 +43,14 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class LoraScale(BaseModel):
+    """llama-server's per-request adapter scale: `id` is the adapter's index in the model's list."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    scale: float = Field(ge=-100, le=100)
+
+
 class _SamplingFields(_Request):
     """What chat and completion requests share."""
 
@@ -57,6 +71,7 @@ class _SamplingFields(_Request):
     top_k: int | None = Field(default=None, ge=0)
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(default=None, gt=0.0)
+    lora: list[LoraScale] | None = None  # adapter scales for this request (the model's `lora:`)
 
 
 class ChatCompletionRequest(_SamplingFields):
@@ -67,6 +82,10 @@ class ChatCompletionRequest(_SamplingFields):
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None  # "none" turns tools off; others are hints
+    reasoning_effort: str | None = None  # passed to templates that read it (gpt-oss)
+    # llama-server's extras: where reasoning goes, and variables for the chat template
+    reasoning_format: Literal["none", "auto", "deepseek"] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
 
 
 class CompletionRequest(_SamplingFields):
@@ -85,6 +104,9 @@ class Usage(BaseModel):
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: dict[str, int] | None = None
+    # With speculative decoding: accepted_prediction_tokens and rejected_prediction_tokens, as
+    # OpenAI reports its predicted outputs.
+    completion_tokens_details: dict[str, int] | None = Field(default=None, exclude_if=_absent)
 
 
 class TopLogprob(BaseModel):
@@ -104,10 +126,6 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprob] | None = None
 
 
-def _absent(value: Any) -> bool:
-    return value is None
-
-
 FinishReason = Literal["stop", "length", "tool_calls"]
 
 
@@ -125,6 +143,8 @@ class ToolCall(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    # A thinking model's reasoning, split from the answer (llama-server's and DeepSeek's field).
+    reasoning_content: str | None = Field(default=None, exclude_if=_absent)
     # Left out unless there are calls, like OpenAI's own answers.
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=_absent)
 
@@ -156,6 +176,7 @@ class ChunkToolCall(BaseModel):
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = Field(default=None, exclude_if=_absent)
     # Absent from the per-token chunks, which are most of a stream's bytes.
     tool_calls: list[ChunkToolCall] | None = Field(default=None, exclude_if=_absent)
 
@@ -212,6 +233,19 @@ class MemoryInfo(BaseModel):
     remote_bytes: int = Field(default=0, exclude_if=lambda v: v == 0)  # on RPC workers; shown when some
 
 
+class PromptCacheInfo(BaseModel):
+    """A loaded LLM's prompt cache: its budget, what it holds, and how often it was restored from."""
+
+    limit_bytes: int
+    bytes: int
+    entries: int
+    lookups: int
+    hits: int
+    restored_tokens: int
+    saves: int
+    failures: int
+
+
 class ModelInfo(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -224,6 +258,7 @@ class ModelInfo(BaseModel):
     error: str | None = None
     memory: MemoryInfo | None = None
     in_flight: int = 0
+    prompt_cache: PromptCacheInfo | None = None
     # what the model is and how it loads (None where it does not apply, or the file is unreadable)
     file: str | None = None
     size_bytes: int | None = None
@@ -231,6 +266,9 @@ class ModelInfo(BaseModel):
     context_length: int | None = None  # tokens per sequence
     gpu_layers: int | None = None
     parallel: int | None = None
+    inputs: list[str] | None = None  # chat models: "text", plus "image" / "audio" with a projector
+    speculative: str | None = None  # "ngram" when it decodes speculatively
+    lora: list[dict[str, Any]] | None = Field(default=None, exclude_if=_absent)  # adapters: path, scale
     rpc: list[str] | None = None  # RPC workers that hold offloaded layers
 
 

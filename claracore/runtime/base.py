@@ -17,6 +17,31 @@ class Runtime(Protocol):
 
 
 @dataclass(frozen=True)
+class PromptCacheStats:
+    """What an LLM's prompt cache holds and how often it helped, for listings and benchmarks."""
+
+    limit_bytes: int
+    bytes: int
+    entries: int
+    lookups: int  # jobs placed while the cache was on
+    hits: int  # jobs that had an entry restored into their slot
+    restored_tokens: int  # prompt tokens those jobs did not decode
+    saves: int
+    failures: int  # states llama.cpp refused to take back (the job decoded its prompt instead)
+
+
+@runtime_checkable
+class PromptCaching(Protocol):
+    """A runtime with a prompt cache in host memory, which the pool sizes and may shrink."""
+
+    def set_prompt_cache_limit(self, nbytes: int) -> None:
+        """Hold at most `nbytes` from now on, freeing any excess at once; any thread."""
+        ...
+
+    def prompt_cache_stats(self) -> PromptCacheStats: ...
+
+
+@dataclass(frozen=True)
 class Occupancy:
     """How busy a batching runtime is: its slots, those decoding now, and jobs waiting for one."""
 

@@ -24,6 +24,10 @@ CHATML = (
 )
 
 
+#: Variables the renderer sets itself; `chat_template_kwargs` may not replace them.
+RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token", "tools"})
+
+
 def _raise(message: str) -> None:
     raise InvalidRequestError(f"the chat template rejected the messages: {message}", param="messages")
 
@@ -59,8 +63,12 @@ class ChatTemplate:
         *,
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
+        variables: dict[str, Any] | None = None,
     ) -> str:
         """Render `messages` (OpenAI shape, content already flattened to text).
+
+        `variables` are extra template variables (`chat_template_kwargs`, such as Qwen3's
+        `enable_thinking`); they cannot replace the ones set here.
 
         A template that ignores `tools` gets them as a system message instead, asking for the
         bare-JSON call that `claracore.serving.tool_calls` reads, as llama-server's generic format does:
@@ -70,6 +78,7 @@ class ChatTemplate:
             messages = with_tool_instructions(messages, tools)
         try:
             return self._template.render(
+                **(variables or {}),
                 messages=messages,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,

@@ -31,6 +31,8 @@ class Finished:
     completion_tokens: int
     prompt_tokens: int
     cached_tokens: int
+    accepted_draft: int = 0  # speculative decoding: drafted tokens kept, and drafted in vain
+    rejected_draft: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Job:
     prompt_logprobs: bool = False  # score the prompt too (completions with echo and logprobs)
     cancelled: bool = False
     chains: list[Any] = field(default_factory=list)
+    lora: tuple[float, ...] | None = None  # adapter scales for this request; None: the model's
+    media: Any = None  # a MediaPrompt (claracore.runtime.multimodal) when the prompt holds images or audio
     remaining: int = 0  # choices not yet finished
 
     @property
@@ -102,6 +106,7 @@ class Slot:
         "max_tokens",
         "prompt_lp",
         "lp_rows",
+        "last_used",
     )
 
     def __init__(self, seq: int) -> None:
@@ -121,6 +126,7 @@ class Slot:
         self.max_tokens = 0
         self.prompt_lp: list[TokenLogprob] = []  # prompt scores so far, for a prompt_logprobs job
         self.lp_rows = (-1, 0)  # (first batch row, count) of prompt tokens decoded with logits
+        self.last_used = 0  # when a job last took or left it (a counter), for least-recently-used
 
     def reset_output(self) -> None:
         self.n_gen = 0

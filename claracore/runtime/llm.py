@@ -6,8 +6,10 @@ admits queued jobs into free slots, then decodes every active sequence together 
 (at most `n_batch` tokens), so running streams keep flowing while a long prompt is read.
 ctypes releases the GIL around `llama_decode`, so the asyncio loop stays responsive.
 
-Slots remember what their KV cache holds. A new job takes the free slot with the longest common
-prefix and decodes only the rest, so a multi-turn chat re-reads only the new turn. The KV cache is
+Slots remember what their KV cache holds, and a host-memory prompt cache keeps what slots held
+before other jobs took them (placement.py, prompt_cache.py): a new job starts from the longest
+prefix of its prompt found in any slot or cache entry and decodes only the rest, so a multi-turn
+chat re-reads only the new turn even when it comes back to a different slot. The KV cache is
 unified (one buffer of `n_ctx * parallel` cells shared by all sequences), so `n > 1` choices copy
 the prompt's KV to their sibling slots for free instead of decoding it again.
 """
@@ -25,7 +27,7 @@ import llama_cpp
 
 from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
 from claracore.inputs import check_token_ids
-from claracore.runtime.base import Occupancy
+from claracore.runtime.base import Occupancy, PromptCacheStats
 from claracore.runtime.chat_template import ChatTemplate
 from claracore.runtime.jobs import (
     Delta,
@@ -34,12 +36,16 @@ from claracore.runtime.jobs import (
     Job,
     PromptLogprobs,
     Slot,
-    common_prefix,
     scan_stops,
 )
-from claracore.runtime.llm_context import LlmOptions, context_params
+from claracore.runtime.llm_context import LlmOptions, context_params, outputs_per_step
+from claracore.runtime.lora import Adapters
+from claracore.runtime.multimodal import Multimodal
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
+from claracore.runtime.placement import COPY_PER_STEP, Placer
+from claracore.runtime.prompt_cache import PromptCache
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
+from claracore.runtime.speculative import Speculating
 from claracore.runtime.vocab import TokenText
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LlmOptions", "LlmRuntime"]
 
 
-class LlmRuntime(TokenText):
+class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
     """A loaded LLM with its worker thread. Construct in a worker thread: loading blocks."""
 
     kind = "llm"
@@ -60,8 +66,16 @@ class LlmRuntime(TokenText):
             options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap, rpc=options.rpc
         )
         try:
+            threads = options.n_threads or os.cpu_count() or 1
+            self._init_media(options.mmproj, self._model, threads, options.gpu_layers != 0)
+            self._init_lora(options.lora, self._model)
             self._init_context()
+            self._init_speculation(options, self._model, self.parallel)
         except BaseException:
+            if getattr(self, "_ctx", None) is not None:
+                llama_cpp.llama_batch_free(self._batch)
+                llama_cpp.llama_free(self._ctx)
+            self._close_media()
             self._model.close()
             raise
         self._queue: deque[Job] = deque()
@@ -77,10 +91,12 @@ class LlmRuntime(TokenText):
         self.n_ctx = max(16, o.n_ctx)
         self.parallel = max(1, o.parallel)
         self._ctx: Any = new_context(self._model, context_params(o, self.n_ctx, self.parallel))
-        self._mem = llama_cpp.llama_get_memory(self._ctx)
         self.n_batch = o.n_batch
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.parallel)
         self._slots = [Slot(i) for i in range(self.parallel)]
+        self.n_outputs = outputs_per_step(o, self.parallel)
+        self._placer = Placer(self._ctx, self._slots, PromptCache(o.prompt_cache_bytes))
+        self.prompt_tokens_decoded = 0  # prompt tokens put into batches: what the caches saved shows here
         self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
         bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
@@ -109,7 +125,10 @@ class LlmRuntime(TokenText):
             raise InvalidRequestError(
                 f"n is {job.n}; this model decodes at most {self.parallel} sequences together", param="n"
             )
-        check_token_ids(job.prompt, self.n_vocab)
+        # a prompt with images holds their placeholder runs (negative ids; claracore.runtime.multimodal)
+        check_token_ids(
+            [t for t in job.prompt if t >= 0] if job.media is not None else job.prompt, self.n_vocab
+        )
         job.max_tokens = min(job.max_tokens, self.n_ctx - len(job.prompt))
         try:
             for params in job.params:
@@ -137,6 +156,13 @@ class LlmRuntime(TokenText):
     def active(self) -> int:
         return sum(1 for s in self._slots if s.job is not None) + len(self._queue)
 
+    def prompt_cache_stats(self) -> PromptCacheStats:
+        return self._placer.cache.stats()
+
+    def set_prompt_cache_limit(self, nbytes: int) -> None:
+        """The pool grants (or takes back) host memory for the prompt cache; any thread."""
+        self._placer.cache.set_limit(nbytes)
+
     def occupancy(self) -> Occupancy:
         """Slots, those decoding, jobs queued: read without the lock (a metrics snapshot)."""
         return Occupancy(len(self._slots), sum(1 for s in self._slots if s.job is not None), len(self._queue))
@@ -149,9 +175,12 @@ class LlmRuntime(TokenText):
             self._closing = True
             self._cv.notify()
         self._thread.join()
+        self._placer.cache.clear()
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
         self._ctx = None
+        self._close_speculation()
+        self._close_media()
         self._model.close()
 
     # ------------------------------------------------------------ the worker thread
@@ -208,18 +237,26 @@ class LlmRuntime(TokenText):
                     free_chain(chain)
 
     def _admit(self) -> None:
-        """Move queued jobs into free slots, FIFO, reusing the longest cached prefix."""
+        """Move queued jobs into free slots, FIFO, reusing the longest cached prefix.
+
+        Copying states to or from the prompt cache pauses every running stream, so while any
+        runs, placing stops for this step once COPY_PER_STEP bytes have moved.
+        """
+        copied = 0
         while True:
             with self._cv:
                 if not self._queue:
                     return
                 job = self._queue[0]
                 free = [s for s in self._slots if s.job is None]
-                if len(free) < job.n:
+                if len(free) < job.n or not self._lora_admits(job):
                     return
                 self._queue.popleft()
+            running = self._busy()
             try:
-                self._place(job, free)
+                copied += self._place(job, free)
+                if running and copied >= COPY_PER_STEP:
+                    return
             except BaseException as exc:  # the job is in no queue and maybe no slot: tell its caller
                 owned = {id(s.chain) for s in self._slots if s.job is job}
                 for chain in job.chains:
@@ -228,69 +265,44 @@ class LlmRuntime(TokenText):
                 self._fail_jobs([job], exc, forget=True)
                 raise
 
-    def _place(self, job: Job, free: list[Slot]) -> None:
-        """Give `job` its slots: the primary decodes the prompt, siblings copy it afterwards."""
-        primary = max(free, key=lambda s: common_prefix(s.tokens, job.prompt))
-        free.remove(primary)
-        if job.prompt_logprobs:  # every prompt token is decoded again, for its logits
-            llama_cpp.llama_memory_seq_rm(self._mem, primary.seq, -1, -1)
-            primary.tokens = []
-            keep = 0
-        else:
-            keep = self._reuse_prefix(primary, job.prompt)
-        primary.pending = job.prompt[keep:]
-        primary.cached = keep
-        group = [primary] + free[: job.n - 1]
+    def _place(self, job: Job, free: list[Slot]) -> int:
+        """Give `job` its slots: the primary decodes the prompt, siblings copy it afterwards.
+        Returns the bytes copied to or from the prompt cache."""
+        group, moved = self._placer.place(job, free)
         for choice, slot in enumerate(group):
             slot.reset_output()
             slot.job, slot.choice, slot.chain = job, choice, job.chains[choice]
             slot.max_tokens = job.max_tokens
-        primary.siblings = group[1:]
-        for sibling in primary.siblings:
-            sibling.pending = []  # waits for the primary's prompt, then copies its KV
-
-    def _reuse_prefix(self, slot: Slot, prompt: list[int]) -> int:
-        """Keep the longest cached prefix of `prompt` for `slot`; returns how many tokens it kept.
-
-        The slot's own cache is tried first; if another slot (busy or not) holds a longer prefix,
-        such as a shared system prompt, its cells are shared into this sequence instead: in a
-        unified KV cache `seq_cp` only tags cells, it copies no data.
-        """
-        limit = len(prompt) - 1  # the last prompt token is always decoded, for its logits
-        own = min(common_prefix(slot.tokens, prompt), limit)
-        others = [s for s in self._slots if s is not slot]
-        donor = max(others, key=lambda s: common_prefix(s.tokens, prompt)) if others else slot
-        shared = min(common_prefix(donor.tokens, prompt), limit)
-        if shared > own:
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
-            llama_cpp.llama_memory_seq_cp(self._mem, donor.seq, slot.seq, 0, shared)
-            slot.tokens = donor.tokens[:shared]
-            return shared
-        if not llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, own, -1):
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
-            own = 0
-        del slot.tokens[own:]
-        return own
+        group[0].siblings = group[1:]
+        return moved
 
     def _step(self) -> None:
+        for slot, exc in self._decode_media_heads(self._slots):  # images first, alone: see multimodal
+            if slot.job is not None:
+                self._fail_jobs([slot.job], exc, forget=True)
         batch = self._batch
         n = 0
-        for slot in self._slots:  # generating sequences first: one token each
-            if slot.job is not None and slot.next_token >= 0:
-                self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
-                slot.tokens.append(slot.next_token)
-                slot.batch_idx = n
-                n += 1
-        outputs = n  # logits rows: llama.cpp allows `parallel` per decode (n_outputs_max)
+        generating = [s for s in self._slots if s.job is not None and s.next_token >= 0]
+        self._propose(generating)
+        for k, slot in enumerate(generating):  # generating sequences first: one token each (+ drafts)
+            self._put(n, slot.next_token, len(slot.tokens), slot.seq, True)
+            slot.tokens.append(slot.next_token)
+            slot.batch_idx = n
+            n += 1
+            if self.draft_max:  # after the next token, its draft (claracore.runtime.speculative)
+                n = self._add_drafts(slot, n, self.n_batch - n - (len(generating) - k - 1))
+        outputs = n  # logits rows: llama.cpp allows `n_outputs` per decode (n_outputs_max)
         prompting = [s for s in self._slots if s.job is not None and s.pending]
         for k, slot in enumerate(prompting):  # then prompt chunks, as much as the batch holds
             if n >= self.n_batch:
                 break
             assert slot.job is not None
-            take = min(len(slot.pending), self.n_batch - n)
+            take = self._text_run(slot, min(len(slot.pending), self.n_batch - n))
+            if take == 0:
+                continue
             scored = slot.job.prompt_logprobs
             if scored:  # every token is a row here; leave one for each prompt still to come
-                take = min(take, self.parallel - outputs - (len(prompting) - k - 1))
+                take = min(take, self.n_outputs - outputs - (len(prompting) - k - 1))
                 slot.lp_rows = (n, take)
                 outputs += take
             pos = len(slot.tokens)
@@ -299,6 +311,7 @@ class LlmRuntime(TokenText):
             slot.tokens.extend(slot.pending[:take])
             del slot.pending[:take]
             n += take
+            self.prompt_tokens_decoded += take
             if not slot.pending:
                 batch.logits[n - 1] = 1
                 slot.batch_idx = n - 1
@@ -317,10 +330,10 @@ class LlmRuntime(TokenText):
             if slot.job is not None and slot.batch_idx >= 0:
                 idx, slot.batch_idx = slot.batch_idx, -1
                 for sibling in slot.siblings:
-                    self._copy_prompt(slot, sibling)
+                    self._placer.copy_prompt(slot, sibling)
                     self._sample(sibling, idx)
                 slot.siblings = []
-                self._sample(slot, idx)
+                self._sample_drafted(slot, idx)
 
     def _score_prompt(self, slot: Slot) -> None:
         """Score the prompt tokens this step decoded; once the prompt is done, send the scores.
@@ -350,15 +363,10 @@ class LlmRuntime(TokenText):
         b.seq_id[i][0] = seq
         b.logits[i] = logits
 
-    def _copy_prompt(self, src: Slot, dst: Slot) -> None:
-        llama_cpp.llama_memory_seq_rm(self._mem, dst.seq, -1, -1)
-        llama_cpp.llama_memory_seq_cp(self._mem, src.seq, dst.seq, -1, -1)
-        dst.tokens = list(src.tokens)
-        dst.cached = src.cached
-
     def _decode_failed(self, rc: int) -> None:
         """A failed decode drops the jobs in this batch; their KV state is unknown, so forget it."""
         jobs = {id(s.job): s.job for s in self._slots if s.job is not None and s.batch_idx >= 0}
+        self._forget_drafts()
         self._fail_jobs(jobs.values(), RuntimeError(f"llama_decode failed with status {rc}"), forget=True)
 
     def _sample(self, slot: Slot, idx: int) -> None:
@@ -395,7 +403,9 @@ class LlmRuntime(TokenText):
             tail = slot.held + slot.decoder.decode(b"", final=True)
             if tail:
                 job.emit(Delta(slot.choice, tail))
-        done = Finished(slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached)
+        done = Finished(
+            slot.choice, reason, slot.n_gen, len(job.prompt), slot.cached, *self._draft_counts(slot)
+        )
         self._release(slot)  # before telling the caller, so a finished request never holds a slot
         job.emit(done)
 
@@ -409,6 +419,6 @@ class LlmRuntime(TokenText):
         slot.job = None
         slot.pending = []
         slot.reset_output()
+        self._placer.release(slot)
         if forget:
-            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
-            slot.tokens = []
+            self._placer.drop(slot)

@@ -30,6 +30,17 @@ class LlmOptions:
     flash_attn: bool | str = "auto"
     chat_template: str | None = None
     rpc: tuple[str, ...] = ()  # RPC workers that take offloaded layers beside local GPUs
+    lora: tuple[tuple[str, float], ...] = ()  # adapters (path, scale), claracore.runtime.lora
+    mmproj: str | None = None  # a projector for images/audio (claracore.runtime.multimodal)
+    speculative: str | None = None  # "ngram": draft by n-gram lookup (claracore.runtime.speculative)
+    draft_max: int = 8  # tokens drafted per sequence and step
+    draft_model: str | None = None  # a small model sharing the vocabulary (claracore.runtime.draft)
+    prompt_cache_bytes: int = 0  # host memory for saved sequences; the pool may change it later
+
+
+def outputs_per_step(o: LlmOptions, parallel: int) -> int:
+    """Logits rows one decode may ask for: one per sequence, plus its draft when speculating."""
+    return parallel * (1 + (o.draft_max if o.speculative or o.draft_model else 0))
 
 
 def context_params(o: LlmOptions, n_ctx: int, parallel: int) -> Any:
@@ -40,11 +51,11 @@ def context_params(o: LlmOptions, n_ctx: int, parallel: int) -> Any:
     p.n_batch = o.n_batch
     p.n_ubatch = o.n_batch
     p.n_seq_max = parallel
-    # At most one logits row per sequence per step: sizing the output buffer for that, not
+    # At most one logits row per sequence per step (plus its draft): sizing the output buffer for that, not
     # for n_batch rows, saves most of the compute buffer (about 85 MiB on SmolLM2). llama.cpp
     # aborts on a decode with more rows, so prompt scoring (echo + logprobs) fits its chunks
     # into the rows the other sequences leave free (LlmRuntime._step).
-    p.n_outputs_max = parallel
+    p.n_outputs_max = outputs_per_step(o, parallel)
     p.kv_unified = True
     p.n_threads = threads
     p.n_threads_batch = threads

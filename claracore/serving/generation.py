@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from claracore.config import ModelSpec
+from claracore.config import MediaLimits, ModelSpec
 from claracore.errors import ClaraCoreError, InvalidRequestError
 from claracore.inputs import check_token_ids
 from claracore.monitor.records import RequestRecord
@@ -25,7 +25,10 @@ from claracore.pool.pool import Lease
 from claracore.protocol import openai as p
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
+from claracore.runtime.multimodal import MARKER
 from claracore.runtime.sampling import SamplingParams, grammar_for
+from claracore.serving import media
+from claracore.serving.reasoning import Markers, opened_by, template_variables
 from claracore.serving.tool_calls import declared_names
 
 _DEFAULTS = SamplingParams()
@@ -42,6 +45,8 @@ class _Prepared:
     n: int
     prompt_texts: list[str]
     tool_names: frozenset[str] = frozenset()  # tools the answer may call (see claracore.serving.tool_calls)
+    split_reasoning: bool = False  # chat with reasoning_format other than "none"
+    opened: Markers | None = None  # the reasoning block the prompt left open (claracore.serving.reasoning)
 
 
 class _Channel:
@@ -81,11 +86,16 @@ class _Channel:
 
 
 def _content_text(message: p.ChatMessage, i: int) -> str:
+    """The message's text; each image or audio part becomes the projector's marker (they were
+    checked against the model before this, see `start`)."""
     content = message.content
     if content is None or isinstance(content, str):
         return content or ""
     texts = []
     for j, part in enumerate(content):
+        if part.type in media.KINDS:
+            texts.append(MARKER)
+            continue
         if part.type != "text" or part.text is None:
             raise InvalidRequestError(
                 f"messages[{i}].content[{j}] is of type '{part.type}'; this model accepts text only",
@@ -109,7 +119,7 @@ def _template_call(call: dict[str, Any]) -> dict[str, Any]:
     return call
 
 
-def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
+def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest, spec: ModelSpec) -> str:
     """The prompt text from the model's chat template."""
     messages: list[dict[str, Any]] = []
     for i, m in enumerate(request.messages):
@@ -123,9 +133,15 @@ def render_chat(runtime: LlmRuntime, request: p.ChatCompletionRequest) -> str:
             msg["tool_calls"] = [_template_call(call) for call in m.tool_calls]
         if m.tool_call_id:
             msg["tool_call_id"] = m.tool_call_id
+        thought = (m.model_extra or {}).get("reasoning_content")
+        if isinstance(thought, str) and m.role == "assistant":
+            msg["reasoning_content"] = thought  # templates that think (Qwen3) decide what to keep
         messages.append(msg)
     tools = None if request.tool_choice == "none" else request.tools
-    return runtime.template.render(messages, tools=tools)
+    variables = template_variables(
+        spec.chat_template_kwargs, request.chat_template_kwargs, request.reasoning_effort
+    )
+    return runtime.template.render(messages, tools=tools, variables=variables)
 
 
 def _sampling(
@@ -158,6 +174,15 @@ def _sampling(
     return [replace(base, seed=None if request.seed is None else request.seed + i) for i in range(request.n)]
 
 
+def _lora(
+    runtime: LlmRuntime, request: p.ChatCompletionRequest | p.CompletionRequest
+) -> tuple[float, ...] | None:
+    """The adapter scales a request asks for, or None for the model's own."""
+    if request.lora is None:
+        return None
+    return runtime.lora_scales({x.id: x.scale for x in request.lora})
+
+
 def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if len(stops) > 4:
@@ -175,11 +200,21 @@ def _max_tokens(spec: ModelSpec, *values: int | None, default: int = 2**31 - 1) 
 
 
 def prepare_chat(
-    lease: Lease, request: p.ChatCompletionRequest, emit: Callable[[int], Callable[[Event], None]]
+    lease: Lease,
+    request: p.ChatCompletionRequest,
+    emit: Callable[[int], Callable[[Event], None]],
+    loaded: list[media.Media] | None = None,
 ) -> _Prepared:
     runtime = llm_of(lease)
-    prompt = runtime.tokenize(render_chat(runtime, request))
+    text = render_chat(runtime, request, lease.spec)
+    tokens_media = None
+    if loaded and runtime.projector is not None:
+        prompt, tokens_media = runtime.projector.tokenize(text, [(x.kind, x.data, x.field) for x in loaded])
+    else:
+        prompt = runtime.tokenize(text)
     job = Job(
+        media=tokens_media,
+        lora=_lora(runtime, request),
         prompt=prompt,
         params=_sampling(lease.spec, request),
         max_tokens=_max_tokens(lease.spec, request.max_completion_tokens, request.max_tokens),
@@ -189,8 +224,17 @@ def prepare_chat(
         top_logprobs=request.top_logprobs or 0,
     )
     names = frozenset() if request.tool_choice == "none" else declared_names(request.tools)
+    split = (request.reasoning_format or lease.spec.reasoning_format) != "none"
     return _Prepared(
-        f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, [job], request.n, [""], names
+        f"chatcmpl-{uuid.uuid4().hex}",
+        int(time.time()),
+        request.model,
+        [job],
+        request.n,
+        [""],
+        names,
+        split_reasoning=split,
+        opened=opened_by(text) if split else None,
     )
 
 
@@ -230,6 +274,7 @@ def prepare_completion(
             logprobs=request.logprobs is not None,
             top_logprobs=request.logprobs or 0,
             prompt_logprobs=request.echo and request.logprobs is not None,
+            lora=_lora(runtime, request),
         )
         for i, tokens in enumerate(prompts)
     ]
@@ -371,15 +416,22 @@ async def start(
     request: p.ChatCompletionRequest | p.CompletionRequest,
     record: RequestRecord | None = None,
     on_end: OnEnd | None = None,
+    limits: MediaLimits | None = None,
 ) -> Generation:
     """Prepare and submit; raises InvalidRequestError / ContextLengthExceededError before any decode.
+
+    `limits` bound the images and audio a chat may bring (the config's `media:`).
 
     `record` and `on_end` follow the request (see `Generation`); `on_end` is not called when
     this raises, since the caller sees the error.
     """
     channel = _Channel(record)
     if isinstance(request, p.ChatCompletionRequest):
-        prepared = prepare_chat(lease, request, channel.emitter)
+        parts = media.media_parts(request.messages)
+        projector = llm_of(lease).projector
+        media.check_inputs(parts, lease.spec.name, projector.inputs if projector else [])
+        loaded = await media.load(parts, limits or MediaLimits())
+        prepared = prepare_chat(lease, request, channel.emitter, loaded)
     else:
         prepared = prepare_completion(lease, request, channel.emitter)
     return Generation(lease, prepared, channel, record, on_end)

@@ -15,15 +15,23 @@ from claracore.runtime.jobs import Delta, Finished, PromptLogprobs
 from claracore.runtime.llm import LlmRuntime
 from claracore.runtime.sampling import TokenLogprob
 from claracore.serving.generation import Generation, llm_of
+from claracore.serving.reasoning import ReasoningSplit, split
 from claracore.serving.tool_calls import CallWatch, ToolCall, parse
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached: int) -> p.Usage:
+def usage(
+    prompt_tokens: int, completion_tokens: int, cached: int, drafts: tuple[int, int] = (0, 0)
+) -> p.Usage:
+    """Usage; `drafts` (accepted, rejected) shows only when speculative decoding drafted."""
+    details = None
+    if any(drafts):
+        details = {"accepted_prediction_tokens": drafts[0], "rejected_prediction_tokens": drafts[1]}
     return p.Usage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
         prompt_tokens_details={"cached_tokens": cached},
+        completion_tokens_details=details,
     )
 
 
@@ -80,16 +88,18 @@ def prompt_logprobs(
 
 class _Totals:
     def __init__(self) -> None:
-        self.prompt = self.completion = self.cached = 0
+        self.prompt = self.completion = self.cached = self.accepted = self.rejected = 0
 
     def add(self, ev: Finished) -> None:
         self.completion += ev.completion_tokens
+        self.accepted += ev.accepted_draft
+        self.rejected += ev.rejected_draft
         if ev.index == 0:  # the prompt is shared by the n choices of one job
             self.prompt += ev.prompt_tokens
             self.cached += ev.cached_tokens
 
     def usage(self) -> p.Usage:
-        return usage(self.prompt, self.completion, self.cached)
+        return usage(self.prompt, self.completion, self.cached, (self.accepted, self.rejected))
 
 
 @dataclass
@@ -131,11 +141,15 @@ async def collect_chat(gen: Generation) -> p.ChatCompletion:
     want_lp = prep.jobs[0].logprobs
     choices = []
     for i in range(prep.n):
-        content, calls = parse(got.texts[i], prep.tool_names)
+        reasoning, answer = split(got.texts[i], prep.opened) if prep.split_reasoning else (None, got.texts[i])
+        content, calls = parse(answer, prep.tool_names)
+        message = p.AssistantMessage(
+            content=content, reasoning_content=reasoning, tool_calls=_wire(calls) if calls else None
+        )
         choices.append(
             p.ChatChoice(
                 index=i,
-                message=p.AssistantMessage(content=content, tool_calls=_wire(calls) if calls else None),
+                message=message,
                 finish_reason="tool_calls" if calls and got.reasons[i] == "stop" else got.reasons[i],
                 logprobs=chat_logprobs(runtime, tuple(got.logprobs[i])) if want_lp else None,
             )
@@ -158,20 +172,36 @@ async def stream_chat(gen: Generation, include_usage: bool) -> AsyncIterator[p.C
     def content(index: int, text: str, lp: p.ChoiceLogprobs | None = None) -> p.ChatCompletionChunk:
         return chunk([p.ChunkChoice(index=index, delta=p.ChunkDelta(content=text), logprobs=lp)])
 
+    def thought(index: int, text: str, lp: p.ChoiceLogprobs | None = None) -> p.ChatCompletionChunk:
+        delta = p.ChunkDelta(reasoning_content=text)
+        return chunk([p.ChunkChoice(index=index, delta=delta, logprobs=lp)])
+
     yield chunk(
         [p.ChunkChoice(index=i, delta=p.ChunkDelta(role="assistant", content="")) for i in range(prep.n)]
     )
     watch = [CallWatch(prep.tool_names) for _ in range(prep.n)] if prep.tool_names else None
+    splits = [ReasoningSplit(prep.opened) for _ in range(prep.n)] if prep.split_reasoning else None
     try:
         async for index, ev in gen:
             if isinstance(ev, Delta):
                 lp = chat_logprobs(runtime, ev.logprobs) if ev.logprobs else None
-                text = watch[index].feed(ev.text) if watch else ev.text
+                reasoning, text = splits[index].feed(ev.text) if splits else ("", ev.text)
+                text = watch[index].feed(text) if watch else text
+                if reasoning:
+                    yield thought(index, reasoning, lp)
+                    lp = None
                 if text or lp:
                     yield content(index, text, lp)
             elif isinstance(ev, Finished):
                 totals.add(ev)
                 reason: p.FinishReason = ev.reason  # type: ignore[assignment]
+                if splits:
+                    reasoning, text = splits[index].finish()
+                    text = watch[index].feed(text) if watch else text
+                    if reasoning:
+                        yield thought(index, reasoning)
+                    if text:
+                        yield content(index, text)
                 if watch:
                     rest, calls = watch[index].finish()
                     if rest:

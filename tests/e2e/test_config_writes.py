@@ -105,7 +105,8 @@ def test_whole_config_writes_refuse_what_start_up_would(
     """Found: POST /api/config saved a lone surrogate in host; the next start died in a traceback."""
     url, file = setup
     before = file.read_bytes()
-    r = httpx.post(url + "/api/config", content=content, headers=headers, timeout=30)
+    # Wide: parsing the 5000-deep YAML takes ~2 s here, far longer under mutmut's tracing.
+    r = httpx.post(url + "/api/config", content=content, headers=headers, timeout=180)
     assert r.status_code == 400, r.text
     assert r.json()["code"] in ("INVALID_CONFIG", "INVALID_REQUEST")
     assert key in r.json()["error"]

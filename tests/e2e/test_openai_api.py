@@ -67,6 +67,25 @@ def test_models_list_and_get(client: openai.OpenAI) -> None:
     assert info.value.body["code"] == "MODEL_NOT_FOUND"  # type: ignore[index]
 
 
+def test_a_loaded_llm_lists_its_prompt_cache(client: openai.OpenAI, server: tuple[str, Any]) -> None:
+    """What the cache holds and that the pool counts its grant, for dashboards and benchmarks."""
+    for word in ("cat", "dog"):  # one slot: the second question saves the first conversation
+        client.chat.completions.create(
+            model="solo",
+            messages=[{"role": "user", "content": f"{word} " * 30}],
+            max_tokens=2,  # type: ignore[arg-type]
+        )
+    listed = httpx.get(server[0] + "/v1/models/solo").json()
+    cache = listed["prompt_cache"]
+    assert cache["entries"] >= 1 and cache["saves"] >= 1
+    assert 0 < cache["bytes"] <= cache["limit_bytes"] <= listed["memory"]["ram_bytes"]
+    assert set(cache) == {
+        "limit_bytes", "bytes", "entries", "lookups", "hits", "restored_tokens", "saves", "failures"
+    }  # fmt: skip
+    unloaded = httpx.get(server[0] + "/v1/models/embedder").json()
+    assert unloaded["prompt_cache"] is None
+
+
 def test_chat_sync(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
         model="tiny",

@@ -276,6 +276,9 @@ def test_embedding_flag_contradicting_type() -> None:
         ("repeat_penalty", 0),
         ("ttl", -1),
         ("threads", 0),
+        ("prompt_cache_mb", -1),
+        ("prompt_cache_mb", "lots"),
+        ("prompt_cache_mb", 1.5),
     ],
 )
 def test_model_field_bounds(field: str, value: object) -> None:

@@ -380,7 +380,12 @@ async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
             "response_format.json_schema.schema",
         ),
         (
+            # an image to a model without a projector: the part is named (tests/e2e/test_vision_http.py)
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            "messages.0.content.0",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "x"}}]}]},
             "messages.0.content.0.type",
         ),
     ],

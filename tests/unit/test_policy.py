@@ -3,8 +3,10 @@ from claracore.pool.policy import Resident, choose_evictions
 GB = 2**30
 
 
-def r(name: str, ram: int = 0, vram: int = 0, busy: int = 0, pinned: bool = False, t: float = 0) -> Resident:
-    return Resident(name=name, vram=vram, ram=ram, in_flight=busy, pinned=pinned, last_used=t)
+def r(
+    name: str, ram: int = 0, vram: int = 0, busy: int = 0, pinned: bool = False, t: float = 0, spare: int = 0
+) -> Resident:
+    return Resident(name=name, vram=vram, ram=ram, in_flight=busy, pinned=pinned, last_used=t, spare=spare)
 
 
 def test_fits_without_eviction() -> None:
@@ -45,3 +47,28 @@ def test_only_evicts_models_that_free_the_short_kind() -> None:
     residents = [r("ram-only", ram=GB, t=0), r("gpu", vram=3 * GB, t=1)]
     plan = choose_evictions(residents, 2 * GB, 0, 4 * GB, 8 * GB)
     assert plan.fits and plan.evict == ("gpu",)
+
+
+def test_spare_memory_is_taken_back_before_any_model_is_evicted() -> None:
+    """A prompt cache's grant shrinks, least recently used first, busy and pinned ones too."""
+    residents = [
+        r("old", ram=2 * GB, t=1, spare=GB),
+        r("pin", ram=2 * GB, pinned=True, busy=1, t=5, spare=GB),
+    ]
+    plan = choose_evictions(residents, 0, 3 * GB, 0, 5 * GB + GB // 2)  # fixed parts: 1 + 1 + 3
+    assert plan.fits and plan.evict == ()
+    assert plan.shrink == (("old", 0), ("pin", GB // 2))  # 1.5 GB over: all of "old"'s spare first
+    assert plan.room_ram == 0
+
+
+def test_spare_memory_never_keeps_a_model_resident_nor_blocks_a_fit() -> None:
+    plan = choose_evictions([r("a", ram=3 * GB, spare=2 * GB)], 0, 3 * GB, 0, 4 * GB)
+    assert plan.fits and plan.evict == () and plan.shrink == (("a", 0),)
+    plan = choose_evictions([r("a", ram=3 * GB, t=0, spare=GB), r("b", ram=GB, t=1)], 0, 3 * GB, 0, 4 * GB)
+    assert plan.fits and plan.evict == ("a",) and plan.shrink == ()  # its spare left with it
+    assert plan.room_ram == 0
+
+
+def test_room_left_is_what_a_newcomer_may_spare() -> None:
+    plan = choose_evictions([r("a", ram=2 * GB, spare=GB)], 0, GB, 0, 8 * GB)
+    assert plan.fits and plan.shrink == () and plan.room_ram == 5 * GB

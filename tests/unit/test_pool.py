@@ -350,3 +350,49 @@ def test_encoder_recipes_place_their_weights_where_the_config_says(
     assert on_gpu.estimate.vram_bytes > 0 and on_gpu.estimate.ram_bytes < on_cpu.estimate.ram_bytes
     assert on_gpu.facts is not None and on_gpu.facts.gpu_layers == -1
     assert on_cpu.facts is not None and on_cpu.facts.gpu_layers == 0
+
+
+def held(pool: ModelPool, name: str) -> tuple[int, int]:
+    """(RAM the pool counts for a loaded model, its prompt cache's limit)."""
+    status = next(s for s in pool.status() if s.name == name)
+    assert status.estimate is not None and status.prompt_cache is not None
+    return status.estimate.ram_bytes, status.prompt_cache.limit_bytes
+
+
+async def test_an_unsized_prompt_cache_takes_free_memory_and_gives_it_back_before_evicting(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    extra = 4 * 2**20
+    pool, _ = make_pool([a, b], ram=cost(a) + cost(b) + extra)
+    try:
+        async with pool.lease("a"):
+            pass
+        assert held(pool, "a") == (cost(a) + cost(b) + extra, cost(b) + extra)  # all that was free
+        async with pool.lease("b"):
+            assert state(pool, "a") == "loaded"  # not evicted: its cache shrank instead
+            assert held(pool, "a") == (cost(a) + extra, extra)
+            assert held(pool, "b") == (cost(b), 0)  # nothing was left for b's cache
+    finally:
+        pool.close()
+
+
+async def test_a_prompt_cache_larger_than_the_memory_left_is_refused_with_figures(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    pinned = spec("p", tiny_llama_gqa, pinned=True)
+    a = spec("a", tiny_llama, prompt_cache_mb=200)
+    assert cost(a) == cost(spec("a", tiny_llama, prompt_cache_mb=0)) + 200 * 2**20  # reserved like weights
+    budget = cost(a) + cost(pinned) // 2  # "a" fits alone, not beside "p"
+    pool, _ = make_pool([pinned, a], ram=budget, load_wait=0.1)
+    try:
+        async with pool.lease("p"):
+            pass
+        with pytest.raises(InsufficientMemoryError) as info:
+            await pool.acquire("a")
+        assert info.value.needed["ram"] == cost(a)
+        assert info.value.available["ram"] == budget - cost(pinned)
+        assert "prompt_cache_mb reserves 200 MiB of what it needs" in info.value.message
+        assert state(pool, "a") == "unloaded"
+    finally:
+        pool.close()
