@@ -106,6 +106,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "ttl": "Seconds idle before the model is unloaded; empty: it stays until evicted.",
         "pinned": "Never evicted to make room for another model.",
         "preload": "Loaded when the server starts, not on its first request.",
+        "prompt_cache_mb": "Host memory (MB) for saved conversations' KV cache, so a returning one skips "
+        "its prompt; empty: what the budget has free, up to 1024.",
         "rpc": "llama.cpp RPC workers (host:port) that take this model's offloaded layers beside the "
         "local GPUs; empty: the global workers, []: none.",
     },
