@@ -64,6 +64,9 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_plain_text)]
 PlainText = Annotated[str, AfterValidator(_plain_text)]
 Host = Annotated[str, AfterValidator(_host)]
+#: An llama.cpp RPC worker (`claracore worker`): "host:port", "[v6 address]:port".
+_ENDPOINT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$"
+Endpoint = Annotated[str, StringConstraints(strip_whitespace=True, pattern=_ENDPOINT)]
 
 
 # Fields that take one of several shapes validate through one function each, so a bad value gets
@@ -170,6 +173,9 @@ class ModelSpec(BaseModel):
     ttl: float | None = Field(default=None, ge=0, le=10 * 365 * 86400)  # idle seconds; None: never
     pinned: bool = False
     preload: bool = False
+    # RPC workers whose devices take this model's offloaded layers beside local GPUs; None: the
+    # global `workers`, []: none (docs/scaling.md).
+    rpc: list[Endpoint] | None = Field(default=None, max_length=16)  # GGML_RPC_MAX_SERVERS
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -241,6 +247,7 @@ class Config(BaseModel):
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     media: MediaLimits = Field(default_factory=MediaLimits)
+    workers: list[Endpoint] = Field(default_factory=list, max_length=16)  # every model's default `rpc`
     models: list[ModelSpec] = Field(default_factory=list)
 
     @field_validator("models", "memory", "monitoring", "media", mode="before")

@@ -57,7 +57,9 @@ class AsyncEngine:
         self.events = EventBus()
         mem = self.config.memory
         budget_vram, budget_ram = budget_from(detect_memory(), mem.vram_gb, mem.ram_gb, mem.margin_gb)
-        recipe_for = functools.partial(loaders.recipe, gpu_offload=supports_gpu_offload())
+        recipe_for = functools.partial(
+            loaders.recipe, gpu_offload=supports_gpu_offload(), workers=tuple(self.config.workers)
+        )
         self.pool = ModelPool(
             self.config.models,
             budget_vram=budget_vram,
@@ -340,9 +342,10 @@ _CREATED = 1_700_000_000  # a fixed "created" stamp: config models have no creat
 
 
 def _model_info(s: ModelStatus) -> p.ModelInfo:
-    memory = (
-        p.MemoryInfo(vram_bytes=s.estimate.vram_bytes, ram_bytes=s.estimate.ram_bytes) if s.estimate else None
-    )
+    e = s.estimate
+    memory = None
+    if e is not None:
+        memory = p.MemoryInfo(vram_bytes=e.vram_bytes, ram_bytes=e.ram_bytes, remote_bytes=e.remote_bytes)
     return p.ModelInfo(
         id=s.name,
         created=_CREATED,

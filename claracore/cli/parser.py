@@ -14,6 +14,7 @@ from claracore.cli.monitor import cmd_logs, cmd_top
 from claracore.cli.prepare import cmd_convert_embedding, cmd_doctor, cmd_scan, cmd_setup, cmd_system
 from claracore.cli.pull import cmd_pull
 from claracore.cli.serve import cmd_serve
+from claracore.cli.worker import cmd_worker
 from claracore.errors import ClaraCoreError
 
 
@@ -41,7 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: config, else 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to bind (default: config, else 5800)")
     serve.add_argument("--log-level", choices=levels, default="info")
+    serve.add_argument(
+        "--role",
+        choices=("leader", "follower"),
+        default="leader",
+        help="replicas sharing one data directory: followers leave downloads to the leader",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="serve this machine's devices to servers over llama.cpp RPC")
+    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    worker.add_argument("--port", type=_port, default=50052, help="port to bind (default: 50052)")
+    worker.add_argument(
+        "--device", action="append", metavar="NAME", help="devices: CPU, CUDA0, ... (default: GPUs or CPU)"
+    )
+    worker.add_argument("--threads", type=int, help="CPU threads (default: half the cores)")
+    worker.add_argument("--log-level", choices=levels, default="info")
+    worker.set_defaults(func=cmd_worker)
 
     models = sub.add_parser("models", parents=[common], help="list the configured models")
     models.add_argument("--log-level", choices=levels, default="warning")
@@ -55,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--log-level", choices=levels, default="warning")
     chat.set_defaults(func=cmd_chat)
 
-    doctor = sub.add_parser("doctor", help="check that llama.cpp's build matches this machine's GPU")
+    doctor = sub.add_parser(
+        "doctor", parents=[common], help="check that llama.cpp's build matches this machine's GPU"
+    )
     doctor.add_argument("--log-level", choices=levels, default="warning")
     doctor.set_defaults(func=cmd_doctor)
 

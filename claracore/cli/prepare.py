@@ -11,17 +11,21 @@ import argparse
 import os
 from pathlib import Path
 
-from claracore.cli.common import CliError, human_size, log, say
+from claracore.cli.common import CliError, command_config, human_size, log, say
 from claracore.manage.defaults import data_dir, find_config
 from claracore.manage.store import Store
 from claracore.units import GIB, MIB
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Report the llama.cpp build, the GPUs and whether offload works; always exit 0."""
+    """Report the llama.cpp build, the GPUs, whether offload works and the config's RPC workers;
+    always exit 0."""
+    from claracore.hardware import workers
     from claracore.hardware.doctor import diagnose, render
 
     for line in render(diagnose()):
+        say(line)
+    for line in workers.render(command_config(args)[0]):
         say(line)
     return 0
 

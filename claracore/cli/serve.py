@@ -86,6 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config_path=config_file,
         data_dir=Path.cwd() / data_dir(os.environ),
         hard_restart=functools.partial(_reexec, sock),
+        leader=args.role == "leader",
     )
     _run(app, config, args.log_level, sock, announce)
     return 0

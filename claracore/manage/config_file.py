@@ -6,16 +6,16 @@ writer at a time read-modify-write it, validates every write through `parse_conf
 atomically with a timestamped backup. Callers never touch the path, the lock or the YAML.
 
 Every method blocks on file I/O (and on the lock while another edit runs), so async callers run
-them in a worker thread; the lock is a thread lock for that reason, and it also serialises the
-setup workflow's plan-and-write against hand edits.
+them in a worker thread; the lock is a thread lock for that reason (plus a lock file against
+other processes: replicas share the file), and it also serialises the setup workflow's
+plan-and-write against hand edits.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from claracore.errors import ConfigError, ConflictError
 from claracore.events import EventBus
 from claracore.fsutil import atomic_write, backup, remove_stale_temps
 from claracore.manage import config_edit as edit
+from claracore.manage.shared_lock import SharedLock
 
 T = TypeVar("T")
 
@@ -62,9 +63,14 @@ class ConfigFile:
         self.path = Path(path) if path is not None else None
         self._running = running
         self._events = events
-        self._lock = threading.RLock()  # re-entrant: an edit inside `locked()` takes it again
+        # Re-entrant (an edit inside `locked()` takes it again), and held against other processes
+        # too: replicas behind a proxy edit the same file.
+        self._lock = SharedLock(self.path)
         if self.path is not None:
-            remove_stale_temps(self.path)  # a write killed half-way (kill -9) left its temp file
+            # A write killed half-way (kill -9) left its temp file. Under the lock: another
+            # replica's write in progress has a temp file too, and it is not stale.
+            with suppress(OSError), self._lock:
+                remove_stale_temps(self.path)
 
     def _saved(self, what: str) -> None:
         if self._events is not None:

@@ -42,6 +42,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "monitoring": "What the server keeps about itself: request history, log lines, metrics.",
         "media": "Images and audio in chat requests: whether image URLs are fetched; size and time limits.",
         "models": "The models this server serves.",
+        "workers": "llama.cpp RPC workers (host:port, started with `claracore worker`) that every model "
+        "without its own rpc list may split its offloaded layers over.",
     },
     "MemoryBudget": {
         "vram_gb": "GPU memory the pool may fill, in GB; auto: the detected total minus the margin.",
@@ -106,6 +108,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "preload": "Loaded when the server starts, not on its first request.",
         "prompt_cache_mb": "Host memory (MB) for saved conversations' KV cache, so a returning one skips "
         "its prompt; empty: what the budget has free, up to 1024.",
+        "rpc": "llama.cpp RPC workers (host:port) that take this model's offloaded layers beside the "
+        "local GPUs; empty: the global workers, []: none.",
     },
 }
 

@@ -6,6 +6,13 @@ what a scan found, settings). It is one file in the data directory, in WAL mode 
 wait on the writer, and migrated forward by the numbered scripts in `MIGRATIONS` (never edit a
 released one: append a new one). One connection is shared behind a lock, because the server
 calls it from the event loop and from worker threads alike and every statement here is short.
+
+Several processes may share the file (replicas behind a proxy, `claracore pull` beside a
+server): a writer that finds the database locked waits up to `BUSY_TIMEOUT_MS` instead of
+failing, and every write transaction starts `BEGIN IMMEDIATE`, taking the write lock before it
+reads, because a deferred transaction that reads first and then writes cannot wait for another
+process's commit (SQLite answers it SQLITE_BUSY at once). The migration runs in one such
+transaction, so two processes starting on a new file never both create the tables.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from claracore.errors import ConflictError
+
+#: How long a write waits for another connection's (or process's) write lock before failing.
+BUSY_TIMEOUT_MS = 10_000
 
 #: Schema scripts; the store runs those after its recorded `schema_version`, each in a transaction.
 MIGRATIONS: list[str] = [
@@ -175,27 +185,30 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
         self._closed = False
         self._migrate()
 
     # ------------------------------------------------------------------ lifecycle
 
     def _migrate(self) -> None:
-        with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        # One IMMEDIATE transaction from the version check to the last script: a second process
+        # starting at the same moment waits here, then finds the version already current.
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
-                self._db.execute("INSERT INTO schema_version VALUES (0)")
+                db.execute("INSERT INTO schema_version VALUES (0)")
             version = row[0] if row else 0
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                # executescript commits first, so wrap each script in its own explicit transaction.
-                self._db.executescript(
-                    f"BEGIN; {script}; UPDATE schema_version SET version = {number}; COMMIT;"
-                )
+                for statement in _statements(script):  # not executescript: it would commit first
+                    db.execute(statement)
+                db.execute("UPDATE schema_version SET version = ?", (number,))
 
     @property
     def schema_version(self) -> int:
@@ -217,7 +230,7 @@ class Store:
         methods here.
         """
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
                 self._db.execute("COMMIT")
@@ -253,15 +266,9 @@ class Store:
 
     def remove_folder(self, path: str) -> bool:
         """Stop tracking `path` and forget its files; False when it was not tracked."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                gone = self._db.execute("DELETE FROM folders WHERE path = ?", (path,)).rowcount
-                self._db.execute("DELETE FROM model_files WHERE folder = ?", (path,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            gone = db.execute("DELETE FROM folders WHERE path = ?", (path,)).rowcount
+            db.execute("DELETE FROM model_files WHERE folder = ?", (path,))
         return gone > 0
 
     def folder(self, path: str) -> Folder | None:
@@ -286,25 +293,19 @@ class Store:
         A file last seen under another scanned folder moves to this one (paths are unique).
         """
         rows = [_file_row(f, folder) for f in files]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
-                self._db.execute("DELETE FROM seen")
-                self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(r[0],) for r in rows])
-                self._db.execute(
-                    "DELETE FROM model_files WHERE folder = ? AND path NOT IN (SELECT path FROM seen)",
-                    (folder,),
-                )
-                self._db.executemany(
-                    f"INSERT OR REPLACE INTO model_files ({_FILE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM seen")
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(r[0],) for r in rows])
+            db.execute(
+                "DELETE FROM model_files WHERE folder = ? AND path NOT IN (SELECT path FROM seen)",
+                (folder,),
+            )
+            db.executemany(
+                f"INSERT OR REPLACE INTO model_files ({_FILE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def files(self, folder: str | None = None, *, include_errors: bool = False) -> list[ModelFile]:
         """Usable models of one folder, or (None) of every enabled tracked folder, by path.
@@ -340,6 +341,17 @@ class Store:
         """Store any JSON-serialisable value (TypeError otherwise, before anything is written)."""
         text = json.dumps(value)
         self._write("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, text))
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, one at a time (a trigger body's `;` stays inside)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending
+            pending = ""
 
 
 def _folder(row: tuple[Any, ...]) -> Folder:

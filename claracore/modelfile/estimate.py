@@ -47,6 +47,7 @@ class MemoryEstimate:
     compute_vram: int = 0
     output_bytes: int = 0
     kv_cells: int = 0
+    remote_bytes: int = 0  # on llama.cpp RPC workers: outside this machine's budget
 
     @property
     def total(self) -> int:

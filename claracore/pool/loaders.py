@@ -7,7 +7,7 @@ same effective settings (context, parallel, cache types, offload) and cannot dri
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from claracore.modelfile.estimate import MemoryEstimate, disk_size, estimate_fil
 from claracore.modelfile.gguf import GGUFError, GGUFInfo, read_gguf
 from claracore.modelfile.kind import infer_model_type
 from claracore.modelfile.reader import parse
+from claracore.pool import remote
 from claracore.runtime.base import Runtime
 
 #: Context per sequence when the config does not say: enough for chat, cheap on small machines.
@@ -44,6 +45,7 @@ class ModelFacts:
     inputs: list[str] | None = None  # what a chat message may hold: text, and image/audio with a projector
     speculative: str | None = None  # "ngram" or "draft" when it decodes speculatively
     lora: list[dict[str, Any]] | None = None  # adapters: path and default scale
+    rpc: list[str] | None = None  # the RPC workers the offloaded layers are split over
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,14 @@ def model_type(spec: ModelSpec) -> str:
         return "llm"  # the load will report what is wrong with the file
 
 
-def recipe(spec: ModelSpec, *, gpu_offload: bool) -> LoadRecipe:
-    """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used."""
+def recipe(spec: ModelSpec, *, gpu_offload: bool, workers: Sequence[str] = ()) -> LoadRecipe:
+    """Estimate and loader for `spec`. Raises ModelLoadError when the file cannot be used.
+
+    `workers` are the config's global RPC workers, for a model that names none of its own.
+    """
+    if spec.rpc is None and workers:
+        spec = spec.model_copy(update={"rpc": list(workers)})
+    gpu_offload = remote.offload(gpu_offload, spec.rpc)
     kind = model_type(spec)
     make = _RECIPES.get(kind)
     if make is None:
@@ -111,6 +119,7 @@ def _gguf_facts(spec: ModelSpec, info: GGUFInfo, *, n_ctx: int, gpu_layers: int,
         context_length=n_ctx,
         gpu_layers=gpu_layers,
         parallel=parallel,
+        rpc=list(spec.rpc) if spec.rpc else None,
     )
 
 
@@ -134,6 +143,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         cache_type_v=spec.cache_type_v,
         flash_attn=spec.flash_attn,
         chat_template=spec.chat_template,
+        rpc=tuple(spec.rpc or ()),  # even without offload: a build without RPC says so
         speculative=spec.speculative,
         draft_max=spec.draft_max,
         mmproj=spec.mmproj,
@@ -167,17 +177,18 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
         estimate = dataclasses.replace(
             estimate, ram_bytes=estimate.ram_bytes + size, weights_ram=estimate.weights_ram + size
         )
-    load = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    estimate = remote.on_workers(estimate, options.rpc)
+    local = _loader(spec, lambda: LlmRuntime(options, name=spec.name))
+    load = remote.checked(local, spec.name, options.rpc, estimate)
     facts = dataclasses.replace(
         _gguf_facts(spec, info, n_ctx=n_ctx, gpu_layers=options.gpu_layers, parallel=spec.parallel),
         inputs=inputs,
         speculative="draft" if spec.draft_model else spec.speculative,
         lora=[{"path": a.path, "scale": a.scale} for a in spec.lora] or None,
     )
-    cache = options.prompt_cache_bytes
+    cache = options.prompt_cache_bytes  # the cache lives in host memory
     return LoadRecipe(
         kind="llm",
-        # the prompt cache lives in host memory
         estimate=dataclasses.replace(estimate, ram_bytes=estimate.ram_bytes + cache),
         load=load,
         facts=facts,

@@ -230,6 +230,7 @@ class Completion(BaseModel):
 class MemoryInfo(BaseModel):
     vram_bytes: int
     ram_bytes: int
+    remote_bytes: int = Field(default=0, exclude_if=lambda v: v == 0)  # on RPC workers; shown when some
 
 
 class PromptCacheInfo(BaseModel):
@@ -268,6 +269,7 @@ class ModelInfo(BaseModel):
     inputs: list[str] | None = None  # chat models: "text", plus "image" / "audio" with a projector
     speculative: str | None = None  # "ngram" when it decodes speculatively
     lora: list[dict[str, Any]] | None = Field(default=None, exclude_if=_absent)  # adapters: path, scale
+    rpc: list[str] | None = None  # RPC workers that hold offloaded layers
 
 
 class ModelList(BaseModel):

@@ -62,7 +62,9 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         ensure_backend()
         self.options = options
         self.name = name or os.path.basename(options.path)
-        self._model = NativeModel.load(options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap)
+        self._model = NativeModel.load(
+            options.path, gpu_layers=options.gpu_layers, use_mmap=options.use_mmap, rpc=options.rpc
+        )
         try:
             threads = options.n_threads or os.cpu_count() or 1
             self._init_media(options.mmproj, self._model, threads, options.gpu_layers != 0)

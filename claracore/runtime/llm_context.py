@@ -29,6 +29,7 @@ class LlmOptions:
     cache_type_v: str = "f16"
     flash_attn: bool | str = "auto"
     chat_template: str | None = None
+    rpc: tuple[str, ...] = ()  # RPC workers that take offloaded layers beside local GPUs
     lora: tuple[tuple[str, float], ...] = ()  # adapters (path, scale), claracore.runtime.lora
     mmproj: str | None = None  # a projector for images/audio (claracore.runtime.multimodal)
     speculative: str | None = None  # "ngram": draft by n-gram lookup (claracore.runtime.speculative)

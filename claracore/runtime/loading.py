@@ -31,12 +31,14 @@ class LoadWatch:
     def measured(self) -> tuple[int, int] | None:
         """(VRAM, RAM) bytes llama.cpp allocated, or None when it reported no buffer (a speech model).
 
-        Host buffers (`CPU`, `CPU_Mapped`, `CUDA_Host`, ...) are RAM; a device's own are VRAM.
+        Host buffers (`CPU`, `CPU_Mapped`, `CUDA_Host`, ...) are RAM; a device's own are VRAM;
+        an RPC worker's (`RPC0[host:port]`) are on that machine and count as neither.
         """
         if not self.buffers:
             return None
-        vram = sum(n for device, _, n in self.buffers if not _in_ram(device))
-        return vram, sum(n for _, _, n in self.buffers) - vram
+        local = [(device, n) for device, _, n in self.buffers if not device.startswith("RPC")]
+        vram = sum(n for device, n in local if not _in_ram(device))
+        return vram, sum(n for _, n in local) - vram
 
 
 def _in_ram(device: str) -> bool:

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,6 +24,7 @@ import llama_cpp
 from gguf import GGMLQuantizationType
 
 from claracore.runtime.loading import current_watch
+from claracore.runtime.rpc import device_list as rpc_devices
 
 log = logging.getLogger("claracore.llama")
 
@@ -112,12 +113,20 @@ class NativeModel:
     vocab: llama_cpp.llama_vocab_p
 
     @classmethod
-    def load(cls, path: str, *, gpu_layers: int, use_mmap: bool, vocab_only: bool = False) -> NativeModel:
-        """Load a GGUF; raises ValueError with a reason when llama.cpp refuses the file."""
+    def load(
+        cls, path: str, *, gpu_layers: int, use_mmap: bool, vocab_only: bool = False, rpc: Sequence[str] = ()
+    ) -> NativeModel:
+        """Load a GGUF; raises ValueError with a reason when llama.cpp refuses the file.
+
+        `rpc` workers' devices take offloaded layers beside the local GPUs (runtime/rpc.py).
+        """
         ensure_backend()
         if not os.path.exists(path):
             raise ValueError(f"file not found: {path}")
         params = llama_cpp.llama_model_default_params()
+        devices = rpc_devices(list(rpc))  # referenced until the load returns
+        if devices is not None:
+            params.devices = ctypes.cast(devices, ctypes.c_void_p)
         params.n_gpu_layers = gpu_layers  # negative: all layers, as llama.h defines it
         params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         params.vocab_only = vocab_only

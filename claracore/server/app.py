@@ -49,6 +49,7 @@ def create_app(
     data_dir: Path | None = None,
     hard_restart: Callable[[], None] | None = None,
     download_options: DownloadOptions | None = None,
+    leader: bool = True,
 ) -> FastAPI:
     """The app; its lifespan preloads models at start-up and frees them all at shutdown.
 
@@ -57,7 +58,8 @@ def create_app(
     temporary folder, so tests and embedded uses never touch the user's data). `hard_restart`
     replaces the process (`claracore serve` passes one; without it the route refuses).
     `download_options` say which hub to use and where models land (default: `HF_ENDPOINT` or the
-    public hub; `data_dir/models`).
+    public hub; `data_dir/models`). `leader=False` makes a follower replica, which leaves the
+    shared data directory's downloads to the leader (docs/scaling.md).
     """
     # Without a data directory the store lives in a scratch folder made once for this app.
     folder = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="claracore-"))
@@ -75,7 +77,7 @@ def create_app(
         setup=SetupRunner(store, config_file, engine.events),
         activity=ActivityLog(store, engine.events, lambda: engine.config.monitoring),
         downloads=DownloadManager(
-            store, engine.events, prefs, config_file, data_dir=folder, options=download_options
+            store, engine.events, prefs, config_file, data_dir=folder, options=download_options, leader=leader
         ),
         file_at_start=config_file.current_or_running(),
         hard_restart=hard_restart,

@@ -60,7 +60,9 @@ def test_specs_and_detection_shapes(server: tuple[str, Any]) -> None:
     assert set(det) == {
         "os", "architecture", "hasCUDA", "hasROCm", "hasVulkan", "hasMetal", "totalRAMGB",
         "totalVRAMGB", "gpuType", "recommendedBackend", "cpuCores", "cpuThreads",
+        "rpc",  # ClaraCore's: the config's RPC workers (none here)
     }  # fmt: skip
+    assert det["rpc"]["workers"] == [] and isinstance(det["rpc"]["supported"], bool)
     assert det["os"] == specs["os"] and det["architecture"] == specs["arch"]
     assert all(isinstance(det[k], bool) for k in ("hasCUDA", "hasROCm", "hasVulkan", "hasMetal"))
     assert det["recommendedBackend"] in {"cuda", "rocm", "vulkan", "metal", "cpu"}

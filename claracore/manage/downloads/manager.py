@@ -58,6 +58,18 @@ class DownloadStateError(ConflictError):
     code = "INVALID_STATE"
 
 
+class NotLeaderError(ConflictError):
+    """Downloads run on the leader replica only; this process was started as a follower."""
+
+    code = "NOT_LEADER"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "downloads run on the leader replica; this server was started with `--role follower`, "
+            "so send /api/models/download and /api/models/downloads/* to the leader (docs/scaling.md)"
+        )
+
+
 class DownloadExistsError(ConflictError):
     """The same file is already being downloaded (`details.id` says by which download)."""
 
@@ -76,8 +88,12 @@ class DownloadManager:
         *,
         data_dir: Path,
         options: DownloadOptions | None = None,
+        leader: bool = True,
     ) -> None:
         options = options or DownloadOptions()
+        # Replicas share the data directory: only the leader resumes and runs downloads, or two
+        # processes would write the same .part files (docs/scaling.md).
+        self.leader = leader
         self.hub = Hub(options.hub_endpoint)
         self.models_dir = options.models_dir or data_dir / "models"
         self.catalog = Catalog(self.hub, self.hardware)
@@ -102,6 +118,8 @@ class DownloadManager:
         """Load the remembered downloads. With `resume` those that were queued or running go on;
         without (`claracore pull`, which runs only its own), they show as paused until resumed."""
         self._client = httpx.AsyncClient(timeout=transfer.TIMEOUT, follow_redirects=True)
+        if not self.leader:
+            return  # the leader's records are not this process's to resume or show
         for d in await asyncio.to_thread(self._table.load):
             if d.state in ACTIVE:
                 d.state = "queued" if resume else "paused"
@@ -129,9 +147,11 @@ class DownloadManager:
 
     def all(self) -> list[Download]:
         """Every download, oldest first."""
+        self._lead()
         return list(self._downloads.values())
 
     def get(self, download_id: str) -> Download:
+        self._lead()
         try:
             return self._downloads[download_id]
         except KeyError:
@@ -163,6 +183,7 @@ class DownloadManager:
 
     async def create(self, request: DownloadRequest) -> Download:
         """Resolve and queue a download (4xx for a bad request, a missing file, a refused token)."""
+        self._lead()
         token = self.token(request.hfApiKey)
         d = await asyncio.to_thread(new_download, request, self.hub, self.models_dir, token)
         for other in self._downloads.values():
@@ -213,6 +234,7 @@ class DownloadManager:
 
     async def cancel_all(self) -> list[Download]:
         """Cancel every download that is queued, running or paused."""
+        self._lead()
         doomed = [d for d in self._downloads.values() if d.state in ("queued", "downloading", "paused")]
         return [await self.cancel(d.id) for d in doomed]
 
@@ -325,6 +347,10 @@ class DownloadManager:
         )
 
     # ------------------------------------------------------------ state and events
+
+    def _lead(self) -> None:
+        if not self.leader:
+            raise NotLeaderError()
 
     def _allow(self, d: Download, action: str, states: tuple[str, ...]) -> None:
         if d.state not in states:

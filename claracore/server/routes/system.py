@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from claracore.hardware import workers
 from claracore.hardware.doctor import doctor_json
 from claracore.hardware.probe import system_detection, system_specs
-from claracore.server.deps import require_key
+from claracore.server.deps import EngineDep, require_key
 
 router = APIRouter(prefix="/api/system", dependencies=[Depends(require_key)])
 
@@ -25,8 +26,10 @@ async def specs() -> dict[str, Any]:
 
 
 @router.get("/detection")
-async def detection() -> dict[str, Any]:
-    return await run_in_threadpool(system_detection)
+async def detection(eng: EngineDep) -> dict[str, Any]:
+    """The spec's detection, plus `rpc`: the config's RPC workers, their devices and memory."""
+    found = await run_in_threadpool(system_detection)
+    return {**found, "rpc": await run_in_threadpool(workers.report, eng.config)}
 
 
 @router.get("/doctor")

@@ -1,0 +1,199 @@
+"""llama.cpp RPC workers: a model's layers split over two `claracore worker` processes and the CPU.
+
+Most of this needs llama.cpp built with GGML_RPC (the `rpc` preset). `scripts/rpc_check.sh`
+builds it and runs this file with LLAMA_CPP_LIB_PATH pointing at that build; on a build without
+RPC those tests skip, and the test that runs instead checks that such a build refuses a model
+with workers by name (503 RPC_UNSUPPORTED) instead of silently serving it locally.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claracore import AsyncEngine
+from claracore.config import parse_config
+from claracore.errors import ConfigError
+from claracore.hardware import workers
+from claracore.runtime import rpc
+from claracore.runtime.native import capture_log
+from tests.e2e.server import free_port
+from tests.processes import stop
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+needs_rpc = pytest.mark.skipif(
+    not rpc.supported(), reason="llama.cpp here lacks GGML_RPC (scripts/rpc_check.sh runs these on its build)"
+)
+QUESTION = [{"role": "user", "content": "What is the capital city of France? Answer in one sentence."}]
+
+
+def test_config_checks_worker_addresses() -> None:
+    config = parse_config({"workers": ["10.0.0.2:50052", "[::1]:50053"], "models": []})
+    assert config.workers == ["10.0.0.2:50052", "[::1]:50053"]
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"models": [{"name": "m", "model": "/m.gguf", "rpc": ["no-port"]}]})
+    assert "models.0.rpc.0" in str(caught.value.errors)
+
+
+@pytest.mark.skipif(rpc.supported(), reason="this build has RPC: the refusal cannot happen")
+async def test_a_build_without_rpc_refuses_a_model_with_workers(tiny_llama: Path) -> None:
+    spec = {"name": "tiny", "model": str(tiny_llama), "gpu_layers": -1}
+    async with AsyncEngine({"workers": ["127.0.0.1:50052"], "models": [spec]}) as engine:
+        with pytest.raises(rpc.RpcUnsupportedError) as caught:
+            await engine.chat(model="tiny", messages=QUESTION, max_tokens=2)
+    assert "built without RPC" in caught.value.message and "--backend rpc" in caught.value.message
+
+
+@pytest.fixture(scope="module")
+def workers_up() -> Iterator[list[str]]:
+    """Two `claracore worker` processes on loopback ports, each serving its CPU."""
+    if not rpc.supported():
+        pytest.skip("llama.cpp here lacks GGML_RPC")
+    procs, endpoints = [], []
+    try:
+        for _ in range(2):
+            port = free_port()
+            argv = [sys.executable, "-m", "claracore", "worker", "--port", str(port), "--threads", "1"]
+            quiet = subprocess.DEVNULL
+            procs.append(subprocess.Popen(argv, env=os.environ, stdout=quiet, stderr=quiet))
+            endpoints.append(f"127.0.0.1:{port}")
+        for endpoint, proc in zip(endpoints, procs, strict=True):
+
+            def up(e: str = endpoint, p: subprocess.Popen[bytes] = proc) -> bool:
+                assert p.poll() is None, f"the worker on {e} exited"
+                try:
+                    rpc.probe(e, timeout=0.5)
+                except rpc.WorkerUnavailableError:
+                    return False
+                return True
+
+            wait_for(up, timeout=60, what=f"the worker on {endpoint}")
+        yield endpoints
+    finally:
+        for proc in procs:
+            stop(proc, timeout=10)
+
+
+async def _answer(spec: dict[str, Any], **config: Any) -> tuple[str, list[Any]]:
+    async with AsyncEngine({"models": [spec], **config}) as engine:
+        r = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=24)
+        return r.choices[0].message.content or "", engine.models().data
+
+
+@needs_rpc
+async def test_a_model_split_over_two_workers_answers_as_the_local_run(
+    smollm2: Path, workers_up: list[str]
+) -> None:
+    spec = {"name": "smol", "model": str(smollm2), "context_length": 1024, "parallel": 1}
+    local, _ = await _answer(spec)
+    with capture_log() as lines:  # llama.cpp names each buffer's device as it loads
+        remote, models = await _answer({**spec, "gpu_layers": 20, "rpc": workers_up})
+    assert remote == local and local
+    for worker in workers_up:  # layers really went to both workers
+        assert any(f"RPC0[{worker}] model buffer size" in line for line in lines), worker
+    assert any("CPU_Mapped model buffer size" in line or "CPU model buffer size" in line for line in lines)
+    assert models[0].state == "loaded" and models[0].rpc == workers_up
+    assert models[0].memory.remote_bytes > 0 and models[0].memory.vram_bytes == 0
+
+
+@needs_rpc
+def test_the_workers_report_their_devices_and_memory(workers_up: list[str]) -> None:
+    devices = rpc.remote_devices(workers_up)
+    assert [d.endpoint for d in devices] == workers_up
+    assert all(d.total > 0 and 0 < d.free <= d.total for d in devices)
+
+
+@needs_rpc
+async def test_a_worker_that_is_gone_fails_the_model_with_a_503_naming_it(smollm2: Path) -> None:
+    gone = f"127.0.0.1:{free_port()}"  # nothing listens there
+    spec = {"name": "smol", "model": str(smollm2), "context_length": 512, "gpu_layers": 20, "rpc": [gone]}
+    async with AsyncEngine({"models": [spec]}) as engine:
+        with pytest.raises(rpc.WorkerUnavailableError) as caught:
+            await engine.chat(model="smol", messages=QUESTION, max_tokens=2)
+        assert caught.value.details == {"worker": gone}
+        assert gone in caught.value.message
+        # The model reloads without the worker once its `rpc` list drops it.
+        await engine.reconfigure({"models": [{**spec, "rpc": []}]})
+        r = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=4)
+        assert r.choices[0].message.content
+
+
+def test_detection_and_doctor_name_each_worker_and_what_is_wrong() -> None:
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    alive, gone = f"127.0.0.1:{listening.getsockname()[1]}", f"127.0.0.1:{free_port()}"
+    try:
+        config = parse_config(
+            {"workers": [alive], "models": [{"name": "m", "model": "/m.gguf", "rpc": [gone]}]}
+        )
+        found = workers.report(config)
+        lines = workers.render(config)
+    finally:
+        listening.close()
+    assert [w["endpoint"] for w in found["workers"]] == [alive, gone]
+    dead = found["workers"][1]
+    assert dead["reachable"] is False and gone in dead["error"]
+    assert any(gone in line for line in lines)
+    if not rpc.supported():
+        assert found["supported"] is False and "built without RPC" in found["workers"][0]["error"]
+        assert lines[0] == "RPC workers: not compiled in by this llama.cpp"
+
+
+@needs_rpc
+def test_detection_shows_the_workers_devices_and_memory(workers_up: list[str]) -> None:
+    found = workers.report(parse_config({"workers": workers_up, "models": []}))
+    assert found["supported"] is True
+    for endpoint, w in zip(workers_up, found["workers"], strict=True):
+        assert w["reachable"] and w["devices"][0]["worker"] == endpoint
+        assert w["devices"][0]["totalBytes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (struct.pack("<Q", 28) + bytes([6, 0, 0, 0]) + bytes(24), "it speaks RPC protocol 6.0.0"),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "does not speak llama.cpp's RPC protocol"),
+    ],
+)
+def test_the_handshake_refuses_what_ggml_rpc_would_abort_on(reply: bytes, reason: str) -> None:
+    """Another protocol version, or another service on the port, is a WorkerUnavailableError."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    endpoint = f"127.0.0.1:{server.getsockname()[1]}"
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1 + 8 + 24)
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(rpc.WorkerUnavailableError) as caught:
+            rpc.handshake(endpoint)
+    finally:
+        thread.join(10)
+        server.close()
+    assert reason in caught.value.message and caught.value.details == {"worker": endpoint}
+
+
+@pytest.mark.skipif(rpc.supported(), reason="this build has RPC: the worker would start")
+def test_the_worker_command_says_in_one_line_that_the_build_lacks_rpc() -> None:
+    argv = [sys.executable, "-m", "claracore", "worker", "--port", str(free_port())]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "built without RPC" in done.stderr and "--backend rpc" in done.stderr
+    assert "Traceback" not in done.stderr
