@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,13 +189,26 @@ class Store:
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
         )
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._use_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._closed = False
         self._migrate()
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _use_wal(self) -> None:
+        """Switch to WAL, retrying for the busy timeout: while another process opens the same new
+        file, SQLite answers this pragma "database is locked" at once, without its busy handler."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self) -> None:
         # One IMMEDIATE transaction from the version check to the last script: a second process
