@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import threading
@@ -29,13 +30,14 @@ from claracore.errors import (
     InsufficientMemoryError,
     ModelLoadError,
     ModelNotFoundError,
+    ModelUnavailableError,
 )
 from claracore.events import EventBus
 from claracore.modelfile.estimate import MemoryEstimate
 from claracore.pool.loaders import LoadRecipe, ModelFacts, model_type
 from claracore.pool.policy import Resident, choose_evictions
 from claracore.protocol.events import ModelEvent, ModelState
-from claracore.runtime.base import Batching, Occupancy, PromptCacheStats, PromptCaching, Runtime
+from claracore.runtime.base import Batching, Failing, Occupancy, PromptCacheStats, PromptCaching, Runtime
 from claracore.runtime.loading import LoadWatch, watching
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,7 @@ class ModelPool:
             for alias in spec.aliases:
                 self._aliases[alias] = spec.name
         self._retiring: list[_Entry] = []  # replaced definitions still serving their last requests
+        self._stranded: list[MemoryEstimate] = []  # of runtimes written off: llama.cpp still holds it
         self._closed = False
         self._reaper = threading.Thread(target=self._reap, args=(ttl_interval,), name="pool-ttl", daemon=True)
         self._reaper.start()
@@ -316,9 +319,10 @@ class ModelPool:
             with self._cv:
                 entry.loading = None
                 entry.estimate = None
-                if isinstance(exc, InsufficientMemoryError):
-                    entry.state = "unloaded"  # may fit later: not the file's fault
-                    self._announce(entry, "unloaded", reason="not enough memory", error=exc.message)
+                if isinstance(exc, InsufficientMemoryError | ModelUnavailableError):
+                    entry.state = "unloaded"  # may fit (or a worker answer) later: not the file's fault
+                    why = "not enough memory" if isinstance(exc, InsufficientMemoryError) else "unavailable"
+                    self._announce(entry, "unloaded", reason=why, error=exc.message)
                 else:
                     entry.state = "failed"
                     entry.error = exc.reason if isinstance(exc, ModelLoadError) else repr(exc)
@@ -337,6 +341,8 @@ class ModelPool:
             if not closed:
                 entry.runtime, entry.state, entry.kind = runtime, "loaded", recipe.kind
                 entry.measured = watch.measured()
+                if isinstance(runtime, Failing):
+                    runtime.on_failure(functools.partial(self._written_off, entry, runtime))
                 if recipe.spare_ram and isinstance(runtime, PromptCaching):
                     runtime.set_prompt_cache_limit(entry.spare)  # under the lock: a shrink may race it
                 self._announce(
@@ -355,6 +361,24 @@ class ModelPool:
             return
         log.info("loaded %s (%s) in %.2fs, estimate %s", name, recipe.kind, seconds, recipe.estimate)
         fut.set_result(runtime)
+
+    def _written_off(self, entry: _Entry, runtime: Runtime, why: ClaraCoreError) -> None:
+        """`runtime` stopped serving on its own (an RPC worker lost mid-request; any thread).
+
+        Its requests have failed with `why`; the model goes back to unloaded with that reason, so
+        the next request loads it again, which fails fast with `why`'s 503 until the cause is
+        gone (or the config drops the worker). llama.cpp keeps its memory, so the budget does too.
+        """
+        with self._cv:
+            if entry.runtime is not runtime:
+                return
+            if entry.estimate is not None:
+                self._stranded.append(entry.estimate)
+            entry.runtime, entry.state, entry.estimate, entry.spare = None, "unloaded", None, 0
+            self._cv.notify_all()
+        log.error("%s stopped serving: %s", entry.spec.name, why.message)
+        self._announce(entry, "unloaded", reason="stopped serving", error=why.message)
+        runtime.close()
 
     def _make_room(self, entry: _Entry, recipe: LoadRecipe) -> list[tuple[_Entry, Runtime]]:
         """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
@@ -421,6 +445,8 @@ class ModelPool:
         held = [e for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude]
         used_vram = sum(e.estimate.vram_bytes for e in held if e.estimate)
         used_ram = sum(e.estimate.ram_bytes - e.spare for e in held if e.estimate)
+        used_vram += sum(m.vram_bytes for m in self._stranded)
+        used_ram += sum(m.ram_bytes for m in self._stranded)
         return {"vram": max(0, self.budget_vram - used_vram), "ram": max(0, self.budget_ram - used_ram)}
 
     # ------------------------------------------------------------ explicit control

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from claracore.modelfile.estimate import MemoryEstimate
 from claracore.runtime.base import Runtime
@@ -43,14 +44,16 @@ def on_workers(estimate: MemoryEstimate, endpoints: Sequence[str]) -> MemoryEsti
 def checked(
     load: Callable[[], Runtime], model: str, endpoints: Sequence[str], estimate: MemoryEstimate
 ) -> Callable[[], Runtime]:
-    """`load`, after checking that the workers have room for the model's remote part."""
-    if not estimate.remote_bytes:
+    """`load`, after checking that the workers have room for the model's remote part; a worker
+    lost while it runs makes it a WorkerUnavailableError instead of a load that never returns."""
+    if not endpoints:
         return load
 
     def run() -> Runtime:
         from claracore.runtime import rpc
 
-        rpc.check_room(model, list(endpoints), estimate.remote_bytes)
-        return load()
+        if estimate.remote_bytes:
+            rpc.check_room(model, list(endpoints), estimate.remote_bytes)
+        return cast(Runtime, rpc.guarded(endpoints, load))
 
     return run

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from claracore.errors import ClaraCoreError
 
 
 class Runtime(Protocol):
@@ -55,3 +58,12 @@ class Batching(Protocol):
     """A runtime that decodes requests in slots (the LLM loop); the metrics show its occupancy."""
 
     def occupancy(self) -> Occupancy: ...
+
+
+@runtime_checkable
+class Failing(Protocol):
+    """A runtime that can stop serving on its own (an LLM whose RPC worker was lost mid-request)."""
+
+    def on_failure(self, listener: Callable[[ClaraCoreError], None]) -> None:
+        """Have `listener(why)` called once, from any thread, if that happens."""
+        ...

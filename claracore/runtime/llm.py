@@ -20,12 +20,17 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import llama_cpp
 
-from claracore.errors import ContextLengthExceededError, InvalidRequestError, ModelUnavailableError
+from claracore.errors import (
+    ClaraCoreError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelUnavailableError,
+)
 from claracore.inputs import check_token_ids
 from claracore.runtime.base import Occupancy, PromptCacheStats
 from claracore.runtime.chat_template import ChatTemplate
@@ -44,6 +49,7 @@ from claracore.runtime.multimodal import Multimodal
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.placement import COPY_PER_STEP, Placer
 from claracore.runtime.prompt_cache import PromptCache
+from claracore.runtime.rpc import WorkerUnavailableError, watch
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
 from claracore.runtime.speculative import Speculating
 from claracore.runtime.vocab import TokenText
@@ -81,6 +87,9 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         self._queue: deque[Job] = deque()
         self._cv = threading.Condition()
         self._closing = False
+        self._lost: ClaraCoreError | None = None  # why it was written off: a worker lost mid-request
+        self._on_failure: Callable[[ClaraCoreError], None] | None = None
+        self._unwatch = watch(options.rpc, self._workers_lost) if options.rpc else None
         self._thread = threading.Thread(target=self._run, name=f"llm:{self.name}", daemon=True)
         self._thread.start()
 
@@ -142,7 +151,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
             if self._closing:
                 for chain in job.chains:
                     free_chain(chain)
-                raise ModelUnavailableError(f"model '{self.name}' is unloading")
+                raise self._lost or ModelUnavailableError(f"model '{self.name}' is unloading")
             self._queue.append(job)
             self._cv.notify()
 
@@ -167,9 +176,18 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         """Slots, those decoding, jobs queued: read without the lock (a metrics snapshot)."""
         return Occupancy(len(self._slots), sum(1 for s in self._slots if s.job is not None), len(self._queue))
 
+    def on_failure(self, listener: Callable[[ClaraCoreError], None]) -> None:
+        """`listener(why)` hears, once and from ggml-rpc's thread, that a worker was lost."""
+        self._on_failure = listener
+
     def close(self) -> None:
         """Stop the worker, fail what is queued or running, and free all native memory."""
+        if self._unwatch is not None:
+            self._unwatch()
         with self._cv:
+            if self._lost is not None:  # the worker thread is blocked in llama.cpp for good
+                log.warning("%s: written off (its RPC worker was lost); memory held until exit", self.name)
+                return
             if self._closing:
                 return
             self._closing = True
@@ -182,6 +200,24 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         self._close_speculation()
         self._close_media()
         self._model.close()
+
+    def _workers_lost(self, gone: list[str]) -> None:
+        """ggml-rpc's thread: a worker of this model is gone, and the worker thread is (or soon
+        will be) blocked on it for good (runtime/rpc.py). Fail every job, queued or running, with a
+        503 naming the worker, and write the runtime off. The slots stay as they are: the worker
+        thread owns them and may still be between steps."""
+        lost = WorkerUnavailableError(next(e for e in gone if e in self.options.rpc), "lost mid-request")
+        with self._cv:
+            if self._lost is not None:
+                return
+            self._lost, self._closing = lost, True
+            jobs = [*self._queue, *{id(s.job): s.job for s in self._slots if s.job is not None}.values()]
+            self._queue.clear()
+            self._cv.notify()
+        for job in jobs:
+            job.emit(Failed(lost))
+        if self._on_failure is not None:
+            self._on_failure(lost)
 
     # ------------------------------------------------------------ the worker thread
 

@@ -25,6 +25,7 @@ from gguf import GGMLQuantizationType
 
 from claracore.runtime.loading import current_watch
 from claracore.runtime.rpc import device_list as rpc_devices
+from claracore.runtime.rpc import hold as rpc_hold
 
 log = logging.getLogger("claracore.llama")
 
@@ -111,6 +112,7 @@ class NativeModel:
 
     model: llama_cpp.llama_model_p
     vocab: llama_cpp.llama_vocab_p
+    rpc: tuple[str, ...] = ()  # the workers whose connections it holds
 
     @classmethod
     def load(
@@ -146,12 +148,15 @@ class NativeModel:
         if not model:
             raise ValueError("llama.cpp could not load the file (corrupt, truncated or unsupported)")
         vocab = llama_cpp.llama_model_get_vocab(model)
-        return cls(model=model, vocab=vocab)
+        if devices is not None:
+            rpc_hold(rpc, +1)
+        return cls(model=model, vocab=vocab, rpc=tuple(rpc) if devices is not None else ())
 
     def close(self) -> None:
         if self.model:
             llama_cpp.llama_model_free(self.model)
             self.model = None  # type: ignore[assignment]
+            rpc_hold(self.rpc, -1)
 
 
 def tokenize(

@@ -8,6 +8,7 @@ with workers by name (503 RPC_UNSUPPORTED) instead of silently serving it locall
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -15,10 +16,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 
 from claracore import AsyncEngine
 from claracore.config import parse_config
@@ -26,8 +30,9 @@ from claracore.errors import ConfigError
 from claracore.hardware import workers
 from claracore.runtime import rpc
 from claracore.runtime.native import capture_log
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, running_server
 from tests.processes import stop
+from tests.tiny_models import NO_EOS
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,14 +59,12 @@ async def test_a_build_without_rpc_refuses_a_model_with_workers(tiny_llama: Path
     assert "built without RPC" in caught.value.message and "--backend rpc" in caught.value.message
 
 
-@pytest.fixture(scope="module")
-def workers_up() -> Iterator[list[str]]:
-    """Two `claracore worker` processes on loopback ports, each serving its CPU."""
-    if not rpc.supported():
-        pytest.skip("llama.cpp here lacks GGML_RPC")
+@contextmanager
+def worker_processes(count: int) -> Iterator[tuple[list[str], list[subprocess.Popen[bytes]]]]:
+    """`count` `claracore worker` processes on loopback ports, each serving its CPU."""
     procs, endpoints = [], []
     try:
-        for _ in range(2):
+        for _ in range(count):
             port = free_port()
             argv = [sys.executable, "-m", "claracore", "worker", "--port", str(port), "--threads", "1"]
             quiet = subprocess.DEVNULL
@@ -78,10 +81,19 @@ def workers_up() -> Iterator[list[str]]:
                 return True
 
             wait_for(up, timeout=60, what=f"the worker on {endpoint}")
-        yield endpoints
+        yield endpoints, procs
     finally:
         for proc in procs:
             stop(proc, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def workers_up() -> Iterator[list[str]]:
+    """Two workers shared by the tests that only use them."""
+    if not rpc.supported():
+        pytest.skip("llama.cpp here lacks GGML_RPC")
+    with worker_processes(2) as (endpoints, _):
+        yield endpoints
 
 
 async def _answer(spec: dict[str, Any], **config: Any) -> tuple[str, list[Any]]:
@@ -197,3 +209,56 @@ def test_the_worker_command_says_in_one_line_that_the_build_lacks_rpc() -> None:
     assert done.returncode == 2
     assert "built without RPC" in done.stderr and "--backend rpc" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@needs_rpc
+def test_a_worker_lost_mid_decode_fails_its_requests_with_a_503_naming_it(
+    tmp_path: Path, tiny_llama_4k: Path, tiny_llama: Path
+) -> None:
+    """kill -9 of a worker while a long stream decodes on it: ggml-rpc would abort the process.
+
+    Instead the stream ends with an error naming the worker, the next request gets a 503 naming
+    it, the server and its other models keep serving, and the model loads again without it.
+    """
+    with worker_processes(2) as (endpoints, procs):
+        split = {"name": "split", "model": str(tiny_llama_4k), "gpu_layers": -1, "rpc": endpoints}
+        local = {"name": "local", "model": str(tiny_llama)}
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(yaml.safe_dump({"models": [split, local]}))
+        with running_server({"models": [split, local]}, config_path=cfg) as (url, _):
+            body = {
+                "model": "split",
+                "messages": QUESTION,
+                "max_tokens": 4000,
+                "stream": True,
+                "logit_bias": NO_EOS,  # runs to max_tokens: only the lost worker can end it early
+            }
+            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as r:
+                assert r.status_code == 200
+                frames = []
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        frames.append(line[6:])
+                    if len(frames) == 20:
+                        procs[1].kill()  # kill -9, mid-decode
+                assert 20 <= len(frames) < 4000
+            assert frames[-1] == "[DONE]"
+            error = json.loads(frames[-2])["error"]  # the stream's last event names the worker
+            assert endpoints[1] in error["message"] and error["code"] == "WORKER_UNAVAILABLE"
+
+            again = httpx.post(url + "/v1/chat/completions", json={**body, "stream": False}, timeout=60)
+            assert again.status_code == 503
+            assert again.json()["error"]["code"] == "WORKER_UNAVAILABLE"
+            assert endpoints[1] in again.json()["error"]["message"]
+            other = {"model": "local", "messages": QUESTION, "max_tokens": 4}
+            assert httpx.post(url + "/v1/chat/completions", json=other, timeout=60).status_code == 200
+            assert httpx.get(url + "/health", timeout=10).status_code == 200
+
+            # Without the lost worker the model loads and answers again.
+            cfg.write_text(yaml.safe_dump({"models": [{**split, "rpc": endpoints[:1]}, local]}))
+            restarted = httpx.post(url + "/api/server/restart", timeout=60).json()
+            assert restarted["models"]["changed"] == ["split"]
+            short = {**body, "stream": False, "max_tokens": 8}
+            done = httpx.post(url + "/v1/chat/completions", json=short, timeout=60)
+            assert done.status_code == 200, done.text
+            assert done.json()["usage"]["completion_tokens"] == 8
