@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from claracore.pool.pool import ModelStatus
+from claracore.runtime.base import PromptCacheStats
 
 #: Prometheus's text format, version 0.0.4 (what `generate_latest` writes).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,7 +43,7 @@ class _Gauges(Collector):
     def __init__(self, state: PoolState) -> None:
         self._state = state
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         models = self._state.models()
         budget_vram, budget_ram = self._state.budget()
         loaded = [m for m in models if m.state == "loaded"]
@@ -65,6 +66,7 @@ class _Gauges(Collector):
         for m in models:
             in_flight.add_metric([m.name], m.in_flight)
         yield in_flight
+        yield from _prompt_caches(models)
         held = [m.estimate for m in models if m.state in ("loaded", "loading") and m.estimate is not None]
         used = GaugeMetricFamily(
             "claracore_pool_memory_used_bytes", "Memory the pool has reserved", labels=["device"]
@@ -83,6 +85,34 @@ class _Gauges(Collector):
             "Live subscribers of the event bus",
             value=self._state.subscribers(),
         )
+
+
+def _prompt_caches(models: list[ModelStatus]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each loaded LLM's host prompt cache: its size now, and what it saved since the model loaded
+    (counters that start again at a reload, which Prometheus's rate() reads as a reset)."""
+    cached = [(m.name, m.prompt_cache) for m in models if m.prompt_cache is not None]
+    gauges: dict[str, tuple[str, Callable[[PromptCacheStats], int]]] = {
+        "bytes": ("Bytes the prompt cache holds", lambda c: c.bytes),
+        "limit_bytes": ("Bytes the prompt cache may hold", lambda c: c.limit_bytes),
+        "entries": ("Sequences the prompt cache holds", lambda c: c.entries),
+    }
+    for suffix, (doc, read) in gauges.items():
+        gauge = GaugeMetricFamily(f"claracore_prompt_cache_{suffix}", doc, labels=["model"])
+        for name, cache in cached:
+            gauge.add_metric([name], read(cache))
+        yield gauge
+    counters: dict[str, tuple[str, Callable[[PromptCacheStats], int]]] = {
+        "lookups": ("Jobs placed while the prompt cache was on", lambda c: c.lookups),
+        "hits": ("Jobs that had a cached sequence restored into their slot", lambda c: c.hits),
+        "restored_tokens": ("Prompt tokens restored instead of decoded", lambda c: c.restored_tokens),
+        "saves": ("Sequences saved into the cache", lambda c: c.saves),
+        "failures": ("Cached states llama.cpp refused to take back", lambda c: c.failures),
+    }
+    for suffix, (doc, read) in counters.items():
+        counter = CounterMetricFamily(f"claracore_prompt_cache_{suffix}", doc, labels=["model"])
+        for name, cache in cached:
+            counter.add_metric([name], read(cache))
+        yield counter
 
 
 class PrometheusMetrics:

@@ -136,6 +136,13 @@ def test_prometheus_text_parses_and_counts_what_was_sent(served: tuple[str, dict
     assert value(found, "claracore_model_queue_depth", model="a") == 0
     assert value(found, "claracore_pool_memory_used_bytes", device="ram") > 0
     assert value(found, "claracore_pool_memory_budget_bytes", device="ram") > 0
+    items = httpx.get(url + "/api/metrics").json()["models"]["items"]
+    cache = next(m for m in items if m["id"] == "a")["memory"]["promptCache"]
+    assert value(found, "claracore_prompt_cache_limit_bytes", model="a") == cache["limitBytes"] > 0
+    assert value(found, "claracore_prompt_cache_bytes", model="a") == cache["bytes"]
+    assert value(found, "claracore_prompt_cache_entries", model="a") == cache["entries"]
+    assert value(found, "claracore_prompt_cache_hits_total", model="a") == cache["hits"]
+    assert value(found, "claracore_prompt_cache_lookups_total", model="a") == 4  # one per generation
     again = samples(url)  # the scrape itself is counted, by its route template
     assert value(again, "claracore_http_requests_total", method="GET", route="/metrics", status="200") >= 1
 

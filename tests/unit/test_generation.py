@@ -342,7 +342,13 @@ async def test_suffix_asks_a_code_model_for_the_middle(engine: AsyncEngine, mode
         )
         # <s> <fim_prefix> the cat <fim_suffix> a dog <fim_middle>: three tokens more than <s> the cat a dog
         both = await eng.complete(model="code", prompt="the cat a dog", max_tokens=1, temperature=0)
+        # a prompt given as token ids takes the same road: the same prompt, the same answer
+        async with eng.pool.lease("code") as lease:
+            ids = lease.runtime.tokenize("the cat", add_special=False)  # type: ignore[attr-defined]
+        by_ids = await eng.complete(model="code", prompt=ids, suffix="a dog", max_tokens=4, temperature=0)
     assert infill.usage.prompt_tokens == both.usage.prompt_tokens + 3
+    assert by_ids.usage.prompt_tokens == infill.usage.prompt_tokens
+    assert by_ids.choices[0].text == infill.choices[0].text
     assert plain.usage.prompt_tokens < infill.usage.prompt_tokens
     assert infill.usage.completion_tokens > 0
 

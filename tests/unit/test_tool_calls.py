@@ -104,6 +104,8 @@ def test_a_returned_call_renders_as_the_template_writes_calls() -> None:
     assert json.loads(rendered) == {"name": "add", "arguments": {"a": 1}}
     broken = {"function": {"name": "add", "arguments": "not json"}}
     assert _template_call(broken) is broken
+    listed = {"function": {"name": "add", "arguments": "[1, 2]"}}  # JSON, but not an object: left as text
+    assert _template_call(listed) is listed
 
 
 def test_a_template_without_tools_gets_them_as_a_system_message() -> None:
