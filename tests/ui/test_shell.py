@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import Served, bundled_models, claracore_serve, smollm2_entry, write_config
+from tests.ui.conftest import Served, bundled_models, claracore_serve, shot, smollm2_entry, write_config
 
 PHONE = {"width": 375, "height": 740}
 
@@ -128,6 +128,15 @@ def test_restart_banner_soft_and_hard_restart(small_server: Served, page: Any) -
     page.get_by_role("menuitem", name=re.compile("^Hard restart")).click()
     expect(page.get_by_text("Restarting the server…")).to_be_visible()
     expect(page.get_by_text("Server restarted")).to_be_visible(timeout=90_000)
+    # Notices stack top centre under the header in one column of one width.
+    notices = page.locator("[aria-live=polite] > *")
+    boxes = [notices.nth(i).bounding_box() for i in range(notices.count())]
+    header, width = page.locator("header").bounding_box(), page.viewport_size["width"]
+    assert boxes and len({(round(b["x"]), round(b["width"])) for b in boxes}) == 1
+    assert all(b["y"] >= header["y"] + header["height"] for b in boxes)
+    assert boxes[0]["y"] <= header["y"] + header["height"] + 16  # right under it, not at the bottom
+    assert all(abs(b["x"] + b["width"] / 2 - width / 2) <= 1 for b in boxes)
+    shot(page, "toasts")
     expect(page.get_by_role("status", name="Server: Connected")).to_be_visible()
     expect(page.locator('[data-model="smollm2"]')).to_be_visible()
     assert small_server.proc.poll() is None and small_server.proc.pid == pid_before  # re-exec'd in place

@@ -353,13 +353,18 @@ function Toasts() {
   const items = useToasts();
   const tone = { ok: "border-ok/30", bad: "border-bad/40 text-bad", info: "border-info/30" };
   return (
-    <div aria-live="polite" className="pointer-events-none fixed inset-x-0 bottom-4 z-50 flex flex-col items-center gap-2 px-4">
+    // Top centre, under the header, one width for all: clear of the chat's input at the bottom and
+    // of the page actions at the top right, and a stack of notices lines up however long each is.
+    <div
+      aria-live="polite"
+      className="pointer-events-none fixed left-1/2 top-16 z-50 flex w-[min(24rem,calc(100vw-2rem))] -translate-x-1/2 flex-col gap-2"
+    >
       {items.map((t) => (
         <div
           key={t.id}
           role={t.tone === "bad" ? "alert" : "status"}
           className={cx(
-            "pointer-events-auto flex max-w-lg items-start gap-3 rounded-xl border bg-surface px-4 py-2.5 text-sm shadow-lg",
+            "pointer-events-auto flex w-full items-start gap-3 rounded-xl border bg-surface px-4 py-2.5 text-sm shadow-lg",
             tone[t.tone],
           )}
         >
