@@ -62,7 +62,7 @@ function FromLink() {
       put(d);
       setUrl("");
       setSha("");
-      toast("Download queued");
+      toast("Download started: its progress is in the list below", "info");
     },
   });
   return (

@@ -55,7 +55,7 @@ export function RepoFiles({ repo }: { repo: string }) {
       }),
     onSuccess: (d) => {
       put(d);
-      toast(`Downloading ${d.filename}`);
+      toast(`Started downloading ${d.filename}: its progress is in the list below`, "info");
     },
     onError: (error) => toast(`The download did not start: ${messageOf(error)}`, "bad"),
   });
