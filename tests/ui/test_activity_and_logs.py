@@ -93,10 +93,19 @@ def test_activity_shows_the_requests_made_and_draws_them(small_server: Served, p
 
 
 def test_the_logs_follow_new_lines_and_filter(small_server: Served, page: Any) -> None:
+    # Every text the follow state shows, from the first render: a first connect is no "Reconnecting".
+    page.add_init_script(
+        "window.__follow = []; new MutationObserver(() => { const el = document.querySelector("
+        "'[data-follow]'); if (el && window.__follow.at(-1) !== el.textContent) "
+        "window.__follow.push(el.textContent); }).observe(document, "
+        "{subtree: true, childList: true, characterData: true});"
+    )
     page.goto(small_server.url + "/ui/logs")
     log = page.get_by_role("log", name="Log lines")
     expect(log).to_contain_text("Application startup complete")
     expect(page.get_by_role("status", name="Log status")).to_contain_text("Live")
+    assert page.evaluate("window.__follow")[-1] == "Live"
+    assert "Reconnecting" not in page.evaluate("window.__follow")
     assert chat(small_server).status_code == 200
     expect(log).to_contain_text("chat model=smollm2")  # a new line, live
 

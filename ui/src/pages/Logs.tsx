@@ -18,6 +18,14 @@ import { toast } from "../lib/toast";
 import type { LogLine } from "../lib/types";
 
 const ROW = 22; // px, every row the same height: what keeps 100,000 rows cheap to lay out
+/** What the follow stream's state reads as (a first connect is not a reconnect). */
+const FOLLOW: Record<StreamState, string> = {
+  connecting: "Connecting",
+  live: "Live",
+  reconnecting: "Reconnecting",
+  locked: "API key needed",
+};
+
 /** The stored lines asked for on connecting (the server's most). */
 const INITIAL = 10_000;
 const LEVEL_OPTIONS: { value: Level; label: string }[] = [
@@ -171,8 +179,8 @@ export default function LogsPage() {
             <span data-count={shown.length}>{shown.length.toLocaleString("en-US")}</span> shown of {buffer.lines().length.toLocaleString("en-US")} lines
             {buffer.lines().length >= MAX_LINES ? ` (the newest ${MAX_LINES.toLocaleString("en-US")})` : ""}
           </span>
-          <span className={cx(paused ? "text-warn" : state === "live" ? "text-ok" : "text-warn")}>
-            {paused ? "Paused" : state === "live" ? "Live" : state === "locked" ? "API key needed" : "Reconnecting"}
+          <span data-follow={paused ? "paused" : state} className={cx(paused || state !== "live" ? "text-warn" : "text-ok")}>
+            {paused ? "Paused" : FOLLOW[state]}
           </span>
         </div>
         <div ref={box} onScroll={onScroll} className="min-h-0 flex-1 overflow-auto bg-[var(--code-bg)] font-mono text-[12px]" role="log" aria-label="Log lines">
