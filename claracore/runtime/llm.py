@@ -49,7 +49,7 @@ from claracore.runtime.multimodal import Multimodal
 from claracore.runtime.native import NativeModel, ensure_backend, new_context
 from claracore.runtime.placement import COPY_PER_STEP, Placer
 from claracore.runtime.prompt_cache import PromptCache
-from claracore.runtime.rpc import WorkerUnavailableError, watch
+from claracore.runtime.rpc_loss import WorkerUnavailableError, watch
 from claracore.runtime.sampling import TokenLogprob, build_chain, free_chain, token_logprob
 from claracore.runtime.speculative import Speculating
 from claracore.runtime.vocab import TokenText

@@ -25,7 +25,7 @@ from gguf import GGMLQuantizationType
 
 from claracore.runtime.loading import current_watch
 from claracore.runtime.rpc import device_list as rpc_devices
-from claracore.runtime.rpc import hold as rpc_hold
+from claracore.runtime.rpc_loss import hold as rpc_hold
 
 log = logging.getLogger("claracore.llama")
 

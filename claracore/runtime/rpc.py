@@ -8,37 +8,31 @@ from the same llama.cpp, which `claracore worker` guarantees by serving from the
 
 ggml-rpc aborts the whole process when it cannot reach a server, so every endpoint is probed
 with a plain TCP connect first, and a worker that is gone becomes a `WorkerUnavailableError`
-naming it instead of a crash. A worker lost in the middle of a request is caught later, inside
-llama.cpp: ggml-rpc's per-worker thread finds the connection broken and calls `GGML_ABORT`.
-ggml lets a program see that message before the `abort()` (`ggml_set_abort_callback`) but not
-prevent it, so the callback here never returns for ggml-rpc's messages: it marks the workers
-that no longer answer as lost, tells the runtimes that use them (`watch`) so they fail their
-requests with a 503 naming the worker, and then parks ggml-rpc's thread for good. What waited on
-that worker (a decode step, a load) stays blocked and its memory stays allocated until the
-process ends; the runtime is written off, and a lost endpoint is refused for the rest of the
-process (ggml-rpc would hand the parked connection to a new model), so a worker that comes back
-needs a hard restart (POST /api/server/restart/hard) to be used again.
+naming it instead of a crash. A worker lost in the middle of a request is rpc_loss.py's part.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
 import socket
 import struct
-import sys
 import threading
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
 
-from claracore.errors import InsufficientMemoryError, ModelUnavailableError
-from claracore.runtime.loading import current_watch, watching
+from claracore.errors import InsufficientMemoryError
+from claracore.runtime.rpc_loss import (
+    RpcUnsupportedError,
+    WorkerUnavailableError,
+    catch_aborts,
+    guarded,
+    held,
+    refuse_lost,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +41,6 @@ CONNECT_TIMEOUT = 2.0  # seconds for the TCP probe of a worker
 PROTOCOL = (7, 0)
 _HELLO = 14  # RPC_CMD_HELLO
 _CAPS = 24  # RPC_CONN_CAPS_SIZE: the HELLO request's body, zeros (no RDMA)
-
-
-class RpcUnsupportedError(ModelUnavailableError):
-    """The installed llama.cpp was built without GGML_RPC (a 503: the model cannot load here)."""
-
-    code = "RPC_UNSUPPORTED"
-
-
-class WorkerUnavailableError(ModelUnavailableError):
-    """An RPC worker a model needs does not answer (a 503); `details.worker` names it."""
-
-    code = "WORKER_UNAVAILABLE"
-
-    def __init__(self, endpoint: str, reason: str) -> None:
-        super().__init__(
-            f"RPC worker {endpoint} is unavailable ({reason}); start it with `claracore worker`, or "
-            "remove it from the model's `rpc` list and reload the model",
-            details={"worker": endpoint},
-        )
 
 
 @dataclass(frozen=True)
@@ -93,11 +68,6 @@ _GPU_TYPES = (1, 2)  # GGML_BACKEND_DEVICE_TYPE_GPU, _IGPU (ggml-backend.h)
 _base_lib: ctypes.CDLL | None = None
 _libs: tuple[ctypes.CDLL, ctypes.CDLL] | None = None
 _servers: dict[str, list[int]] = {}  # endpoint -> its device handles, added once per process
-_held: dict[str, int] = {}  # endpoint -> models of this process connected to it (`hold`)
-_lost: dict[str, str] = {}  # endpoint -> why: lost mid-request, refused until the process restarts
-_watchers: dict[int, tuple[frozenset[str], Callable[[list[str]], None]]] = {}
-_ABORT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-_abort_hook: object = None  # the installed callback, kept alive for the life of the process
 
 
 def lib_dir() -> Path:
@@ -151,83 +121,8 @@ def _load() -> tuple[ctypes.CDLL, ctypes.CDLL]:
     rpc.ggml_backend_rpc_start_server.argtypes = [ctypes.c_char_p, ctypes.c_char_p, size, size, p]
     rpc.ggml_backend_rpc_start_server.restype = None
     _libs = (_base(), rpc)
-    _catch_aborts(_libs[0])
+    catch_aborts(_libs[0])
     return _libs
-
-
-def _catch_aborts(base: ctypes.CDLL) -> None:
-    """Install `_on_abort` as ggml's abort callback (libggml-base's, reached through libggml)."""
-    global _abort_hook
-    setter = getattr(base, "ggml_set_abort_callback", None)
-    if setter is None:  # an older ggml: a lost worker aborts the process, as before
-        log.warning("this ggml has no ggml_set_abort_callback: a worker lost mid-request ends the process")
-        return
-    setter.argtypes, setter.restype = [_ABORT_CALLBACK], ctypes.c_void_p
-    _abort_hook = _ABORT_CALLBACK(_on_abort)
-    setter(_abort_hook)
-
-
-def _on_abort(message: bytes | None) -> None:
-    """ggml's abort callback; for ggml-rpc's messages it never returns (the module docstring says why).
-
-    Any other abort is a bug in llama.cpp: print what ggml would have printed and return, so that
-    the process aborts as it always did.
-    """
-    text = (message or b"").decode("utf-8", errors="replace")
-    if "ggml-rpc" not in text:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-        return
-    # No lock here: the thread that aborts may hold it (a connect inside `_devices_of`), and each
-    # read below is one atomic step under the GIL. The suspects: workers some model is connected
-    # to or loading onto (the others have no connection that could break).
-    watched = {e for uses, _ in list(_watchers.values()) for e in uses}
-    suspects = [e for e in {*watched, *(e for e, n in list(_held.items()) if n > 0)} if e not in _lost]
-    gone: list[str] = []
-    for _ in range(20):  # a killed worker's listening socket may close a moment after its connection
-        gone = [e for e in sorted(suspects) if _refuses(e)]
-        if gone:
-            break
-        time.sleep(0.1)
-    gone = gone or sorted(suspects)  # all still answer (one came back at once): which broke is unknown
-    log.error("lost RPC worker(s) %s mid-request: %s", ", ".join(gone) or "?", text)
-    for endpoint in gone:
-        _lost[endpoint] = text
-    told = [tell for uses, tell in list(_watchers.values()) if uses.intersection(gone)]
-    for tell in told:
-        try:
-            tell(gone)
-        except Exception:  # one runtime's failure must not keep the others from hearing
-            log.exception("a runtime failed to handle the lost worker")
-    threading.Event().wait()  # park ggml-rpc's thread: returning would abort the process
-
-
-def _refuses(endpoint: str) -> bool:
-    """Whether nothing listens at `endpoint` any more. A connect that only times out says nothing:
-    a worker busy with our own connection lets a backlog of one wait, then drops the rest."""
-    host, _, port = endpoint.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
-            return False
-    except TimeoutError:
-        return False
-    except (OSError, ValueError) as exc:
-        log.debug("RPC worker %s refuses: %r", endpoint, exc)
-        return True
-
-
-def watch(endpoints: Sequence[str], tell: Callable[[list[str]], None]) -> Callable[[], None]:
-    """Call `tell(lost endpoints)` (from ggml-rpc's thread) when one of `endpoints` is lost
-    mid-request; returns the call that stops watching."""
-    key = id(tell)
-    with _lock:
-        _watchers[key] = (frozenset(endpoints), tell)
-
-    def stop() -> None:
-        with _lock:
-            _watchers.pop(key, None)
-
-    return stop
 
 
 def _reach(endpoint: str) -> None:
@@ -237,54 +132,9 @@ def _reach(endpoint: str) -> None:
     holds its connection, a TCP probe would only queue behind it (and the next one time out).
     That connection, which ggml-rpc shares with every new model, is proof enough.
     """
-    if endpoint in _lost:
-        raise WorkerUnavailableError(
-            endpoint, "it was lost mid-request; this process cannot reconnect to it until a hard restart"
-        )
-    if not _held.get(endpoint):
+    refuse_lost(endpoint)
+    if not held(endpoint):
         probe(endpoint)
-
-
-def hold(endpoints: Sequence[str], change: int) -> None:
-    """Count a model of this process connected to `endpoints` (+1 once loaded, -1 once freed)."""
-    with _lock:
-        for endpoint in endpoints:
-            _held[endpoint] = _held.get(endpoint, 0) + change
-
-
-def guarded(endpoints: Sequence[str], call: Callable[[], object]) -> object:
-    """`call()` (a load over `endpoints`), or a WorkerUnavailableError if one of them is lost
-    meanwhile: the call then stays blocked in llama.cpp in a thread of its own, written off."""
-    if not endpoints:
-        return call()
-    done = threading.Event()
-    result: dict[str, object] = {}
-    progress = current_watch()  # the pool's load progress, a thread-local: carried over
-
-    def run() -> None:
-        try:
-            with watching(progress) if progress is not None else contextlib.nullcontext():
-                result["value"] = call()
-        except BaseException as exc:  # re-raised in the caller's thread
-            result["error"] = exc
-        finally:
-            done.set()
-
-    def lost(gone: list[str]) -> None:
-        result.setdefault("lost", next(e for e in gone if e in endpoints))
-        done.set()
-
-    stop = watch(endpoints, lost)
-    try:
-        threading.Thread(target=run, name="rpc-load", daemon=True).start()
-        done.wait()
-    finally:
-        stop()
-    if "value" in result or "error" in result:
-        if "error" in result:
-            raise result["error"]  # type: ignore[misc]
-        return result["value"]
-    raise WorkerUnavailableError(str(result["lost"]), "the connection was lost while loading")
 
 
 def local_gpus() -> int:
