@@ -189,6 +189,7 @@ class Multimodal:
     projector: Projector | None = None
     n_batch: int
     tokens_decoded: int
+    prompt_tokens_decoded: int
     _ctx: Any
 
     def _init_media(self, mmproj: str | None, model: NativeModel, n_threads: int, use_gpu: bool) -> None:
@@ -220,6 +221,7 @@ class Multimodal:
             slot.tokens.extend(slot.pending[: span.length])
             del slot.pending[: span.length]
             self.tokens_decoded += span.length
+            self.prompt_tokens_decoded += span.length  # prompt positions, as text tokens count
         return failed
 
     @staticmethod
