@@ -122,10 +122,13 @@ class Projector:
             for kind, data, field in media:
                 buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
                 bitmap = mtmd.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False)
-                if not bitmap:
+                if bitmap:
+                    bitmaps.append(bitmap)
+                # libmtmd tells audio from images by the bytes, not by the part that brought them:
+                # a PNG sent as input_audio must not reach the model as an image, nor a WAV as one
+                if not bitmap or bool(mtmd.mtmd_bitmap_is_audio(bitmap)) != (kind == "audio"):
                     what = "an image" if kind == "image" else "audio"
                     raise InvalidRequestError(f"{field} is not {what} this server can read", param=field)
-                bitmaps.append(bitmap)
             return self._tokenize(text, bitmaps, media)
         finally:
             for bitmap in bitmaps:
