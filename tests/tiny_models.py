@@ -262,6 +262,101 @@ def make_tiny_mmproj(
     return Path(path)
 
 
+def make_tiny_audio_mmproj(
+    path: Path,
+    *,
+    n_embd_llm: int = 64,
+    n_mel: int = 16,
+    stack_factor: int = 100,
+    seed: int = 0,
+) -> Path:
+    """A random audio projector (llama.cpp `mmproj`, Ultravox's layout) for an LLM of `n_embd_llm`.
+
+    A Whisper-style encoder (two 1-D convolutions over the log-mel spectrogram, the second of
+    stride 2, one transformer block), then Ultravox's projector: frames stacked `stack_factor` at
+    a time, RMS norm, SwiGLU, RMS norm, one projection into the LLM's embeddings. libmtmd pads
+    every clip to Whisper's 30 s window (3000 mel frames, 1500 after the convolutions), so each
+    clip under 30 s becomes `AUDIO_TOKENS` = 1500 / `stack_factor` embeddings in the LLM's context
+    (15 by default; a real Ultravox stacks 8, i.e. 187). The tensor names and keys are those
+    llama.cpp's converter writes for fixie-ai's Ultravox; no begin/end text wraps the clip.
+    """
+    r = np.random.default_rng(seed)
+    d, ff, n_pos = 16, 32, 1500  # encoder width, its FFN, positions after the stride-2 conv
+    hidden = 32  # the projector's SwiGLU width (after halving)
+    w = gguf.GGUFWriter(str(path), "clip")
+    w.add_string("clip.projector_type", "ultravox")
+    w.add_bool("clip.has_vision_encoder", False)
+    w.add_bool("clip.has_audio_encoder", True)
+    w.add_uint32("clip.audio.projection_dim", n_embd_llm)
+    w.add_uint32("clip.audio.embedding_length", d)
+    w.add_uint32("clip.audio.feed_forward_length", ff)
+    w.add_uint32("clip.audio.block_count", 1)
+    w.add_uint32("clip.audio.attention.head_count", 2)
+    w.add_float32("clip.audio.attention.layer_norm_epsilon", 1e-5)
+    w.add_uint32("clip.audio.num_mel_bins", n_mel)
+    w.add_uint32("clip.audio.projector.stack_factor", stack_factor)
+
+    def t(*shape: int, scale: float = 0.2) -> np.ndarray:
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+
+    def ones(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    # convolution kernels are f16, as the converter writes them (ggml's im2col path)
+    w.add_tensor("a.conv1d.1.weight", t(d, n_mel, 3).astype(np.float16))
+    w.add_tensor("a.conv1d.1.bias", t(d, 1))
+    w.add_tensor("a.conv1d.2.weight", t(d, d, 3).astype(np.float16))
+    w.add_tensor("a.conv1d.2.bias", t(d, 1))
+    w.add_tensor("a.position_embd.weight", t(n_pos, d))
+    p = "a.blk.0."
+    w.add_tensor(p + "attn_q.weight", t(d, d))
+    w.add_tensor(p + "attn_q.bias", t(d))
+    w.add_tensor(p + "attn_k.weight", t(d, d))  # Whisper's key projection has no bias
+    w.add_tensor(p + "attn_v.weight", t(d, d))
+    w.add_tensor(p + "attn_v.bias", t(d))
+    w.add_tensor(p + "attn_out.weight", t(d, d))
+    w.add_tensor(p + "attn_out.bias", t(d))
+    w.add_tensor(p + "ln1.weight", ones(d))
+    w.add_tensor(p + "ln1.bias", t(d))
+    w.add_tensor(p + "ln2.weight", ones(d))
+    w.add_tensor(p + "ln2.bias", t(d))
+    w.add_tensor(p + "ffn_up.weight", t(ff, d))
+    w.add_tensor(p + "ffn_up.bias", t(ff))
+    w.add_tensor(p + "ffn_down.weight", t(d, ff))
+    w.add_tensor(p + "ffn_down.bias", t(d))
+    w.add_tensor("a.post_ln.weight", ones(d))
+    w.add_tensor("a.post_ln.bias", t(d))
+    w.add_tensor("mm.a.norm_pre.weight", ones(d * stack_factor))
+    w.add_tensor("mm.a.mlp.1.weight", t(2 * hidden, d * stack_factor, scale=0.05))
+    w.add_tensor("mm.a.norm_mid.weight", ones(hidden))
+    w.add_tensor("mm.a.mlp.2.weight", t(n_embd_llm, hidden, scale=1.0))
+    _finish(w)
+    return Path(path)
+
+
+#: Audio embeddings one clip (under 30 s) becomes with `make_tiny_audio_mmproj`'s defaults.
+AUDIO_TOKENS = 1500 // 100
+
+
+def wav_bytes(seconds: float = 1.0, *, seed: int = 0, rate: int = 16000, hz: float = 0.0) -> bytes:
+    """A mono 16-bit WAV clip: seeded noise, or a sine of `hz` (written with the stdlib `wave`)."""
+    import io
+    import wave
+
+    n = int(seconds * rate)
+    if hz:
+        samples = 0.5 * np.sin(2 * np.pi * hz * np.arange(n) / rate)
+    else:
+        samples = np.random.default_rng(seed).uniform(-0.5, 0.5, n)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((samples * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
 def png_bytes(width: int, height: int, rgb: tuple[int, int, int], *, seed: int | None = None) -> bytes:
     """A PNG image of one colour, or of random pixels with `seed`, written with zlib alone."""
     import struct

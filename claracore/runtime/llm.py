@@ -105,7 +105,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         self._slots = [Slot(i) for i in range(self.parallel)]
         self.n_outputs = outputs_per_step(o, self.parallel)
         self._placer = Placer(self._ctx, self._slots, PromptCache(o.prompt_cache_bytes))
-        self.prompt_tokens_decoded = 0  # prompt tokens put into batches: what the caches saved shows here
+        self.prompt_tokens_decoded = 0  # prompt positions decoded, media too: what caches save shows here
         self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
         bos_text = self.token_text(self.bos) if self.bos >= 0 else ""

@@ -122,10 +122,13 @@ class Projector:
             for kind, data, field in media:
                 buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
                 bitmap = mtmd.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False)
-                if not bitmap:
+                if bitmap:
+                    bitmaps.append(bitmap)
+                # libmtmd tells audio from images by the bytes, not by the part that brought them:
+                # a PNG sent as input_audio must not reach the model as an image, nor a WAV as one
+                if not bitmap or bool(mtmd.mtmd_bitmap_is_audio(bitmap)) != (kind == "audio"):
                     what = "an image" if kind == "image" else "audio"
                     raise InvalidRequestError(f"{field} is not {what} this server can read", param=field)
-                bitmaps.append(bitmap)
             return self._tokenize(text, bitmaps, media)
         finally:
             for bitmap in bitmaps:
@@ -189,6 +192,7 @@ class Multimodal:
     projector: Projector | None = None
     n_batch: int
     tokens_decoded: int
+    prompt_tokens_decoded: int
     _ctx: Any
 
     def _init_media(self, mmproj: str | None, model: NativeModel, n_threads: int, use_gpu: bool) -> None:
@@ -220,6 +224,7 @@ class Multimodal:
             slot.tokens.extend(slot.pending[: span.length])
             del slot.pending[: span.length]
             self.tokens_decoded += span.length
+            self.prompt_tokens_decoded += span.length  # prompt positions, as text tokens count
         return failed
 
     @staticmethod

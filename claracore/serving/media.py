@@ -23,6 +23,10 @@ from claracore.protocol import openai as p
 #: Content part types and the media kind each carries.
 KINDS = {"image_url": "image", "input_audio": "audio"}
 
+#: `input_audio.format` values: OpenAI's two, and FLAC, which libmtmd decodes as well. libmtmd
+#: reads the container from the bytes themselves, so the field is checked, not trusted.
+AUDIO_FORMATS = ("wav", "mp3", "flac")
+
 
 @dataclass(frozen=True)
 class MediaPart:
@@ -60,8 +64,19 @@ def media_parts(messages: list[p.ChatMessage]) -> list[MediaPart]:
                 raise InvalidRequestError(
                     f"{field}.{part.type}.{key} is missing", param=f"{field}.{part.type}"
                 )
+            if kind == "audio" and isinstance(body, dict) and "format" in body:
+                _check_format(body["format"], f"{field}.input_audio.format")
             found.append(MediaPart(field, kind, value))
     return found
+
+
+def _check_format(value: object, field: str) -> None:
+    """A 400 naming `field` unless `value` is an audio format libmtmd decodes (absent is fine:
+    the bytes say what they are)."""
+    if value not in AUDIO_FORMATS:
+        raise InvalidRequestError(
+            f"{field} is {value!r}; the audio formats are {', '.join(AUDIO_FORMATS)}", param=field
+        )
 
 
 async def load(parts: list[MediaPart], limits: MediaLimits) -> list[Media]:

@@ -65,6 +65,9 @@ def server(model_dir: Path) -> Iterator[str]:
             # (with the cache, NOISE's saved state would come back whole after RED).
             {"name": "vision", **base, "mmproj": str(mmproj), "parallel": 1, "prompt_cache_mb": 0},
             {"name": "vision2", **base, "mmproj": str(mmproj), "parallel": 2},
+            # one slot with the host prompt cache, and a model unloaded before each cold reference
+            {"name": "vision_cached", **base, "mmproj": str(mmproj), "parallel": 1, "prompt_cache_mb": 16},
+            {"name": "vision_cold", **base, "mmproj": str(mmproj), "parallel": 1, "prompt_cache_mb": 0},
             {"name": "text", **base, "parallel": 1},
         ],
     }
@@ -95,7 +98,7 @@ def cached(reply: dict[str, Any]) -> int:
 
 def test_models_say_which_inputs_they_take(server: str) -> None:
     listed = {m["id"]: m for m in httpx.get(server + "/v1/models").json()["data"]}
-    assert listed["vision"]["inputs"] == ["text", "image"]
+    assert listed["vision"]["inputs"] == listed["vision_cached"]["inputs"] == ["text", "image"]
     assert listed["text"]["inputs"] == ["text"]
 
 
@@ -117,6 +120,29 @@ def test_the_image_reaches_the_context_and_never_shares_a_cached_prefix(server: 
     again = chat(server, asking(image(data_url(NOISE))), **lp).json()
     assert cached(again) == again["usage"]["prompt_tokens"] - 1
     assert first_scores(again) == first_scores(noise_cold)
+
+
+def test_the_host_cache_never_hands_one_images_state_to_another(server: str) -> None:
+    """NOISE, RED, NOISE, RED on one slot with the host prompt cache: each image but the first
+    finds the other in the slot and its own state (from the second round) in the cache. Every
+    answer, text and first-token scores, is that of the same request on a freshly loaded model."""
+    kw: dict[str, Any] = {"logprobs": True, "top_logprobs": 5, "max_tokens": 20}  # worth saving
+
+    def answer(reply: dict[str, Any]) -> tuple[list[tuple[str, float]], str]:
+        return first_scores(reply), reply["choices"][0]["message"]["content"]
+
+    cold = {}
+    for img in (NOISE, RED):
+        httpx.post(server + "/api/models/vision_cold/unload").raise_for_status()
+        cold[img] = answer(chat(server, asking(image(data_url(img))), model="vision_cold", **kw).json())
+    assert cold[NOISE][0] != cold[RED][0]
+    for turn, img in enumerate((NOISE, RED, NOISE, RED)):
+        reply = chat(server, asking(image(data_url(img))), model="vision_cached", **kw).json()
+        assert answer(reply) == cold[img], turn
+        if turn >= 2:  # the slot held the other image: this one came back from the cache whole
+            assert cached(reply) == reply["usage"]["prompt_tokens"] - 1, turn
+        else:  # nothing of the other image is reused: the text before the image at most
+            assert cached(reply) < reply["usage"]["prompt_tokens"] - 4, turn
 
 
 def test_seeded_sampling_with_an_image_repeats_and_streams_the_same(server: str) -> None:

@@ -49,3 +49,19 @@ async def test_data_urls_decode_and_the_size_limit_holds() -> None:
     assert (await load(parts, MediaLimits()))[0].data == blob
     with pytest.raises(InvalidRequestError, match="larger than"):
         await load(parts, MediaLimits(max_mb=0.001))
+
+
+@pytest.mark.parametrize("audio_format", ["ogg", "WAV", 16000, None, ["wav"]])
+def test_an_audio_format_other_than_wav_mp3_or_flac_is_a_400_naming_it(audio_format: object) -> None:
+    part: dict[str, object] = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": audio_format}}
+    with pytest.raises(InvalidRequestError) as err:
+        media_parts([message(part)])
+    assert err.value.param == "messages.0.content.1.input_audio.format"
+
+
+def test_the_audio_formats_libmtmd_decodes_pass_and_format_may_be_left_out() -> None:
+    parts: list[dict[str, object]] = [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": f}} for f in ("wav", "mp3", "flac")
+    ]
+    parts.append({"type": "input_audio", "input_audio": {"data": "AAAA"}})  # the bytes say what they are
+    assert [x.kind for x in media_parts([message(*parts)])] == ["audio"] * 4
