@@ -12,6 +12,7 @@ its devices' real memory and has no option to report less.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 
@@ -43,7 +44,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         try:
             relay = RpcRelay(args.host, args.port, (host, port), cap)
         except OSError as exc:
-            raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise CliError(f"cannot listen on {args.host}:{args.port}: {why}") from None
     failed: list[BaseException] = []
 
     def run() -> None:

@@ -142,6 +142,17 @@ async def test_a_worker_with_mem_reports_at_most_that_and_its_part_answers_the_s
 
 
 @needs_rpc
+def test_a_worker_with_mem_on_a_taken_port_says_so_in_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        argv = [sys.executable, "-m", "claracore", "worker", "--port", port, "--mem", "1"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@needs_rpc
 def test_the_workers_report_their_devices_and_memory(workers_up: list[str]) -> None:
     devices = rpc.remote_devices(workers_up)
     assert [d.endpoint for d in devices] == workers_up
