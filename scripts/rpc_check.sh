@@ -44,8 +44,13 @@ PIDS=()
 # SIGTERM: a script's background children ignore SIGINT.
 cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-"$PY" -m claracore worker --port "$P1" --threads 1 > "$BUILD/worker-$P1.log" 2>&1 & PIDS+=($!)
-"$PY" -m claracore worker --port "$P2" --threads 1 > "$BUILD/worker-$P2.log" 2>&1 & PIDS+=($!)
+# Both workers cap the memory they report (`--mem`, the relay of claracore/runtime/rpc_relay.py):
+# llama.cpp splits the offloaded layers by the free memory each worker reports, so 1 and 0.5 GiB
+# make the split 2:1 whatever this machine has free. (A capped worker beside an uncapped one,
+# which reports all of this machine's free RAM, would get no layer at all.) The workers of
+# tests/integration/test_rpc.py run uncapped, and one of its tests runs a capped one.
+"$PY" -m claracore worker --port "$P1" --threads 1 --mem 1 > "$BUILD/worker-$P1.log" 2>&1 & PIDS+=($!)
+"$PY" -m claracore worker --port "$P2" --threads 1 --mem 0.5 > "$BUILD/worker-$P2.log" 2>&1 & PIDS+=($!)
 WORKERS=127.0.0.1:$P1,127.0.0.1:$P2
 for p in "$P1" "$P2"; do
   for _ in $(seq 100); do

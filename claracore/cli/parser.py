@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from claracore import __version__
 from claracore.cli.common import EXIT_ERROR, CliError, say, setup_logging
@@ -26,6 +27,17 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
     return port
+
+
+def _gib(text: str) -> float:
+    """A memory size in GiB for `worker --mem`: a number above 0 (6, 0.5)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a size in GiB above 0 (e.g. 6 or 0.5), got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--port", type=_port, default=50052, help="port to bind (default: 50052)")
     worker.add_argument(
         "--device", action="append", metavar="NAME", help="devices: CPU, CUDA0, ... (default: GPUs or CPU)"
+    )
+    worker.add_argument(
+        "--mem",
+        type=_gib,
+        metavar="GB",
+        help="report at most GB GiB of memory to servers, split evenly over the devices served "
+        "(--mem 6 with two GPUs: 3 GiB each); default: what the devices have",
     )
     worker.add_argument("--threads", type=int, help="CPU threads (default: half the cores)")
     worker.add_argument("--log-level", choices=levels, default="info")

@@ -258,25 +258,31 @@ def device_list(endpoints: list[str]) -> ctypes.Array[ctypes.c_void_p] | None:
     return (ctypes.c_void_p * (len(devices) + 1))(*devices, None)
 
 
+def serving_devices(names: list[str] | None = None) -> list[int]:
+    """The devices `serve` offers: these ggml device names (`CPU`, `CUDA0`, ...), else every
+    GPU, else the CPU. RpcUnsupportedError naming a device this build lacks."""
+    base, _ = _load()
+    by_name = {
+        base.ggml_backend_dev_name(d).decode(): d
+        for d in (base.ggml_backend_dev_get(i) for i in range(base.ggml_backend_dev_count()))
+    }
+    if names:
+        unknown = [d for d in names if d not in by_name]
+        if unknown:
+            have = ", ".join(by_name)
+            raise RpcUnsupportedError(f"no device {', '.join(unknown)} here; this build has {have}")
+        return [by_name[d] for d in names]
+    gpus = [d for d in by_name.values() if base.ggml_backend_dev_type(d) in _GPU_TYPES]
+    return gpus or [d for d in by_name.values() if base.ggml_backend_dev_type(d) == 0]
+
+
 def serve(host: str, port: int, *, devices: list[str] | None = None, threads: int = 0) -> None:
     """Serve this machine's devices to RPC clients until the process ends (blocks).
 
     `devices` are ggml device names (`CPU`, `CUDA0`, ...; None: every GPU, else the CPU).
     """
-    base, rpc = _load()
-    by_name = {
-        base.ggml_backend_dev_name(d).decode(): d
-        for d in (base.ggml_backend_dev_get(i) for i in range(base.ggml_backend_dev_count()))
-    }
-    if devices:
-        unknown = [d for d in devices if d not in by_name]
-        if unknown:
-            have = ", ".join(by_name)
-            raise RpcUnsupportedError(f"no device {', '.join(unknown)} here; this build has {have}")
-        chosen = [by_name[d] for d in devices]
-    else:
-        gpus = [d for d in by_name.values() if base.ggml_backend_dev_type(d) in _GPU_TYPES]
-        chosen = gpus or [d for d in by_name.values() if base.ggml_backend_dev_type(d) == 0]
+    _, rpc = _load()
+    chosen = serving_devices(devices)
     array = (ctypes.c_void_p * len(chosen))(*chosen)
     endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info("RPC worker on %s serving %d device(s)", endpoint, len(chosen))

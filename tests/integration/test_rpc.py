@@ -30,6 +30,7 @@ from claracore.errors import ConfigError
 from claracore.hardware import workers
 from claracore.runtime import rpc
 from claracore.runtime.native import capture_log
+from claracore.units import GIB
 from tests.e2e.server import free_port, running_server
 from tests.processes import stop
 from tests.tiny_models import NO_EOS
@@ -60,13 +61,16 @@ async def test_a_build_without_rpc_refuses_a_model_with_workers(tiny_llama: Path
 
 
 @contextmanager
-def worker_processes(count: int) -> Iterator[tuple[list[str], list[subprocess.Popen[bytes]]]]:
-    """`count` `claracore worker` processes on loopback ports, each serving its CPU."""
+def worker_processes(
+    count: int, mem: float | None = None
+) -> Iterator[tuple[list[str], list[subprocess.Popen[bytes]]]]:
+    """`count` `claracore worker` processes on loopback ports, each serving its CPU (`--mem`)."""
     procs, endpoints = [], []
     try:
         for _ in range(count):
             port = free_port()
             argv = [sys.executable, "-m", "claracore", "worker", "--port", str(port), "--threads", "1"]
+            argv += ["--mem", str(mem)] if mem is not None else []
             quiet = subprocess.DEVNULL
             procs.append(subprocess.Popen(argv, env=os.environ, stdout=quiet, stderr=quiet))
             endpoints.append(f"127.0.0.1:{port}")
@@ -116,6 +120,36 @@ async def test_a_model_split_over_two_workers_answers_as_the_local_run(
     assert any("CPU_Mapped model buffer size" in line or "CPU model buffer size" in line for line in lines)
     assert models[0].state == "loaded" and models[0].rpc == workers_up
     assert models[0].memory.remote_bytes > 0 and models[0].memory.vram_bytes == 0
+
+
+@needs_rpc
+async def test_a_worker_with_mem_reports_at_most_that_and_its_part_answers_the_same(smollm2: Path) -> None:
+    """`claracore worker --mem 0.5`: its relay caps what the device reports (less what the
+    model holds there once loaded), and the layers on it compute exactly as before."""
+    spec = {"name": "smol", "model": str(smollm2), "context_length": 1024, "parallel": 1}
+    local, _ = await _answer(spec)
+    with worker_processes(1, mem=0.5) as (endpoints, _):
+        [before] = rpc.remote_devices(endpoints)
+        assert 0 < before.free <= before.total <= GIB // 2
+        split = {**spec, "gpu_layers": 20, "rpc": endpoints}
+        with capture_log() as lines:
+            async with AsyncEngine({"models": [split]}) as engine:
+                r = await engine.chat(model="smol", messages=QUESTION, temperature=0, max_tokens=24)
+                [during] = rpc.remote_devices(endpoints)
+    assert (r.choices[0].message.content or "") == local and local
+    assert any(f"RPC0[{endpoints[0]}] model buffer size" in line for line in lines)
+    assert during.total == before.total and during.free < before.free  # the model's buffers count
+
+
+@needs_rpc
+def test_a_worker_with_mem_on_a_taken_port_says_so_in_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        argv = [sys.executable, "-m", "claracore", "worker", "--port", port, "--mem", "1"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @needs_rpc

@@ -17,6 +17,7 @@ import yaml
 
 from claracore import __version__
 from claracore.cli import main
+from claracore.cli.parser import build_parser
 from claracore.config import parse_config
 from claracore.errors import ConfigError
 from claracore.manage.defaults import (
@@ -209,6 +210,24 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert str(config) in line and "models.0 (name 'm').temperature" in line
+
+
+# ------------------------------------------------------------------ worker
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "0.0", "nan", "inf", "six", ""])
+def test_worker_mem_must_be_a_size_above_zero(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worker", "--mem", text])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --mem: expected a size in GiB above 0" in err and repr(text) in err
+
+
+@pytest.mark.parametrize(("text", "gib"), [("6", 6.0), ("0.5", 0.5), ("1e-3", 0.001)])
+def test_worker_mem_is_gib(text: str, gib: float) -> None:
+    assert build_parser().parse_args(["worker", "--mem", text]).mem == gib
+    assert build_parser().parse_args(["worker"]).mem is None
 
 
 # ------------------------------------------------------------------ serve
