@@ -87,32 +87,29 @@ class _Gauges(Collector):
         )
 
 
+#: Each prompt-cache figure: its name, help text, whether it is a counter, and how to read it.
+_CACHE_FIGURES: tuple[tuple[str, str, bool, Callable[[PromptCacheStats], int]], ...] = (
+    ("bytes", "Bytes the prompt cache holds", False, lambda c: c.bytes),
+    ("limit_bytes", "Bytes the prompt cache may hold", False, lambda c: c.limit_bytes),
+    ("entries", "Sequences the prompt cache holds", False, lambda c: c.entries),
+    ("lookups", "Jobs placed while the prompt cache was on", True, lambda c: c.lookups),
+    ("hits", "Jobs that had a cached sequence restored into their slot", True, lambda c: c.hits),
+    ("restored_tokens", "Prompt tokens restored instead of decoded", True, lambda c: c.restored_tokens),
+    ("saves", "Sequences saved into the cache", True, lambda c: c.saves),
+    ("failures", "Cached states llama.cpp refused to take back", True, lambda c: c.failures),
+)
+
+
 def _prompt_caches(models: list[ModelStatus]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """Each loaded LLM's host prompt cache: its size now, and what it saved since the model loaded
     (counters that start again at a reload, which Prometheus's rate() reads as a reset)."""
     cached = [(m.name, m.prompt_cache) for m in models if m.prompt_cache is not None]
-    gauges: dict[str, tuple[str, Callable[[PromptCacheStats], int]]] = {
-        "bytes": ("Bytes the prompt cache holds", lambda c: c.bytes),
-        "limit_bytes": ("Bytes the prompt cache may hold", lambda c: c.limit_bytes),
-        "entries": ("Sequences the prompt cache holds", lambda c: c.entries),
-    }
-    for suffix, (doc, read) in gauges.items():
-        gauge = GaugeMetricFamily(f"claracore_prompt_cache_{suffix}", doc, labels=["model"])
+    for suffix, doc, counts, read in _CACHE_FIGURES:
+        kind = CounterMetricFamily if counts else GaugeMetricFamily
+        family = kind(f"claracore_prompt_cache_{suffix}", doc, labels=["model"])
         for name, cache in cached:
-            gauge.add_metric([name], read(cache))
-        yield gauge
-    counters: dict[str, tuple[str, Callable[[PromptCacheStats], int]]] = {
-        "lookups": ("Jobs placed while the prompt cache was on", lambda c: c.lookups),
-        "hits": ("Jobs that had a cached sequence restored into their slot", lambda c: c.hits),
-        "restored_tokens": ("Prompt tokens restored instead of decoded", lambda c: c.restored_tokens),
-        "saves": ("Sequences saved into the cache", lambda c: c.saves),
-        "failures": ("Cached states llama.cpp refused to take back", lambda c: c.failures),
-    }
-    for suffix, (doc, read) in counters.items():
-        counter = CounterMetricFamily(f"claracore_prompt_cache_{suffix}", doc, labels=["model"])
-        for name, cache in cached:
-            counter.add_metric([name], read(cache))
-        yield counter
+            family.add_metric([name], read(cache))
+        yield family
 
 
 class PrometheusMetrics:

@@ -19,6 +19,7 @@ import pytest
 from claracore import AsyncEngine
 from claracore.protocol import openai as p
 from claracore.serving.generation import render_chat
+from tests.engines import runtime_of
 from tests.tiny_models import AUDIO_TOKENS, NO_EOS, make_tiny_audio_mmproj, make_tiny_llama, wav_bytes
 
 # Two clips of one second that a random encoder tells apart well: white noise and a tone (two
@@ -48,12 +49,6 @@ async def engine(audio_files: tuple[Path, Path]) -> AsyncIterator[AsyncEngine]:
     )
     yield eng
     await eng.close()
-
-
-async def runtime_of(engine: AsyncEngine, name: str) -> Any:
-    lease = await engine.pool.acquire(name)
-    lease.release()
-    return lease.runtime
 
 
 def asking(*clips: bytes) -> list[dict[str, Any]]:

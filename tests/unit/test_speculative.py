@@ -17,6 +17,7 @@ import pytest
 from claracore import AsyncEngine
 from claracore.errors import ClaraCoreError
 from claracore.runtime.speculative import NgramIndex
+from tests.engines import runtime_of
 from tests.tiny_models import NO_EOS, make_tiny_llama
 
 PROMPTS = ["hello world", "the cat is red and the dog is blue", "yes no yes no ok", "sun sea sun"]
@@ -39,12 +40,6 @@ async def engine(tiny_llama_4k: Path, model_dir: Path, tiny_bert: Path) -> Any:
     )
     yield eng
     await eng.close()
-
-
-async def runtime_of(engine: AsyncEngine, name: str) -> Any:
-    lease = await engine.pool.acquire(name)
-    lease.release()
-    return lease.runtime
 
 
 async def ask(engine: AsyncEngine, model: str, text: str, **kw: Any) -> Any:
