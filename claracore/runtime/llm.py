@@ -203,7 +203,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
 
     def _workers_lost(self, gone: list[str]) -> None:
         """ggml-rpc's thread: a worker of this model is gone, and the worker thread is (or soon
-        will be) blocked on it for good (runtime/rpc.py). Fail every job, queued or running, with a
+        will be) blocked on it for good (runtime/rpc_loss.py). Fail every job, queued or running, with a
         503 naming the worker, and write the runtime off. The slots stay as they are: the worker
         thread owns them and may still be between steps."""
         lost = WorkerUnavailableError(next(e for e in gone if e in self.options.rpc), "lost mid-request")
