@@ -74,7 +74,7 @@ async def tokens_per_second(server: Server, tokens: int, clients: int, bias: dic
         await client.close()
     for answer in answers:
         check("claracore", tokens, answer)
-    return sum(a.chunks for a in answers) / seconds
+    return sum(a.tokens for a in answers) / seconds
 
 
 def main() -> int:

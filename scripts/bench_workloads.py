@@ -90,6 +90,12 @@ class Answer:
     prompt_tokens: int
     cached_tokens: int
 
+    @property
+    def tokens(self) -> int:
+        """Tokens generated, as the server's usage counts them (a server may send two tokens in
+        one chunk, when the first ends mid-character); the chunks when it reports no usage."""
+        return self.completion_tokens if self.completion_tokens is not None else self.chunks
+
 
 async def ask(
     client: AsyncOpenAI,
@@ -162,7 +168,7 @@ async def streams(
         await client.close()
     for answer in answers:
         check(side, tokens, answer)
-    return Run(sum(a.chunks for a in answers), seconds, [a.ttft for a in answers])
+    return Run(sum(a.tokens for a in answers), seconds, [a.ttft for a in answers])
 
 
 async def conversations(
@@ -198,7 +204,7 @@ async def conversations(
                     check(side, tokens, answer)
                     chat.append({"role": "assistant", "content": answer.text})
                     (result.first_ttfts if turn == 0 else result.later_ttfts).append(answer.ttft)
-                    result.tokens += answer.chunks
+                    result.tokens += answer.tokens
                     result.prompt_tokens += answer.prompt_tokens
                     result.cached_tokens += answer.cached_tokens
 
