@@ -16,12 +16,11 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, replace
+from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from claracore.config import ModelSpec
 from claracore.errors import (
@@ -34,68 +33,16 @@ from claracore.errors import (
 )
 from claracore.events import EventBus
 from claracore.modelfile.estimate import MemoryEstimate
-from claracore.pool.loaders import LoadRecipe, ModelFacts, model_type
+from claracore.pool.entries import Entry, Lease, ModelStatus, file_stat, memory_figures
+from claracore.pool.loaders import LoadRecipe
 from claracore.pool.policy import Resident, choose_evictions
 from claracore.protocol.events import ModelEvent, ModelState
-from claracore.runtime.base import Batching, Failing, Occupancy, PromptCacheStats, PromptCaching, Runtime
+from claracore.runtime.base import Batching, Failing, PromptCaching, Runtime
 from claracore.runtime.loading import LoadWatch, watching
 
 log = logging.getLogger(__name__)
 
 RecipeFor = Callable[[ModelSpec], LoadRecipe]
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """A snapshot of one configured model, for listings."""
-
-    name: str
-    kind: str
-    aliases: tuple[str, ...]
-    state: str  # unloaded | loading | loaded | failed
-    error: str | None
-    estimate: MemoryEstimate | None
-    in_flight: int
-    pinned: bool
-    prompt_cache: PromptCacheStats | None = None
-    facts: ModelFacts | None = None
-    measured: tuple[int, int] | None = None  # (VRAM, RAM) llama.cpp allocated, while loaded
-    occupancy: Occupancy | None = None  # slots of a loaded LLM
-
-
-class _Entry:
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
-        self.kind = model_type(spec)
-        self.state = "unloaded"
-        self.error: str | None = None
-        self.failed_stat: tuple[float, int] | None = None
-        self.runtime: Runtime | None = None
-        self.estimate: MemoryEstimate | None = None  # reserved in the budget while loading or loaded
-        self.spare = 0  # the part of estimate.ram_bytes granted to an "auto" prompt cache
-        self.expected: MemoryEstimate | None = None  # what a load would reserve, for listings
-        self.facts: ModelFacts | None = None  # file and effective settings, for listings
-        self.measured: tuple[int, int] | None = None  # (VRAM, RAM) the loaded runtime allocated
-        self.loading: concurrent.futures.Future[Runtime] | None = None
-        self.in_flight = 0
-        self.last_used = 0.0  # the pool clock at the last release: LRU order and TTL idle time
-        self.retired = False  # replaced by a reconfigure: closes when its last request ends
-
-
-class Lease:
-    """A model held for one request; release it (or use `ModelPool.lease`) when done."""
-
-    def __init__(self, pool: ModelPool, entry: _Entry, runtime: Runtime) -> None:
-        self._pool = pool
-        self._entry = entry
-        self.runtime = runtime
-        self.spec = entry.spec
-        self._released = False
-
-    def release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._pool._release(self._entry)
 
 
 class ModelPool:
@@ -120,13 +67,13 @@ class ModelPool:
         self._load_wait = load_wait
         self._clock = clock
         self._cv = threading.Condition()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._aliases: dict[str, str] = {}
         for spec in specs:
-            self._entries[spec.name] = _Entry(spec)
+            self._entries[spec.name] = Entry(spec)
             for alias in spec.aliases:
                 self._aliases[alias] = spec.name
-        self._retiring: list[_Entry] = []  # replaced definitions still serving their last requests
+        self._retiring: list[Entry] = []  # replaced definitions still serving their last requests
         self._stranded: list[MemoryEstimate] = []  # of runtimes written off: llama.cpp still holds it
         self._closed = False
         self._reaper = threading.Thread(target=self._reap, args=(ttl_interval,), name="pool-ttl", daemon=True)
@@ -166,7 +113,7 @@ class ModelPool:
         with self._cv:
             return [self._status(e) for e in self._entries.values()]
 
-    def _status(self, e: _Entry) -> ModelStatus:
+    def _status(self, e: Entry) -> ModelStatus:
         return ModelStatus(
             name=e.spec.name,
             kind=e.kind,
@@ -182,7 +129,7 @@ class ModelPool:
             occupancy=e.runtime.occupancy() if isinstance(e.runtime, Batching) else None,
         )
 
-    def _announce(self, entry: _Entry, state: ModelState, **extra: object) -> None:
+    def _announce(self, entry: Entry, state: ModelState, **extra: object) -> None:
         """Publish a "model" event (held under the lock where the state changes, so in order)."""
         event: ModelEvent = {"model": entry.spec.name, "type": entry.kind, "state": state}
         self.events.publish("model", {**event, **extra})
@@ -212,7 +159,7 @@ class ModelPool:
             if self._closed:
                 raise EngineClosedError("the engine is closed")
             entry = self._entries[key]
-            if entry.state == "failed" and entry.failed_stat == _stat(entry.spec.model):
+            if entry.state == "failed" and entry.failed_stat == file_stat(entry.spec.model):
                 raise ModelLoadError(key, entry.error or "unknown error")
             entry.in_flight += 1  # counts while loading too, so nothing evicts it under us
             if entry.state == "loaded" and entry.runtime is not None:
@@ -231,7 +178,7 @@ class ModelPool:
         loading.add_done_callback(done)
         return result
 
-    def _release(self, entry: _Entry) -> None:
+    def _release(self, entry: Entry) -> None:
         runtime = None
         with self._cv:
             entry.in_flight -= 1
@@ -251,7 +198,7 @@ class ModelPool:
         """Apply a new model list without stopping: unchanged models keep running, new ones load
         on first use, and changed or removed ones finish the requests they have on the old
         definition and then unload. Returns the names by outcome."""
-        closing: list[tuple[_Entry, Runtime]] = []
+        closing: list[tuple[Entry, Runtime]] = []
         report: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "kept": []}
         with self._cv:
             old, new = self._entries, {}
@@ -261,7 +208,7 @@ class ModelPool:
                     new[spec.name] = prev
                     report["kept"].append(spec.name)
                 else:
-                    new[spec.name] = _Entry(spec)
+                    new[spec.name] = Entry(spec)
                     report["changed" if prev is not None else "added"].append(spec.name)
             for name, prev in old.items():
                 if new.get(name) is prev:
@@ -289,7 +236,7 @@ class ModelPool:
 
     # ------------------------------------------------------------ loading and eviction
 
-    def _start_load(self, entry: _Entry) -> concurrent.futures.Future[Runtime]:
+    def _start_load(self, entry: Entry) -> concurrent.futures.Future[Runtime]:
         """Called with the lock held: join the load in progress or start one."""
         if entry.loading is not None:
             return entry.loading
@@ -302,7 +249,7 @@ class ModelPool:
         ).start()
         return fut
 
-    def _load(self, entry: _Entry, fut: concurrent.futures.Future[Runtime]) -> None:
+    def _load(self, entry: Entry, fut: concurrent.futures.Future[Runtime]) -> None:
         name = entry.spec.name
         started = time.monotonic()
         watch = LoadWatch(on_progress=_Progress(self, entry))
@@ -326,7 +273,7 @@ class ModelPool:
                 else:
                     entry.state = "failed"
                     entry.error = exc.reason if isinstance(exc, ModelLoadError) else repr(exc)
-                    entry.failed_stat = _stat(entry.spec.model)
+                    entry.failed_stat = file_stat(entry.spec.model)
                     self._announce(entry, "failed", error=entry.error)
                 self._cv.notify_all()
             log.warning("loading %s failed: %s", name, exc)
@@ -350,7 +297,7 @@ class ModelPool:
                     "loaded",
                     seconds=round(seconds, 3),
                     memory={
-                        **_memory(entry.estimate or recipe.estimate, entry.measured),
+                        **memory_figures(entry.estimate or recipe.estimate, entry.measured),
                         # the part of the estimate held for the prompt cache, not allocated at load
                         "promptCacheBytes": entry.spare + recipe.prompt_cache_bytes,
                     },
@@ -362,7 +309,7 @@ class ModelPool:
         log.info("loaded %s (%s) in %.2fs, estimate %s", name, recipe.kind, seconds, recipe.estimate)
         fut.set_result(runtime)
 
-    def _written_off(self, entry: _Entry, runtime: Runtime, why: ClaraCoreError) -> None:
+    def _written_off(self, entry: Entry, runtime: Runtime, why: ClaraCoreError) -> None:
         """`runtime` stopped serving on its own (an RPC worker lost mid-request; any thread).
 
         Its requests have failed with `why`; the model goes back to unloaded with that reason, so
@@ -380,7 +327,7 @@ class ModelPool:
         self._announce(entry, "unloaded", reason="stopped serving", error=why.message)
         runtime.close()
 
-    def _make_room(self, entry: _Entry, recipe: LoadRecipe) -> list[tuple[_Entry, Runtime]]:
+    def _make_room(self, entry: Entry, recipe: LoadRecipe) -> list[tuple[Entry, Runtime]]:
         """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
         need = recipe.estimate
         deadline = time.monotonic() + self._load_wait
@@ -416,7 +363,7 @@ class ModelPool:
                         why,
                     )
                 self._cv.wait(min(remaining, 1.0))
-            evicted: list[tuple[_Entry, Runtime]] = []
+            evicted: list[tuple[Entry, Runtime]] = []
             for victim_name in decision.evict:
                 victim = self._entries[victim_name]
                 if victim.runtime is not None:
@@ -431,7 +378,7 @@ class ModelPool:
             entry.estimate = replace(need, ram_bytes=need.ram_bytes + entry.spare)
             return evicted
 
-    def _shrink(self, e: _Entry, keep: int) -> None:
+    def _shrink(self, e: Entry, keep: int) -> None:
         """Called with the lock held: take back all but `keep` bytes of a prompt cache's grant."""
         assert e.estimate is not None
         e.estimate = replace(e.estimate, ram_bytes=e.estimate.ram_bytes - (e.spare - keep))
@@ -440,7 +387,7 @@ class ModelPool:
             e.runtime.set_prompt_cache_limit(keep)
         log.info("prompt cache of %s shrunk to %d MiB to make room", e.spec.name, keep >> 20)
 
-    def _available(self, *, exclude: _Entry) -> dict[str, int]:
+    def _available(self, *, exclude: Entry) -> dict[str, int]:
         """Free memory for `exclude`, counting prompt caches' grants as free: they are given back."""
         held = [e for e in [*self._entries.values(), *self._retiring] if e.estimate and e is not exclude]
         used_vram = sum(e.estimate.vram_bytes for e in held if e.estimate)
@@ -482,7 +429,7 @@ class ModelPool:
 
     def _unload(self, names: list[str], *, reason: str, idle_only: bool = False) -> bool:
         """Close the runtimes of `names`; with `idle_only`, skip any a request has just leased."""
-        closing: list[tuple[_Entry, Runtime]] = []
+        closing: list[tuple[Entry, Runtime]] = []
         with self._cv:
             for key in names:
                 entry = self._entries.get(key)
@@ -543,7 +490,7 @@ class ModelPool:
 class _Progress:
     """Publishes a load's progress from llama.cpp's callback, once per percent (it calls per tensor)."""
 
-    def __init__(self, pool: ModelPool, entry: _Entry) -> None:
+    def __init__(self, pool: ModelPool, entry: Entry) -> None:
         self._pool, self._entry, self._percent = pool, entry, 0
 
     def __call__(self, fraction: float) -> None:
@@ -551,21 +498,3 @@ class _Progress:
         if percent > self._percent:
             self._percent = percent
             self._pool._announce(self._entry, "loading", progress=percent / 100)
-
-
-def _memory(estimate: MemoryEstimate, measured: tuple[int, int] | None) -> dict[str, object]:
-    return {
-        "estimate": {"vramBytes": estimate.vram_bytes, "ramBytes": estimate.ram_bytes},
-        "measured": None if measured is None else {"vramBytes": measured[0], "ramBytes": measured[1]},
-    }
-
-
-def _stat(path: str) -> tuple[float, int] | None:
-    """A failed model is retried once its file changes (None: no such file, or no usable path).
-
-    Never raises: it runs in the failed load's handler, which must still answer the waiters.
-    """
-    with suppress(OSError, ValueError):  # ValueError: a NUL byte in the path
-        st = os.stat(path)
-        return (st.st_mtime, st.st_size)
-    return None
