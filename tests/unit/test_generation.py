@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from claracore import AsyncEngine, ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
+from claracore import (
+    AsyncEngine,
+    ClaraCoreError,
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelNotFoundError,
+)
 from claracore.runtime.jobs import scan_stops
 from tests.tiny_models import NO_EOS
 from tests.waiting import wait_until
@@ -458,3 +464,28 @@ async def test_cancel_mid_stream_stops_decoding_and_frees_the_slot(tiny_llama_4k
         assert runtime.active == 0
     finally:
         await engine.close()
+
+
+async def test_a_failed_decode_fails_its_request_and_forgets_what_the_slot_held(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama_decode answering non-zero (1: no room in the KV cache) fails the requests in that
+    batch with the status, and the slot's KV is forgotten: the same prompt next time is read
+    again from the start (nothing cached) and answers as a freshly loaded model does, instead of
+    reusing positions that were never written."""
+    import llama_cpp
+
+    real, failures = llama_cpp.llama_decode, [1]
+
+    def flaky(ctx: Any, batch: Any) -> int:
+        return failures.pop() if failures else int(real(ctx, batch))
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", flaky)
+    messages = [{"role": "user", "content": "a question that fails once"}]
+    with pytest.raises(ClaraCoreError, match="llama_decode failed with status 1"):
+        await engine.chat(model="tiny", messages=messages, max_tokens=8, temperature=0)
+    again = await engine.chat(model="tiny", messages=messages, max_tokens=8, temperature=0)
+    assert again.usage.prompt_tokens_details["cached_tokens"] == 0
+    await engine.unload("tiny")
+    cold = await engine.chat(model="tiny", messages=messages, max_tokens=8, temperature=0)
+    assert again.choices[0].message.content == cold.choices[0].message.content
