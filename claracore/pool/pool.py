@@ -346,6 +346,11 @@ class ModelPool:
                     for e in [*self._entries.values(), *self._retiring]
                     if e is not entry and e.estimate is not None and e.state in ("loaded", "loading")
                 ]
+                # what written-off runtimes still hold: never evictable, never freed
+                residents += [
+                    Resident("(written off)", m.vram_bytes, m.ram_bytes, 0, True, 0.0, 0)
+                    for m in self._stranded
+                ]
                 decision = choose_evictions(
                     residents, need.vram_bytes, need.ram_bytes, self.budget_vram, self.budget_ram
                 )

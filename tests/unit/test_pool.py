@@ -396,3 +396,43 @@ async def test_a_prompt_cache_larger_than_the_memory_left_is_refused_with_figure
         assert state(pool, "a") == "unloaded"
     finally:
         pool.close()
+
+
+async def test_a_runtime_that_stops_serving_goes_back_to_unloaded_and_loads_again(tiny_llama: Path) -> None:
+    """A runtime's own failure (an RPC worker lost mid-request, runtime/rpc_loss.py) reaches the
+    pool through `on_failure`: the model is unloaded with the reason, and the next request loads
+    a fresh runtime."""
+    from claracore.runtime.rpc_loss import WorkerUnavailableError
+
+    pool, _ = make_pool([spec("a", tiny_llama)])
+    seen = pool.events.subscribe(["model"])
+    try:
+        async with pool.lease("a") as held:
+            first = held.runtime
+        first._on_failure(WorkerUnavailableError("10.0.0.9:50052", "lost mid-request"))
+        assert state(pool, "a") == "unloaded"
+        unloaded = [e.data for e in iter(seen.get_nowait, None) if e.data["state"] == "unloaded"]
+        assert unloaded[-1]["reason"] == "stopped serving" and "10.0.0.9:50052" in unloaded[-1]["error"]
+        async with pool.lease("a") as again:
+            assert again.runtime is not first and state(pool, "a") == "loaded"
+    finally:
+        pool.close()
+
+
+async def test_a_written_off_runtime_stays_charged_to_the_budget(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    """llama.cpp still holds a written-off runtime's memory, so the pool keeps counting it: a
+    second model that fitted beside nothing else no longer does."""
+    from claracore.runtime.rpc_loss import WorkerUnavailableError
+
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5), load_wait=0.5)
+    try:
+        async with pool.lease("a") as held:
+            runtime = held.runtime
+        runtime._on_failure(WorkerUnavailableError("10.0.0.9:50052", "lost mid-request"))
+        with pytest.raises(InsufficientMemoryError):
+            await pool.acquire("b")
+    finally:
+        pool.close()
