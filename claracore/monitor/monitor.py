@@ -36,7 +36,12 @@ class Monitor:
         self._pool = pool
         self.figures = Figures()
         self.prometheus = PrometheusMetrics(
-            PoolState(pool.status, lambda: (pool.budget_vram, pool.budget_ram), lambda: bus.subscribers)
+            PoolState(
+                pool.status,
+                lambda: (pool.budget_vram, pool.budget_ram),
+                lambda: bus.subscribers,
+                pool.stranded,
+            )
         )
         self.logs = BusLogHandler(bus)
         self._usage = UsageSampler()
@@ -201,6 +206,7 @@ class Monitor:
         model's figures), and the pool's memory against its budget, in bytes."""
         models = self._pool.status()
         held = [m.estimate for m in models if m.state in ("loaded", "loading") and m.estimate is not None]
+        stranded_vram, stranded_ram = self._pool.stranded()  # written-off runtimes' memory
         return {
             **self._usage.sample(),
             "models": {
@@ -209,8 +215,14 @@ class Monitor:
                 "items": [self._model(m) for m in models],
             },
             "pool": {
-                "vram": {"used": sum(e.vram_bytes for e in held), "budget": self._pool.budget_vram},
-                "ram": {"used": sum(e.ram_bytes for e in held), "budget": self._pool.budget_ram},
+                "vram": {
+                    "used": sum(e.vram_bytes for e in held) + stranded_vram,
+                    "budget": self._pool.budget_vram,
+                },
+                "ram": {
+                    "used": sum(e.ram_bytes for e in held) + stranded_ram,
+                    "budget": self._pool.budget_ram,
+                },
             },
             "events": {"subscribers": self.bus.subscribers},
         }

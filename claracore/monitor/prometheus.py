@@ -35,8 +35,10 @@ class PoolState:
         models: Callable[[], list[ModelStatus]],
         budget: Callable[[], tuple[int, int]],
         subscribers: Callable[[], int],
+        stranded: Callable[[], tuple[int, int]] = lambda: (0, 0),
     ) -> None:
         self.models, self.budget, self.subscribers = models, budget, subscribers
+        self.stranded = stranded  # (VRAM, RAM) runtimes written off still hold
 
 
 class _Gauges(Collector):
@@ -71,8 +73,9 @@ class _Gauges(Collector):
         used = GaugeMetricFamily(
             "claracore_pool_memory_used_bytes", "Memory the pool has reserved", labels=["device"]
         )
-        used.add_metric(["vram"], sum(e.vram_bytes for e in held))
-        used.add_metric(["ram"], sum(e.ram_bytes for e in held))
+        stranded_vram, stranded_ram = self._state.stranded()
+        used.add_metric(["vram"], sum(e.vram_bytes for e in held) + stranded_vram)
+        used.add_metric(["ram"], sum(e.ram_bytes for e in held) + stranded_ram)
         yield used
         budget = GaugeMetricFamily(
             "claracore_pool_memory_budget_bytes", "Memory the pool may fill", labels=["device"]

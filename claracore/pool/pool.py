@@ -327,6 +327,11 @@ class ModelPool:
         self._announce(entry, "unloaded", reason="stopped serving", error=why.message)
         runtime.close()
 
+    def stranded(self) -> tuple[int, int]:
+        """(VRAM, RAM) of runtimes written off: llama.cpp holds it until the process ends."""
+        with self._cv:
+            return sum(m.vram_bytes for m in self._stranded), sum(m.ram_bytes for m in self._stranded)
+
     def _make_room(self, entry: Entry, recipe: LoadRecipe) -> list[tuple[Entry, Runtime]]:
         """Reserve the newcomer's memory, evicting idle models; waits while busy ones could free it."""
         need = recipe.estimate

@@ -432,6 +432,7 @@ async def test_a_written_off_runtime_stays_charged_to_the_budget(
         async with pool.lease("a") as held:
             runtime = held.runtime
         runtime._on_failure(WorkerUnavailableError("10.0.0.9:50052", "lost mid-request"))
+        assert pool.stranded()[1] >= cost(a)  # what /api/metrics and /metrics count as used
         with pytest.raises(InsufficientMemoryError):
             await pool.acquire("b")
     finally:
