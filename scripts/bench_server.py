@@ -10,7 +10,8 @@ with the same thread count:
 - ClaraCore: `python -m claracore serve` on a config with one model (context 2048, 4 slots);
 - `--baseline`: the same from another ClaraCore checkout (say, the main branch), to see what a
   change costs or gains in the same run;
-- llama.cpp's `llama-server` (`-np 4`, 4 x 2048 context, its default prompt cache), only when
+- llama.cpp's `llama-server` (`-np 4`, 4 x 2048 context, its default prompt cache; `--no-repack` when
+  ClaraCore loads without repacking, see `extra_buffers_allowed`), only when
   `--llama-server` is given: the peer to beat;
 - llama-cpp-python's `python -m llama_cpp.server` with `--with-llama-cpp-python` (needs the
   [bench] extra; requests serialised behind its lock, so it runs only the 1 and 4-client streams).
@@ -51,6 +52,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_workloads as w  # noqa: E402
 from bench_engine import Run, default_model, eog_bias  # noqa: E402
+
+from claracore.runtime.native import extra_buffers_allowed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 120.0
@@ -100,6 +103,8 @@ def command(side: str, args: argparse.Namespace, path: str, port: int, tmp: Path
             "--interrupt_requests", "False",
             "--host", "127.0.0.1", "--port", str(port),
         ]  # fmt: skip
+    # the same weight buffers as ours: a build with ggml's AMX kernels loads without repacking
+    repack = [] if extra_buffers_allowed() else ["--no-repack"]
     return [
         args.llama_server,
         "-m", path,
@@ -107,6 +112,7 @@ def command(side: str, args: argparse.Namespace, path: str, port: int, tmp: Path
         "-c", "8192", "-np", "4",  # 4 slots of 2048
         "-ngl", str(args.gpu_layers),
         "--host", "127.0.0.1", "--port", str(port),
+        *repack,
     ]  # fmt: skip
 
 

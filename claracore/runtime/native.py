@@ -10,11 +10,12 @@ import llama_cpp themselves.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -106,6 +107,36 @@ def capture_log() -> Iterator[list[str]]:
         _listeners.remove(listener)
 
 
+# ggml's AMX kernels sit behind an extra weight buffer type ("AMX") that a build made with
+# -march=native on a CPU reporting AMX contains. In the llama.cpp this package builds they die of
+# an illegal instruction at the first tile operation on CPUs whose kernel hands out tile state per
+# thread (seen on this project's 2-core machines, and upstream: llama.cpp PR 26954), which takes
+# the whole server down. A crash is far worse than the plain kernels, so such a build loads its
+# weights without the extra buffer types (llama-server's --no-repack) unless CLARACORE_AMX=1 says
+# this machine's AMX works. Builds from the presets (GGML_NATIVE=OFF) have no AMX and keep them.
+AMX_OPT_IN = "CLARACORE_AMX"
+
+
+def extra_buffers_allowed_for(system_info: str, environ: Mapping[str, str]) -> bool:
+    """Whether model loads may use ggml's extra buffer types (weight repacking, AMX)."""
+    return "AMX_INT8 = 1" not in system_info or environ.get(AMX_OPT_IN) == "1"
+
+
+@functools.cache
+def extra_buffers_allowed() -> bool:
+    """`extra_buffers_allowed_for` this process's llama.cpp build; says once when it says no."""
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    allowed = extra_buffers_allowed_for(info, os.environ)
+    if not allowed:
+        log.warning(
+            "this llama.cpp build contains ggml's AMX kernels, which crash on many machines: loading "
+            "weights without repacking (set %s=1 if AMX works here, or rebuild with "
+            "`python -m claracore.native build --backend cpu`)",
+            AMX_OPT_IN,
+        )
+    return allowed
+
+
 @dataclass
 class NativeModel:
     """A loaded llama_model and its vocab; `close()` frees the weights at once."""
@@ -132,6 +163,7 @@ class NativeModel:
         params.n_gpu_layers = gpu_layers  # negative: all layers, as llama.h defines it
         params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         params.vocab_only = vocab_only
+        params.use_extra_bufts = extra_buffers_allowed()
         watch = current_watch()
         if watch is not None:  # the pool is loading this model: report progress as llama.cpp reads it
 
