@@ -239,7 +239,9 @@ def _log(level, text, user_data):
 
 llama_cpp.llama_log_set(_log, ctypes.c_void_p(0))
 llama_cpp.llama_backend_init()
-model = llama_cpp.llama_model_load_from_file(sys.argv[1].encode(), llama_cpp.llama_model_default_params())
+mp = llama_cpp.llama_model_default_params()
+mp.use_extra_bufts = sys.argv[3] == "1"  # as claracore loads it (extra_buffers_allowed)
+model = llama_cpp.llama_model_load_from_file(sys.argv[1].encode(), mp)
 weights = sum(float(x) for x in re.findall(r"model buffer size =\s*([\d.]+) MiB", "".join(lines)))
 for cfg in json.loads(sys.argv[2]):
     lines.clear()
@@ -262,8 +264,17 @@ needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, 
 
 
 def _measure(path: Path, configs: list[dict[str, Any]]) -> list[dict[str, float]]:
+    from claracore.runtime.native import extra_buffers_allowed  # needs llama_cpp, as the callers do
+
     out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(path), json.dumps(configs)],
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            str(path),
+            json.dumps(configs),
+            "1" if extra_buffers_allowed() else "0",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
