@@ -41,6 +41,7 @@ class Report:
     offload_error: str = ""
     platform: str = sys.platform
     amd_gpu: bool = False  # /dev/kfd: the ROCm kernel driver is loaded
+    extra_buffers: bool = True  # False: the build's AMX kernels are kept off (runtime/native.py)
     advice: tuple[str, ...] = field(default=())
 
 
@@ -143,6 +144,10 @@ def advise(r: Report) -> tuple[str, ...]:
                       f"`{BUILD_CMD.format(backend='cuda')}` (or rocm, vulkan, metal)")  # fmt: skip
     if not advice:
         advice.append("llama-cpp-python matches this machine: nothing to fix")
+    if not r.extra_buffers:
+        advice.append(f"this build contains ggml's AMX kernels, which crash on many machines, so weights "
+                      f"load without repacking: `{BUILD_CMD.format(backend='cpu')}` builds a portable "
+                      f"library that keeps it (or set CLARACORE_AMX=1 where AMX works)")  # fmt: skip
     return tuple(advice)
 
 
@@ -162,6 +167,7 @@ def diagnose(offload: Callable[[], tuple[tuple[int, int] | None, str]] = check_o
         offloaded=offloaded,
         offload_error=error,
         amd_gpu=os.path.exists("/dev/kfd"),
+        extra_buffers=build.extra_buffers,
     )
     return Report(**{**report.__dict__, "advice": advise(report)})
 
@@ -178,6 +184,7 @@ def doctor_json(r: Report | None = None) -> dict[str, Any]:
         "libDir": r.lib_dir,
         "backends": list(r.backends),
         "gpuOffload": r.gpu_offload,
+        "weightRepacking": r.extra_buffers,
         "gpus": [
             {
                 "index": g.index,
@@ -203,6 +210,7 @@ def render(r: Report) -> list[str]:
         f"llama-cpp-python: {r.llama_version} ({r.lib_dir})",
         f"backends compiled in: {', '.join(r.backends) or 'none found'}",
         f"GPU offload supported: {'yes' if r.gpu_offload else 'no (CPU-only build)'}",
+        f"weight repacking: {'on' if r.extra_buffers else 'off (AMX kernels compiled in)'}",
     ]
     if r.gpus:
         lines += [

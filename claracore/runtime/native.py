@@ -250,6 +250,7 @@ class BuildInfo:
     lib_dir: Path
     backends: tuple[str, ...]  # ggml backend libraries next to libllama: "cpu", "cuda", ...
     gpu_offload: bool  # llama_supports_gpu_offload()
+    extra_buffers: bool  # extra_buffers_allowed(): weight repacking (and AMX) on
 
 
 def backend_libraries(lib_dir: Path) -> tuple[str, ...]:
@@ -280,4 +281,5 @@ def build_info() -> BuildInfo:
         lib_dir=lib_dir,
         backends=backend_libraries(lib_dir),
         gpu_offload=supports_gpu_offload(),
+        extra_buffers=extra_buffers_allowed(),
     )

@@ -103,3 +103,16 @@ def test_a_failed_load_is_reported() -> None:
     report = replace(CPU, offload_error="llama.cpp could not load the file")
     assert "reinstall llama-cpp-python" in advise(report)[0]
     assert "offload check: failed: llama.cpp could not load the file" in render(report)
+
+
+def test_a_build_with_amx_kept_off_says_so_and_names_the_portable_build() -> None:
+    report = replace(CPU, extra_buffers=False)
+    advice = advise(report)
+    assert advice[0].startswith("CPU-only build and no GPU found")  # the GPU advice is unchanged
+    assert advice[1] == (
+        "this build contains ggml's AMX kernels, which crash on many machines, so weights load without "
+        "repacking: `python -m claracore.native build --backend cpu` builds a portable library that keeps "
+        "it (or set CLARACORE_AMX=1 where AMX works)"
+    )
+    assert "weight repacking: off (AMX kernels compiled in)" in render(replace(report, advice=advice))
+    assert len(advise(CPU)) == 1 and "weight repacking: on" in render(CPU)
