@@ -329,6 +329,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
                 n = self._add_drafts(slot, n, self.n_batch - n - (len(generating) - k - 1))
         outputs = n  # logits rows: llama.cpp allows `n_outputs` per decode (n_outputs_max)
         prompting = [s for s in self._slots if s.job is not None and s.pending]
+        chunked: list[Slot] = []  # prompts in this batch, finished or not: a failed decode fails them
         for k, slot in enumerate(prompting):  # then prompt chunks, as much as the batch holds
             if n >= self.n_batch:
                 break
@@ -336,6 +337,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
             take = self._text_run(slot, min(len(slot.pending), self.n_batch - n))
             if take == 0:
                 continue
+            chunked.append(slot)
             scored = slot.job.prompt_logprobs
             if scored:  # every token is a row here; leave one for each prompt still to come
                 take = min(take, self.n_outputs - outputs - (len(prompting) - k - 1))
@@ -358,7 +360,7 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         self.tokens_decoded += n
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
-            self._decode_failed(rc)
+            self._decode_failed(rc, generating + chunked)
             return
         for slot in self._slots:
             if slot.job is not None and slot.lp_rows[1]:
@@ -399,9 +401,13 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         b.seq_id[i][0] = seq
         b.logits[i] = logits
 
-    def _decode_failed(self, rc: int) -> None:
-        """A failed decode drops the jobs in this batch; their KV state is unknown, so forget it."""
-        jobs = {id(s.job): s.job for s in self._slots if s.job is not None and s.batch_idx >= 0}
+    def _decode_failed(self, rc: int, members: list[Slot]) -> None:
+        """A failed decode drops the jobs in this batch; their KV state is unknown, so forget it.
+
+        `members` are the slots that put tokens in it: a prompt read in chunks counts from its
+        first chunk, not only once its last is in, since it would go on after positions that
+        were never written."""
+        jobs = {id(s.job): s.job for s in members if s.job is not None}
         self._forget_drafts()
         self._fail_jobs(jobs.values(), RuntimeError(f"llama_decode failed with status {rc}"), forget=True)
 
