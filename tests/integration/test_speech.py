@@ -9,13 +9,17 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import re
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from claracore.errors import InvalidRequestError, ModelUnavailableError
+from claracore.config import ModelSpec
+from claracore.errors import InvalidRequestError, ModelLoadError, ModelUnavailableError
+from claracore.pool import loaders
+from claracore.pool.pool import ModelPool
 from claracore.runtime.piper import PiperOptions, PiperRuntime
 from claracore.runtime.whisper import Transcription, WhisperOptions, WhisperRuntime
 from claracore.serving.audio import encode
@@ -208,9 +212,6 @@ def test_speech_recipes_budget_where_the_model_will_run() -> None:
     """Whisper runs on the GPU when offload works and gpu_layers allows it (CTranslate2 float16),
     else on the CPU (int8); Piper always on the CPU. The estimate follows, and the size is the
     folder's or file's."""
-    from claracore.config import ModelSpec
-    from claracore.pool import loaders
-
     folder = _locate(*WHISPER_DIR, "faster_whisper")
     stt = ModelSpec(name="w", model=str(folder), type="stt", gpu_layers=-1)
     cpu = loaders.recipe(stt, gpu_offload=False)
@@ -229,3 +230,43 @@ def test_speech_recipes_budget_where_the_model_will_run() -> None:
         tts.kind == "tts" and tts.estimate.vram_bytes == 0 and tts.estimate.ram_bytes > voice.stat().st_size
     )
     assert tts.facts is not None and tts.facts.size_bytes == voice.stat().st_size
+    assert tts.facts.file == str(voice)
+
+
+async def test_a_speech_model_without_its_extra_fails_alone_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tiny_llama: Path
+) -> None:
+    """Without piper-tts or faster-whisper (the [tts] and [stt] extras), loading such a model
+    fails with the extra to install and marks that model failed; the others keep serving, and
+    the speech models load under their own names once their library is back."""
+    voice, folder = _locate(*PIPER_VOICE, "piper"), _locate(*WHISPER_DIR, "faster_whisper")
+    specs = [
+        ModelSpec(name="voice", model=str(voice), type="tts"),
+        ModelSpec(name="ears", model=str(folder), type="stt"),
+        ModelSpec(name="chat", model=str(tiny_llama), context_length=256),
+    ]
+    pool = ModelPool(
+        specs, budget_vram=0, budget_ram=16 << 30, recipe_for=lambda s: loaders.recipe(s, gpu_offload=False)
+    )
+    try:
+        with monkeypatch.context() as absent:
+            absent.setitem(sys.modules, "piper", None)  # `import piper` raises ImportError
+            absent.setitem(sys.modules, "faster_whisper", None)
+            for name, extra in (("voice", "tts"), ("ears", "stt")):
+                with pytest.raises(ModelLoadError) as failed:
+                    await pool.acquire(name)
+                assert failed.value.message.startswith(f"model '{name}' failed to load: ")
+                assert f"this model needs the [{extra}] extra" in failed.value.message
+            assert {s.name: s.state for s in pool.status()} == {
+                "voice": "failed",
+                "ears": "failed",
+                "chat": "unloaded",
+            }
+            async with pool.lease("chat") as chat:
+                assert chat.runtime is not None
+        for name in ("voice", "ears"):
+            await pool.load(name)  # a failed model is retried on an explicit load
+            async with pool.lease(name) as lease:
+                assert getattr(lease.runtime, "name", None) == name
+    finally:
+        pool.close()

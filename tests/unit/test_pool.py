@@ -427,13 +427,16 @@ async def test_a_written_off_runtime_stays_charged_to_the_budget(
     from claracore.runtime.rpc_loss import WorkerUnavailableError
 
     a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
-    pool, _ = make_pool([a, b], ram=int(max(cost(a), cost(b)) * 1.5), load_wait=0.5)
+    budget = int(max(cost(a), cost(b)) * 1.5)
+    pool, _ = make_pool([a, b], ram=budget, load_wait=0.5)
     try:
         async with pool.lease("a") as held:
             runtime = held.runtime
         runtime._on_failure(WorkerUnavailableError("10.0.0.9:50052", "lost mid-request"))
         assert pool.stranded()[1] >= cost(a)  # what /api/metrics and /metrics count as used
-        with pytest.raises(InsufficientMemoryError):
+        with pytest.raises(InsufficientMemoryError) as refused:
             await pool.acquire("b")
+        # the 503 says what is left: the budget less what the written-off runtime still holds
+        assert refused.value.available == {"vram": 0, "ram": budget - pool.stranded()[1]}
     finally:
         pool.close()
