@@ -85,7 +85,9 @@ def envelope(
     """The error body for this route family, with Retry-After where waiting helps."""
     note_error(code)
     if request.url.path.startswith("/api"):
-        body: dict[str, Any] = {"error": message, "code": code, "details": details or {}}
+        # the field goes where the web UI looks for it (details.field), as the OpenAI shape's param
+        named = {"field": param} if param else {}
+        body: dict[str, Any] = {"error": message, "code": code, "details": {**named, **(details or {})}}
     else:
         err: dict[str, Any] = {
             "message": message,

@@ -105,6 +105,7 @@ def test_bad_values_are_400_naming_the_field(
     assert r.status_code == 400, r.text
     err = r.json()
     assert set(err) == {"error", "code", "details"} and field in err["error"]
+    assert err["details"]["field"] == field  # where the web UI looks to mark the field
     assert app.state.key_digest is None  # nothing half-applied
 
 
