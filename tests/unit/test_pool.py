@@ -305,6 +305,25 @@ async def test_reconfigure_reports_and_closes_a_removed_model(tiny_llama: Path, 
         pool.close()
 
 
+async def test_reconfigure_keeps_one_model_and_closes_the_changed_and_removed_ones_after_it(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    """A kept model listed first does not stop the models after it from being dealt with."""
+    a, b, c = spec("a", tiny_llama), spec("b", tiny_llama_gqa), spec("c", tiny_llama)
+    pool, _ = make_pool([a, b, c])
+    try:
+        runtimes = {}
+        for name in ("a", "b", "c"):
+            async with pool.lease(name) as lease:
+                runtimes[name] = lease.runtime
+        report = pool.reconfigure([a, spec("b", tiny_llama_gqa, temperature=0.5)])
+        assert report == {"added": [], "changed": ["b"], "removed": ["c"], "kept": ["a"]}
+        assert [runtimes[n]._closing for n in "abc"] == [False, True, True]  # type: ignore[attr-defined]
+        assert {s.name: s.state for s in pool.status()} == {"a": "loaded", "b": "unloaded"}
+    finally:
+        pool.close()
+
+
 async def test_insufficient_memory_names_what_is_left_beside_the_resident_models(
     tiny_llama: Path, tiny_llama_gqa: Path
 ) -> None:
