@@ -44,7 +44,7 @@ _MANAGE_ERROR = {
     "properties": {"error": {"type": "string"}, "code": {"type": "string"}, "details": {"type": "object"}},
 }
 _WHY = {
-    "400": "Invalid input; the message and `param` (or `details`) name the field",
+    "400": "Invalid input; the message and `param` (or `details.field`) name the field",
     "401": "Missing or wrong API key",
     "403": "A cross-site request from an Origin that is not allowed",
     "404": "Unknown model or resource",
