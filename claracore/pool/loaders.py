@@ -167,7 +167,7 @@ def _llm_recipe(spec: ModelSpec, gpu_offload: bool) -> LoadRecipe:
     inputs = ["text"]
     if spec.mmproj:
         estimate = _with_projector(estimate, spec, on_gpu=options.gpu_layers != 0)
-        inputs += projector_inputs(Path(spec.mmproj))
+        inputs += projector_inputs(Path(spec.mmproj), spec.name)
     if spec.draft_model:
         estimate = _with_draft(estimate, spec, n_ctx, options.gpu_layers)
     for adapter in spec.lora:
@@ -222,12 +222,13 @@ def _with_draft(estimate: MemoryEstimate, spec: ModelSpec, n_ctx: int, gpu_layer
     )
 
 
-def projector_inputs(path: Path) -> list[str]:
-    """What a projector file encodes, from its metadata: "image" and/or "audio"."""
+def projector_inputs(path: Path, model: str) -> list[str]:
+    """What a projector file encodes, from its metadata: "image" and/or "audio". A file that is
+    not a GGUF fails `model`'s load."""
     try:
         kv = parse(path).kv
     except GGUFError as exc:
-        raise ModelLoadError(path.name, f"projector (mmproj): {exc.message}") from exc
+        raise ModelLoadError(model, f"projector (mmproj) {path.name}: {exc.message}") from exc
     found = [
         kind for kind, key in (("image", "vision"), ("audio", "audio")) if kv.get(f"clip.has_{key}_encoder")
     ]

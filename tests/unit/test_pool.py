@@ -166,6 +166,20 @@ async def test_broken_files_fail_their_model_only(
         pool.close()
 
 
+async def test_a_broken_projector_fails_its_model_by_name(tiny_llama: Path, corrupt_gguf: Path) -> None:
+    pool, _ = make_pool([spec("eyes", tiny_llama, mmproj=str(corrupt_gguf)), spec("good", tiny_llama)])
+    try:
+        with pytest.raises(ModelLoadError) as info:
+            await pool.acquire("eyes")
+        why = f"model 'eyes' failed to load: projector (mmproj) {corrupt_gguf.name}: "
+        assert info.value.message.startswith(why)  # the model named, not the projector's file
+        assert state(pool, "eyes") == "failed"
+        async with pool.lease("good") as lease:
+            assert lease.runtime.kind == "llm"
+    finally:
+        pool.close()
+
+
 async def test_ttl_unloads_idle_models(tiny_llama: Path) -> None:
     pool, _ = make_pool([spec("a", tiny_llama, ttl=0.3)], ttl_interval=0.1)
     try:
