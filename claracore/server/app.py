@@ -84,7 +84,10 @@ def create_app(
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The request guard reads each route's media types from the OpenAPI document, built on
+        # first use: build it now, so the first request (a user's first chat) does not wait on it.
+        app.openapi()
         state.activity.start()
         await engine.start()
         await state.downloads.start()  # unfinished downloads go on (paused ones stay paused)
