@@ -47,7 +47,12 @@ def grammar_for(response_format: dict[str, Any] | None) -> str | None:
     """
     if not response_format:
         return None
-    kind = response_format.get("type", "text")
+    kind = response_format.get("type")
+    if kind is None:  # as OpenAI answers it: a schema without a type must not pass as plain text
+        raise InvalidRequestError(
+            "response_format.type is required: text, json_object or json_schema",
+            param="response_format.type",
+        )
     if kind == "text":
         return None
     if kind == "json_object":

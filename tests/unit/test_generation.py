@@ -382,6 +382,7 @@ async def test_multi_turn_reuses_the_cached_prefix(engine: AsyncEngine) -> None:
         ({"logit_bias": {"99999999": 1}}, "logit_bias"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"response_format": {"schema": {"type": "object"}}}, "response_format.type"),  # no type
         (
             {
                 "response_format": {
