@@ -115,6 +115,17 @@ async def test_stop_string_across_token_boundaries(engine: AsyncEngine) -> None:
     assert all(stop not in piece for piece in pieces)
 
 
+async def test_completions_end_at_a_stop_string_too(engine: AsyncEngine) -> None:
+    """The legacy endpoint reads `stop` as chat does: the text ends before it, reason "stop"."""
+    kw: dict[str, Any] = {"model": "tiny", "prompt": "the cat", "max_tokens": 30, "temperature": 0}
+    full = (await engine.complete(**kw, logit_bias=NO_EOS)).choices[0].text
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    assert len(stop) == 3
+    r = await engine.complete(**kw, logit_bias=NO_EOS, stop=[stop])
+    assert r.choices[0].text == full[: full.index(stop)]
+    assert r.choices[0].finish_reason == "stop"
+
+
 async def test_no_part_of_a_stop_string_leaks_wherever_it_falls(engine: AsyncEngine) -> None:
     """Stop strings of 2 to 6 characters starting at every 3rd character of the greedy text:
     streamed and whole, the answer is exactly the text before the stop's first occurrence."""
