@@ -111,7 +111,6 @@ class Auth:
                         f"{field}: the API key is set by the config file's api_key, which always wins; "
                         "change or remove it there",
                         param=field,
-                        details={"field": field},
                     )
             return
         record = self._record()
@@ -126,7 +125,6 @@ class Auth:
             raise InvalidRequestError(
                 "apiKey: requireApiKey needs an API key (at least 8 characters)",
                 param="apiKey",
-                details={"field": "apiKey"},
             )
         if require and not was_required and "apiKey" not in given:
             stored = bytes.fromhex(record["keySha256"])
@@ -135,8 +133,7 @@ class Auth:
                     "apiKey: turning requireApiKey on needs the apiKey in the body (or the stored key "
                     "as the Authorization header)",
                     param="apiKey",
-                    details={"field": "apiKey"},
-                )
+                    )
         record["requireApiKey"] = require
         if "apiKey" in given or "requireApiKey" in given:
             self._store.set_setting(AUTH, record)

@@ -77,6 +77,7 @@ def test_the_settings_route_cannot_change_or_disable_the_config_key(tmp_path: Pa
         ):
             r = httpx.post(url + "/api/settings/system", json=body, headers=bearer(KEY))
             assert r.status_code == 400 and field in r.json()["error"], (body, r.text)
+            assert r.json()["details"]["field"] == field  # where the web UI marks the field
         assert app.state.store.get_setting("auth") is None  # nothing stored
         assert app.state.store.get_setting("system") in (None, {})  # a refused write saves nothing
         needs(url, KEY, STORED)

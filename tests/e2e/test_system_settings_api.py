@@ -137,7 +137,8 @@ def test_api_key_lifecycle(server: tuple[str, Any]) -> None:
     assert r.status_code == 200 and r.json()["requireApiKey"] is False and r.json()["apiKeySet"] is True
     assert httpx.get(url + "/api/settings/system").status_code == 200
     # Turning it back on with the stored key needs proof of holding that key.
-    assert httpx.post(url + "/api/settings/system", json={"requireApiKey": True}).status_code == 400
+    r = httpx.post(url + "/api/settings/system", json={"requireApiKey": True})
+    assert r.status_code == 400 and r.json()["details"]["field"] == "apiKey"
     r = httpx.post(url + "/api/settings/system", json={"requireApiKey": True}, headers=bearer(NEW_KEY))
     assert r.status_code == 200
     assert httpx.get(url + "/api/settings/system").status_code == 401
