@@ -133,7 +133,7 @@ class Auth:
                     "apiKey: turning requireApiKey on needs the apiKey in the body (or the stored key "
                     "as the Authorization header)",
                     param="apiKey",
-                    )
+                )
         record["requireApiKey"] = require
         if "apiKey" in given or "requireApiKey" in given:
             self._store.set_setting(AUTH, record)
