@@ -501,3 +501,36 @@ async def test_a_failed_decode_fails_its_request_and_forgets_what_the_slot_held(
     await engine.unload("tiny")
     cold = await engine.chat(model="tiny", messages=messages, max_tokens=8, temperature=0)
     assert again.choices[0].message.content == cold.choices[0].message.content
+
+
+def test_chat_messages_reach_the_template_as_the_templates_read_them() -> None:
+    """Role (developer as system), name, text (none for a call's turn), the calls themselves and
+    the id a tool answers: a template that prints them all gets each one."""
+    from types import SimpleNamespace
+
+    from claracore.config import ModelSpec
+    from claracore.protocol import openai as p
+    from claracore.runtime.chat_template import ChatTemplate
+    from claracore.serving.generation import render_chat
+
+    template = ChatTemplate(
+        "{% for m in messages %}[{{ m.role }}|{{ m.name or '' }}|{{ m.content }}|"
+        "{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments | tojson }}"
+        "{% endfor %}"
+        "|{{ m.tool_call_id or '' }}]{% endfor %}"
+    )
+    call = {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
+    request = p.ChatCompletionRequest.model_validate(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "name": "ann", "content": "hi"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "content": "2", "tool_call_id": "c1"},
+            ],
+        }
+    )
+    runtime: Any = SimpleNamespace(template=template)
+    rendered = render_chat(runtime, request, ModelSpec(name="m", model="m.gguf"))
+    assert rendered == '[system||Be brief.||][user|ann|hi||][assistant|||add{"a": 1}|][tool||2||c1]'
