@@ -313,8 +313,8 @@ def main() -> int:
     failed = 0
     for workload in workloads:
         runs: dict[str, list[Any]] = {}
-        for rep in range(args.repeat):  # alternate sides so drift on a shared machine hits all
-            for side in sides:
+        for rep in range(args.repeat):  # alternate sides so drift on a shared machine hits all,
+            for side in sides if rep % 2 == 0 else sides[::-1]:  # and which goes first, too
                 if side == "llama_cpp.server" and workload not in ("1", "4"):
                     continue  # serialised: more clients would only measure its queue
                 tag = f"r{rep}-{workload}-{side}"
