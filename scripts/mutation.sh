@@ -3,7 +3,8 @@
 # a time and runs the tests that cover each; a mutant no test catches "survives".
 #   ./scripts/mutation.sh            run (resumes where a stopped run left off), then report
 #   ./scripts/mutation.sh --report   report only
-# Slow (about an hour per thousand mutants on 2 cores), so CI does not run it. Needs the venv that
+# Slow (hours on 2 cores: a mutant of the LLM loop or of generation runs most of the suite), so CI
+# does not run it. Needs the venv that
 # ./scripts/test.sh makes; installs mutmut into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
