@@ -4,8 +4,7 @@
 #   ./scripts/mutation.sh            run (resumes where a stopped run left off), then report
 #   ./scripts/mutation.sh --report   report only
 # Slow (hours on 2 cores: a mutant of the LLM loop or of generation runs most of the suite), so CI
-# does not run it. Needs the venv that
-# ./scripts/test.sh makes; installs mutmut into it.
+# does not run it. Needs the venv that ./scripts/test.sh makes; installs mutmut into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q -e '.[mutation]'
