@@ -7,11 +7,12 @@ restart can hand the very same listening socket to the re-executed process.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import functools
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from claracore.cli.common import CliError, command_config, log, say
 from claracore.config import Config, ModelSpec
 from claracore.engine import AsyncEngine
 from claracore.manage.defaults import data_dir, find_config
+from claracore.priority import ThreadStarter, lower_this_thread, prestarted_executor
 
 _LISTEN_FD = "CLARACORE_LISTEN_FD"
 
@@ -81,11 +83,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config_file = find_config(args.config, os.environ, Path.cwd())
     if config_file is None:
         config_file = Path.cwd() / data_dir(os.environ) / "config.yaml"
+    # The event loop will run at a lowered priority, which a process started by execve from its
+    # thread would inherit; the restart runs from a thread that kept the original priority.
+    restarter = ThreadStarter("restart")
     app = create_app(
         AsyncEngine(config),
         config_path=config_file,
         data_dir=Path.cwd() / data_dir(os.environ),
-        hard_restart=functools.partial(_reexec, sock),
+        hard_restart=lambda: restarter.start(threading.Thread(target=_reexec, args=(sock,), name="restart")),
         leader=args.role == "leader",
     )
     _run(app, config, args.log_level, sock, announce)
@@ -113,8 +118,11 @@ def _run(app: Any, config: Config, log_level: str, sock: socket.socket, announce
         ending the open event streams when it stops (uvicorn would wait for their clients)."""
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            if config.loop_nice:  # before the app starts anything: see claracore.priority
+                asyncio.get_running_loop().set_default_executor(prestarted_executor())
             await super().startup(sockets=sockets)
             if self.started:
+                lower_this_thread(config.loop_nice)
                 announce()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

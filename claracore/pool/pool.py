@@ -36,6 +36,7 @@ from claracore.modelfile.estimate import MemoryEstimate
 from claracore.pool.entries import Entry, Lease, ModelStatus, file_stat, memory_figures
 from claracore.pool.loaders import LoadRecipe
 from claracore.pool.policy import Resident, choose_evictions
+from claracore.priority import ThreadStarter
 from claracore.protocol.events import ModelEvent, ModelState
 from claracore.runtime.base import Batching, Failing, PromptCaching, Runtime
 from claracore.runtime.loading import LoadWatch, watching
@@ -78,6 +79,9 @@ class ModelPool:
         self._closed = False
         self._reaper = threading.Thread(target=self._reap, args=(ttl_interval,), name="pool-ttl", daemon=True)
         self._reaper.start()
+        # Loads (and the decode threads they start) get the priority of whoever built the pool,
+        # not that of the thread asking for a model: the server's event loop runs lowered.
+        self._starter = ThreadStarter("pool-loads")
 
     # ------------------------------------------------------------ lookups
 
@@ -244,9 +248,8 @@ class ModelPool:
         self._announce(entry, "loading", progress=0.0)
         fut: concurrent.futures.Future[Runtime] = concurrent.futures.Future()
         entry.loading = fut
-        threading.Thread(
-            target=self._load, args=(entry, fut), name=f"load:{entry.spec.name}", daemon=True
-        ).start()
+        name = f"load:{entry.spec.name}"
+        self._starter.start(threading.Thread(target=self._load, args=(entry, fut), name=name, daemon=True))
         return fut
 
     def _load(self, entry: Entry, fut: concurrent.futures.Future[Runtime]) -> None:
@@ -495,6 +498,7 @@ class ModelPool:
             self._cv.notify_all()
         self._unload(names, reason="shutting down")
         self._reaper.join(timeout=5)
+        self._starter.close()
 
 
 class _Progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -132,6 +133,8 @@ def test_needs_hard_restart_compares_the_file_with_the_file_at_start(tmp_path: P
         # would allow is still refused until the hard restart, as CORSMiddleware would.
         other = {"origin": "http://elsewhere.example"}
         assert httpx.post(url + "/api/models/unload", headers=other, timeout=60).status_code == 403
+        cfg.write_text("host: 127.0.0.1\nport: 5800\nloop_nice: 3\nmodels: []\n")
+        assert soft_restart() is True  # the event loop's priority is set once, at start
         cfg.write_text("host: 127.0.0.1\nport: 5800\nmodels: []\n")
         assert soft_restart() is False  # back to the file as it was
         assert httpx.get(url + "/health").status_code == 200
@@ -180,6 +183,17 @@ def _states_unless_cut(url: str) -> dict[str, str] | None:
     return {m["id"]: m["state"] for m in r.json()["data"]}
 
 
+def _thread_cpu(pid: int) -> dict[int, int]:
+    """CPU time (clock ticks) of each thread of process `pid` but its main one (the event loop)."""
+    ticks = {}
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[tid] = int(fields[11]) + int(fields[12])  # utime + stime
+    ticks.pop(pid, None)
+    return ticks
+
+
 class _Knocker(threading.Thread):
     """Opens a TCP connection to the port every few milliseconds and counts the refusals.
 
@@ -220,6 +234,8 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(
         env={**os.environ},
     )
     knocker = _Knocker(port)
+    base = os.getpriority(os.PRIO_PROCESS, 0)  # the child's, which it inherited from this thread
+    lowered = min(19, base + 10)  # config.yaml's default loop_nice
     try:
 
         def up() -> bool:
@@ -236,6 +252,12 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(
         # A stream open across the restart ends with an error event and [DONE], never a cut.
         body = {"model": "a", "messages": USER, "max_tokens": 4000, "stream": True, "logit_bias": NO_EOS}
         reader, lines = background_stream(url, body)
+        # Only the event loop (the main thread) runs lowered; the model computes at the priority
+        # the server started with, though the loop asked for the model (claracore.priority).
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == lowered
+        wait_for(lambda: max(_thread_cpu(proc.pid).values()) >= 5, timeout=30, what="the decode to use CPU")
+        cpu = _thread_cpu(proc.pid)
+        assert os.getpriority(os.PRIO_PROCESS, max(cpu, key=cpu.__getitem__)) == base
         r = httpx.post(url + "/api/server/restart/hard", timeout=60)
         assert r.status_code == 200 and r.json()["message"] == "Hard restart scheduled"
         reader.join(60)
@@ -250,6 +272,9 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(
         assert knocker.refused == 0 and knocker.knocks > 10, (knocker.refused, knocker.knocks)
         assert _listening_socket(proc.pid, port) == listening  # the very same socket, inherited
         assert chat(url, "a").status_code == 200
+        # The exec ran from a thread that kept the starting priority, so the new process started
+        # there and lowered its loop once (not twice: 19, Linux's lowest).
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == lowered
     finally:
         knocker.stop.set()
         proc.send_signal(signal.SIGINT)

@@ -24,8 +24,9 @@ def _now() -> str:
 
 
 def _listening(config: Config) -> dict[str, Any]:
-    """The settings a soft restart cannot apply: the socket and the CORS middleware are built once."""
-    return {"host": config.host, "port": config.port, "cors": config.cors}
+    """The settings a soft restart cannot apply: the socket, the CORS middleware and the event
+    loop's priority are set once."""
+    return {"host": config.host, "port": config.port, "cors": config.cors, "loop_nice": config.loop_nice}
 
 
 @router.post("/server/restart")
