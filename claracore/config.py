@@ -244,7 +244,7 @@ class Config(BaseModel):
     models_dir: str | None = None
     max_upload_mb: float = Field(default=25.0, gt=0, le=1 << 20)  # largest audio upload (OpenAI's limit)
     max_body_mb: float = Field(default=16.0, gt=0, le=1 << 20)  # largest other request body (JSON, YAML)
-    loop_nice: int = Field(default=10, ge=0, le=19)  # the HTTP event loop's nice steps below model compute
+    loop_nice: int = Field(default=0, ge=0, le=19)  # the HTTP event loop's nice steps below model compute
     memory: MemoryBudget = Field(default_factory=MemoryBudget)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     media: MediaLimits = Field(default_factory=MediaLimits)

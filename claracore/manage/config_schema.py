@@ -39,8 +39,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "max_upload_mb": "The largest audio file a transcription request may upload, in MB.",
         "max_body_mb": "The largest request body other than an upload (JSON, YAML), in MB; larger is a 413.",
         "loop_nice": "How many nice steps (Linux, 0-19) the HTTP server's event loop runs below the models' "
-        "compute, so streaming answers does not slow decoding on busy cores; 0: same priority. Applies "
-        "after a hard restart.",
+        "compute: a few percent more tokens/s with many streams on few cores, less for a single one; "
+        "0: same priority. Applies after a hard restart.",
         "memory": "The memory budget the model pool loads models into.",
         "monitoring": "What the server keeps about itself: request history, log lines, metrics.",
         "media": "Images and audio in chat requests: whether image URLs are fetched; size and time limits.",

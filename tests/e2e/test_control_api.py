@@ -122,7 +122,9 @@ def test_needs_hard_restart_compares_the_file_with_the_file_at_start(tmp_path: P
         assert r.status_code == 200, r.text
         return bool(r.json()["needsHardRestart"])
 
-    with serve_child(cfg, tmp_path / "home", port, "--host", "127.0.0.1"):
+    with serve_child(cfg, tmp_path / "home", port, "--host", "127.0.0.1") as proc:
+        if sys.platform.startswith("linux"):  # loop_nice is 0 unless set: the loop is not lowered
+            assert os.getpriority(os.PRIO_PROCESS, proc.pid) == os.getpriority(os.PRIO_PROCESS, 0)
         assert soft_restart() is False  # the file is as it was at start
         cfg.write_text("host: 127.0.0.1\nport: 5801\nmodels: []\n")
         assert soft_restart() is True  # the file's port changed: only a new process listens there
@@ -224,7 +226,8 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(
 ) -> None:
     cfg = tmp_path / "config.yaml"
     # A 4096-token context: the stream below is still generating when the restart drains.
-    write_config(cfg, [{"name": "a", "model": str(tiny_llama_4k), "context_length": 4096, "parallel": 1}])
+    model = {"name": "a", "model": str(tiny_llama_4k), "context_length": 4096, "parallel": 1}
+    cfg.write_text(yaml.safe_dump({"loop_nice": 10, "models": [model]}))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -235,7 +238,7 @@ def test_hard_restart_hands_the_listening_socket_to_the_new_process(
     )
     knocker = _Knocker(port)
     base = os.getpriority(os.PRIO_PROCESS, 0)  # the child's, which it inherited from this thread
-    lowered = min(19, base + 10)  # config.yaml's default loop_nice
+    lowered = min(19, base + 10)  # the config's loop_nice
     try:
 
         def up() -> bool:

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
         "events",
         "inputs",
         "yamldoc",
+        "priority",
         "native",
     },  # native: the build tool, which imports nothing else
     {"config"},
