@@ -57,8 +57,10 @@ class ThreadStarter:
         while (thread := self._requests.get()) is not None:
             try:
                 thread.start()
-            except RuntimeError:  # the system is out of threads: as if the caller had failed to
-                log.exception("could not start thread %s", thread.name)
+            except RuntimeError as exc:  # the system has no thread to give: do its work here, late
+                # rather than never (a load's waiters would otherwise wait on its future forever)
+                log.warning("could not start thread %s (%s): running it in the starter", thread.name, exc)
+                thread.run()
 
 
 def prestarted_executor(workers: int | None = None) -> ThreadPoolExecutor:

@@ -64,6 +64,20 @@ def test_a_thread_started_through_the_starter_keeps_the_starters_priority() -> N
         starter.close()
 
 
+def test_work_whose_thread_cannot_start_runs_in_the_starter_rather_than_never() -> None:
+    class Unstartable(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")  # what Python raises at the system's limit
+
+    starter = ThreadStarter("test")
+    ran: queue.SimpleQueue[str] = queue.SimpleQueue()
+    try:
+        starter.start(Unstartable(target=lambda: ran.put(threading.current_thread().name)))
+        assert ran.get(timeout=10) == "test"
+    finally:
+        starter.close()
+
+
 def test_the_prestarted_executor_runs_work_at_its_creators_priority() -> None:
     executor = prestarted_executor(3)
     try:
