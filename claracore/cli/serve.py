@@ -83,8 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config_file = find_config(args.config, os.environ, Path.cwd())
     if config_file is None:
         config_file = Path.cwd() / data_dir(os.environ) / "config.yaml"
-    # The event loop will run at a lowered priority, which a process started by execve from its
-    # thread would inherit; the restart runs from a thread that kept the original priority.
+    # The event loop may run lowered (loop_nice), which a process started by execve from its
+    # thread would inherit: the restart runs from a thread that kept the original priority.
     restarter = ThreadStarter("restart")
     app = create_app(
         AsyncEngine(config),

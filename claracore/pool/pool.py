@@ -80,7 +80,7 @@ class ModelPool:
         self._reaper = threading.Thread(target=self._reap, args=(ttl_interval,), name="pool-ttl", daemon=True)
         self._reaper.start()
         # Loads (and the decode threads they start) get the priority of whoever built the pool,
-        # not that of the thread asking for a model: the server's event loop runs lowered.
+        # not that of the thread asking for a model: the server's event loop may run lowered.
         self._starter = ThreadStarter("pool-loads")
 
     # ------------------------------------------------------------ lookups
