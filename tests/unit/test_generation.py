@@ -16,6 +16,7 @@ from claracore import (
     ModelNotFoundError,
 )
 from claracore.runtime.jobs import scan_stops
+from claracore.runtime.sampling import SamplingParams, build_chain
 from tests.tiny_models import NO_EOS
 from tests.waiting import wait_until
 
@@ -184,6 +185,22 @@ async def test_logit_bias_forces_a_token(engine: AsyncEngine) -> None:
         model="tiny", messages=USER, max_tokens=4, logit_bias={str(cat_id): 100}, temperature=1
     )
     assert r.choices[0].message.content == " cat" * 4
+
+
+async def test_sampler_refusals_name_the_field_and_the_range(engine: AsyncEngine) -> None:
+    """What build_chain refuses: a token past the vocabulary (the message gives the valid ids) and
+    a grammar llama.cpp cannot parse (only a bug in the JSON-schema converter gets one there)."""
+    lease = await engine.pool.acquire("tiny")
+    try:
+        rt: Any = lease.runtime
+        with pytest.raises(InvalidRequestError) as bias:
+            build_chain(SamplingParams(logit_bias={rt.n_vocab: 1.0}), rt.vocab, rt.n_vocab)
+        with pytest.raises(InvalidRequestError) as grammar:
+            build_chain(SamplingParams(grammar="root ::= ("), rt.vocab, rt.n_vocab)
+    finally:
+        lease.release()
+    assert bias.value.param == "logit_bias" and f"(0..{rt.n_vocab - 1})" in bias.value.message
+    assert grammar.value.param == "response_format"
 
 
 async def test_json_object_output_parses(engine: AsyncEngine) -> None:
