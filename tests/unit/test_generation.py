@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -491,6 +492,34 @@ async def test_cancel_mid_stream_stops_decoding_and_frees_the_slot(tiny_llama_4k
         r = await engine.chat(model="one", messages=USER, max_tokens=3, temperature=0, logit_bias=NO_EOS)
         assert r.choices[0].finish_reason == "length"
         assert runtime.active == 0
+    finally:
+        await engine.close()
+
+
+async def test_a_request_left_while_it_waits_for_a_slot_leaves_the_others_alone(tiny_llama_4k: Path) -> None:
+    """A stream closed while it is still queued (one slot, taken) is dropped from the queue; the
+    running stream goes on to its last token and the next request is served."""
+    engine = AsyncEngine(
+        {"models": [{"name": "one", "model": str(tiny_llama_4k), "parallel": 1, "context_length": 4096}]}
+    )
+    greedy: dict[str, Any] = {"temperature": 0, "logit_bias": NO_EOS, "stream": True}
+    try:
+        running = await engine.chat(model="one", messages=USER, max_tokens=400, **greedy)
+        chunks = [await anext(running)]
+        lease = await engine.pool.acquire("one")
+        runtime: Any = lease.runtime
+        lease.release()
+        waiting = await engine.chat(model="one", messages=USER, max_tokens=5, **greedy)
+        first = asyncio.ensure_future(anext(waiting))
+        await wait_until(lambda: runtime.occupancy().queued == 1, timeout=30, what="the second to queue")
+        first.cancel()
+        await waiting.aclose()  # type: ignore[attr-defined]
+        await wait_until(lambda: runtime.occupancy().queued == 0, timeout=30, what="the queue to drop it")
+        chunks += [chunk async for chunk in running]
+        assert chunks[-1].choices[0].finish_reason == "length"
+        assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 300
+        r = await engine.chat(model="one", messages=USER, max_tokens=3, temperature=0, logit_bias=NO_EOS)
+        assert r.choices[0].finish_reason == "length"
     finally:
         await engine.close()
 
