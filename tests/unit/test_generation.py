@@ -223,6 +223,16 @@ async def test_json_object_output_parses(engine: AsyncEngine) -> None:
     assert isinstance(value["ok"], bool) and value["n"] in (1, 2, 3)
 
 
+async def test_text_held_for_a_stop_string_is_sent_when_the_model_ends(engine: AsyncEngine) -> None:
+    """The schema allows only `"ab"`, after which the grammar lets the model end and nothing else.
+    The closing quote could begin the stop string, so it is held back; the end must release it."""
+    only = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": ["ab"]}}}
+    r = await engine.chat(
+        model="tiny", messages=USER, max_tokens=20, temperature=0, response_format=only, stop=['"never']
+    )
+    assert (r.choices[0].message.content, r.choices[0].finish_reason) == ('"ab"', "stop")
+
+
 async def test_completions_with_list_prompt_and_echo(engine: AsyncEngine) -> None:
     r = await engine.complete(
         model="tiny", prompt=["the cat", "a dog"], max_tokens=3, temperature=0, echo=True
