@@ -84,6 +84,9 @@ def test_scan_stops_holds_back_partial_matches() -> None:
     assert scan_stops("hello world!", ("world",)) == (6, 0)
     assert scan_stops("abc", ()) == (-1, 0)
     assert scan_stops("xx<|e", ("<|end|>", "zzz")) == (-1, 3)
+    # Of several stop strings the earliest match wins, whatever their order (one at 0 too).
+    assert scan_stops("ab", ("a", "b")) == scan_stops("ab", ("b", "a")) == (0, 0)
+    assert scan_stops("xab", ("b", "a")) == (1, 0)
 
 
 @pytest.mark.parametrize("stop", ["ab", "world", "<|end|>", "\n\nUser:", "aaa"])
@@ -532,6 +535,21 @@ async def test_a_request_left_while_it_waits_for_a_slot_leaves_the_others_alone(
         assert r.choices[0].finish_reason == "length"
     finally:
         await engine.close()
+
+
+async def test_a_request_whose_placement_fails_hears_why(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Placing a job in a slot (restoring a cached prefix: native calls) can fail after the job
+    left the queue; its caller must get the cause, not wait forever."""
+    from claracore.runtime.placement import Placer
+
+    def broken(self: Placer, job: Any, free: Any) -> Any:
+        raise RuntimeError("placement broke")
+
+    monkeypatch.setattr(Placer, "place", broken)
+    with pytest.raises(ClaraCoreError, match="placement broke"):
+        await asyncio.wait_for(engine.chat(model="tiny", messages=USER, max_tokens=3), timeout=60)
 
 
 async def test_a_failed_decode_fails_its_request_and_forgets_what_the_slot_held(
