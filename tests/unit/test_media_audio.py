@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from claracore import AsyncEngine
+from claracore import AsyncEngine, ClaraCoreError
 from claracore.protocol import openai as p
 from claracore.serving.generation import render_chat
 from tests.engines import runtime_of
@@ -155,3 +155,25 @@ async def test_two_clips_never_share_cached_state_and_one_clip_reuses_it(engine:
         assert rt.prompt_tokens_decoded - before == 1
         assert scores(again) == cold[clip]
         assert again.choices[0].message.content == first.choices[0].message.content
+
+
+async def test_a_clip_the_encoder_fails_on_fails_its_request_and_the_model_serves_on(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libmtmd failing to encode one request's clip fails that request with the cause, at once
+    (not after retrying it every step), and the worker goes on serving the next one."""
+    rt = await runtime_of(engine, "plain")
+    real, calls = rt.projector.decode, []
+
+    def fails_once(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the encoder failed")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(rt.projector, "decode", fails_once)
+    with pytest.raises(ClaraCoreError, match="the encoder failed"):
+        await ask(engine, "plain", CLIP_A)
+    assert len(calls) == 1
+    again = await ask(engine, "plain", CLIP_A)
+    assert again.choices[0].finish_reason == "length" and len(calls) == 2
