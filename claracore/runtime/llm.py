@@ -108,9 +108,9 @@ class LlmRuntime(TokenText, Speculating, Multimodal, Adapters):
         self.prompt_tokens_decoded = 0  # prompt positions decoded, media too: what caches save shows here
         self.tokens_decoded = 0  # every token through llama_decode: what prefix reuse and cancels save
         self._init_text(vocab)
-        bos_text = self.token_text(self.bos) if self.bos >= 0 else ""
+        bos_text = self.spelled(self.bos) if self.bos >= 0 else ""
         eos = llama_cpp.llama_vocab_eos(vocab)
-        eos_text = self.token_text(eos) if eos >= 0 else ""
+        eos_text = self.spelled(eos) if eos >= 0 else ""
         source = o.chat_template
         if source is None:
             raw = llama_cpp.llama_model_chat_template(model, None)

@@ -49,6 +49,14 @@ class TokenText:
             self._pieces[token] = cached
         return cached
 
+    def spelled(self, token: int) -> str:
+        """A token's text with control tokens spelled out (`<s>`, `<|im_end|>`), where `piece`
+        gives them none: what chat templates get as `bos_token` and `eos_token`, as llama-server
+        passes them (a template that writes BOS itself is why `tokenize` drops a second one)."""
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 256, 0, True)
+        return buf.raw[: max(n, 0)].decode("utf-8", errors="replace")
+
     def fill_in_middle(self, prefix: list[int], suffix: list[int]) -> list[int] | None:
         """A prompt asking a code model for what goes between `prefix` and `suffix`, in the
         prefix-suffix-middle order llama-server's infill uses; None without FIM tokens."""

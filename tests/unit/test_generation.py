@@ -15,6 +15,7 @@ from claracore import (
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotFoundError,
+    ModelUnavailableError,
 )
 from claracore.runtime.jobs import scan_stops
 from claracore.runtime.sampling import SamplingParams, build_chain
@@ -575,6 +576,30 @@ async def test_a_failed_decode_fails_its_request_and_forgets_what_the_slot_held(
     await engine.unload("tiny")
     cold = await engine.chat(model="tiny", messages=messages, max_tokens=8, temperature=0)
     assert again.choices[0].message.content == cold.choices[0].message.content
+
+
+async def test_the_template_gets_the_models_bos_and_eos_text(tiny_llama: Path) -> None:
+    """Templates that write the end-of-turn token themselves (`{{ eos_token }}`) get the model's
+    own text for it (`</s>` here), as they do BOS; the submit path also refuses work once the
+    model is closing, with the model's name."""
+    from claracore.protocol import openai as p
+    from claracore.runtime.jobs import Job
+    from claracore.serving.generation import render_chat
+
+    template = "{{ bos_token }}|{{ eos_token }}|{% for m in messages %}{{ m.content }}{% endfor %}"
+    spec = {"name": "t", "model": str(tiny_llama), "context_length": 256, "chat_template": template}
+    engine = AsyncEngine({"models": [spec]})
+    try:
+        lease = await engine.pool.acquire("t")
+        rt: Any = lease.runtime
+        lease.release()
+        request = p.ChatCompletionRequest.model_validate({"model": "t", "messages": USER})
+        assert render_chat(rt, request, lease.spec) == "<s>|</s>|" + USER[0]["content"]
+        rt.close()
+        with pytest.raises(ModelUnavailableError, match="'t' is unloading"):
+            rt.submit(Job(prompt=[1, 5, 6], params=[SamplingParams()], max_tokens=1, emit=lambda ev: None))
+    finally:
+        await engine.close()
 
 
 def test_chat_messages_reach_the_template_as_the_templates_read_them() -> None:
