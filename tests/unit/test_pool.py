@@ -370,6 +370,20 @@ async def test_an_explicit_load_retries_a_failed_model(tiny_llama: Path, corrupt
         pool.close()
 
 
+def test_an_llm_recipe_carries_the_configs_settings_to_the_runtime(tiny_llama: Path, tmp_path: Path) -> None:
+    """Values other than the runtime's own defaults, so a setting the recipe drops shows."""
+    s = spec("a", tiny_llama, batch_size=64, flash_attn=False)
+    rt: Any = loaders.recipe(s, gpu_offload=False).load()
+    try:
+        assert (rt.options.n_batch, rt.n_batch, rt.options.flash_attn, rt.parallel) == (64, 64, False, 2)
+    finally:
+        rt.close()
+    missing = spec("a", tiny_llama, lora=[{"path": str(tmp_path / "gone.gguf")}])
+    with pytest.raises(ModelLoadError, match="LoRA adapter not found") as info:
+        loaders.recipe(missing, gpu_offload=False)
+    assert info.value.name == "a"
+
+
 @pytest.mark.parametrize("kind", ["embedding", "reranker"])
 def test_encoder_recipes_place_their_weights_where_the_config_says(
     tiny_bert: Path, tiny_rerank: Path, kind: str
