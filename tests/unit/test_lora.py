@@ -109,3 +109,17 @@ async def test_an_adapter_that_does_not_fit_fails_the_load_naming_it(engine: Asy
         await answer(engine, "misfit")
     assert "tiny-lora-32.gguf" in str(err.value)
     assert (await answer(engine, "base"))[0]  # the others keep serving
+
+
+def test_an_adapters_file_counts_as_weights_in_the_estimate(tiny_llama: Path, model_dir: Path) -> None:
+    """The adapter's tensors sit beside the model's weights in RAM: the budget and the estimate's
+    weights line both grow by its file size."""
+    from claracore.config import ModelSpec
+    from claracore.pool import loaders
+
+    adapter = make_tiny_lora(model_dir / "tiny-lora.gguf")
+    base = {"name": "m", "model": str(tiny_llama), "context_length": 256}
+    plain = loaders.recipe(ModelSpec(**base), gpu_offload=False).estimate
+    tuned = loaders.recipe(ModelSpec(**base, lora=[{"path": str(adapter)}]), gpu_offload=False).estimate
+    size = adapter.stat().st_size
+    assert (tuned.ram_bytes - plain.ram_bytes, tuned.weights_ram - plain.weights_ram) == (size, size)
