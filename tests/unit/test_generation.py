@@ -553,6 +553,36 @@ async def test_a_request_whose_placement_fails_hears_why(
         await asyncio.wait_for(engine.chat(model="tiny", messages=USER, max_tokens=3), timeout=60)
 
 
+async def test_requests_running_and_queued_when_the_model_closes_hear_it_was_unloaded(
+    tiny_llama_4k: Path,
+) -> None:
+    engine = AsyncEngine(
+        {"models": [{"name": "one", "model": str(tiny_llama_4k), "parallel": 1, "context_length": 4096}]}
+    )
+    greedy: dict[str, Any] = {"temperature": 0, "logit_bias": NO_EOS, "max_tokens": 4000}
+    try:
+        lease = await engine.pool.acquire("one")
+        runtime: Any = lease.runtime
+        lease.release()
+        running = await engine.chat(model="one", messages=USER, stream=True, **greedy)
+        await anext(running)
+        waiting = asyncio.ensure_future(engine.chat(model="one", messages=USER, **greedy))
+        await wait_until(lambda: runtime.occupancy().queued == 1, timeout=30, what="the second to queue")
+        await asyncio.to_thread(runtime.close)
+        # (the engine tries a job that never started once more, and finds the model closing)
+        with pytest.raises(ModelUnavailableError, match="'one' is unloading"):
+            await asyncio.wait_for(waiting, timeout=60)
+
+        async def rest() -> None:  # what was sent before the close, then the error
+            async for _chunk in running:
+                pass
+
+        with pytest.raises(ModelUnavailableError, match="was unloaded"):
+            await asyncio.wait_for(rest(), timeout=60)
+    finally:
+        await engine.close()
+
+
 async def test_a_failed_decode_fails_its_request_and_forgets_what_the_slot_held(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

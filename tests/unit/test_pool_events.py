@@ -73,7 +73,8 @@ async def test_a_load_reports_progress_to_the_end_and_the_memory_llama_cpp_alloc
     assert loaded["seconds"] > 0
     assert status.measured is not None and status.estimate is not None
     assert loaded["memory"]["measured"] == {"vramBytes": status.measured[0], "ramBytes": status.measured[1]}
-    assert loaded["memory"]["estimate"]["ramBytes"] == status.estimate.ram_bytes  # what the pool reserves
+    estimate = {"vramBytes": status.estimate.vram_bytes, "ramBytes": status.estimate.ram_bytes}
+    assert loaded["memory"]["estimate"] == estimate  # what the pool reserves
     assert status.prompt_cache is not None
     cache = loaded["memory"]["promptCacheBytes"]
     assert cache == status.prompt_cache.limit_bytes > 0  # what was free, for the unsized cache
