@@ -1,7 +1,7 @@
 """Text <-> tokens for a generating model: prompts in, and each token's bytes out.
 
 A mixin rather than an object of its own because every caller (request preparation, response
-assembly, the worker's per-token decode) already holds the runtime, and these four calls are the
+assembly, the worker's per-token decode) already holds the runtime, and these calls are the
 runtime's public face for text. Safe from any thread except `piece`'s shared buffer on a cache
 miss, which the worker and the caller's thread only reach for tokens not seen before.
 """
