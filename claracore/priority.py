@@ -4,8 +4,8 @@ Why (config `loop_nice`, off by default): on a machine whose cores are all busy 
 compute threads, every wake-up of the event loop (a token to stream, a request to read) preempts
 one of them in the middle of a step, and its partner then waits at ggml's barrier. On 2 cores,
 running only the loop's thread at nice +10 gave 3-5 % more tokens/s at 16 streaming clients, but
-cost a single stream up to 10 % (the loop, preempted while it holds the GIL, holds up the decode
-thread's Python between steps), which is why it is a choice and not the default.
+cost a single stream up to 10 % (probably because the loop, preempted while it holds the GIL,
+holds up the decode thread's Python between steps), which is why it is a choice, not the default.
 
 The catch: Linux gives each thread its own nice value, a new thread inherits it from the thread
 that starts it, and an unprivileged process may raise it but never lower it again. So the threads
