@@ -116,27 +116,22 @@ class Slot:
         self.choice = 0
         self.chain: Any = None
         self.pending: list[int] = []  # prompt tokens still to decode
-        self.next_token = -1  # sampled but not yet decoded
-        self.batch_idx = -1  # row in the current batch whose logits this slot samples from
-        self.n_gen = 0
-        self.held = ""  # text held back because it may begin a stop string
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.cached = 0
-        self.siblings: list[Slot] = []  # for n > 1: slots that take a copy of this prompt
         self.max_tokens = 0
-        self.prompt_lp: list[TokenLogprob] = []  # prompt scores so far, for a prompt_logprobs job
-        self.lp_rows = (-1, 0)  # (first batch row, count) of prompt tokens decoded with logits
         self.last_used = 0  # when a job last took or left it (a counter), for least-recently-used
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.reset_output()
 
     def reset_output(self) -> None:
+        """What one choice's generation keeps, emptied for the next (and set up at creation)."""
         self.n_gen = 0
-        self.held = ""
+        self.held = ""  # text held back because it may begin a stop string
         self.decoder.reset()
-        self.next_token = -1
-        self.batch_idx = -1
-        self.siblings = []
-        self.prompt_lp = []
-        self.lp_rows = (-1, 0)
+        self.next_token = -1  # sampled but not yet decoded
+        self.batch_idx = -1  # row in the current batch whose logits this slot samples from
+        self.siblings: list[Slot] = []  # for n > 1: slots that take a copy of this prompt
+        self.prompt_lp: list[TokenLogprob] = []  # prompt scores so far, for a prompt_logprobs job
+        self.lp_rows = (-1, 0)  # (first batch row, count) of prompt tokens decoded with logits
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
