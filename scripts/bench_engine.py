@@ -39,6 +39,9 @@ class Run:
     tokens: int
     seconds: float
     ttfts: list[float]
+    #: prompt tokens the server decoded (its usage: prompt tokens less those it reported cached),
+    #: so two servers' speeds compare only when they did the same prefill work; -1 where unknown
+    prompt_decoded: int = -1
 
     @property
     def tps(self) -> float:

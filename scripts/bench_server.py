@@ -23,10 +23,11 @@ Workloads (scripts/bench_workloads.py), through the official `openai` client:
   system prompt: more live conversations than slots (0 conversations skips it).
 
 Every measurement starts a fresh server and sends a warm-up whose prompt nothing measured shares.
-Prints, per workload and server, the median run of `--repeat`: tokens/s and time to first token;
-for the conversations also wall time, first- and later-turn time to first token, the share of
-prompt tokens each server reported as cached, and ClaraCore's prompt-cache hits and bytes. Then
-ratios against llama-server beside the targets, and against the baseline.
+Prints, per workload and server, the median run of `--repeat`: tokens/s, time to first token and,
+for the streams, the prompt tokens the server decoded (its usage: prompt less cached tokens, so a
+difference in prefill work shows); for the conversations also wall time, first- and later-turn
+time to first token, the share of prompt tokens each server reported as cached, and ClaraCore's
+prompt-cache hits and bytes. Then ratios against llama-server beside the targets, and against the baseline.
 """
 
 from __future__ import annotations
@@ -218,10 +219,11 @@ def ratio_line(label: str, ours: float, theirs: float, op: str, target: float | 
 
 def print_streams(rows: dict[int, dict[str, Run]], tokens: int, repeat: int) -> None:
     print(f"\nstreaming chat, {tokens} tokens per answer, median of {repeat} runs")
-    print(f"{'clients':>7} {'server':<32} {'tok/s':>8} {'TTFT median s':>14}")
+    print(f"{'clients':>7} {'server':<32} {'tok/s':>8} {'TTFT median s':>14} {'prompt decoded':>15}")
     for clients, row in rows.items():
         for side, run in row.items():
-            print(f"{clients:>7} {LABELS[side]:<32} {run.tps:>8.1f} {run.ttft:>14.3f}")
+            decoded = str(run.prompt_decoded) if run.prompt_decoded >= 0 else "n/a"
+            print(f"{clients:>7} {LABELS[side]:<32} {run.tps:>8.1f} {run.ttft:>14.3f} {decoded:>15}")
 
 
 def print_turns(row: dict[str, w.Conversations], args: argparse.Namespace) -> None:

@@ -168,7 +168,8 @@ async def streams(
         await client.close()
     for answer in answers:
         check(side, tokens, answer)
-    return Run(sum(a.tokens for a in answers), seconds, [a.ttft for a in answers])
+    decoded = sum(a.prompt_tokens - a.cached_tokens for a in answers)
+    return Run(sum(a.tokens for a in answers), seconds, [a.ttft for a in answers], decoded)
 
 
 async def conversations(
