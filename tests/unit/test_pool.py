@@ -487,3 +487,67 @@ async def test_a_written_off_runtime_stays_charged_to_the_budget(
         assert refused.value.available == {"vram": 0, "ram": budget - pool.stranded()[1]}
     finally:
         pool.close()
+
+
+async def test_a_model_still_loading_holds_its_memory_against_a_second_load(
+    tiny_llama: Path, tiny_llama_gqa: Path
+) -> None:
+    """Two models asked for at once, with room for one: the second waits for the first, which is
+    still reading its file, and does not load beside it (the budget would not hold both)."""
+    import dataclasses
+    import threading
+
+    a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
+    opened = threading.Event()  # the load of "a" waits on this, so it is mid-load when "b" asks
+
+    def recipes(s: ModelSpec) -> loaders.LoadRecipe:
+        r = loaders.recipe(s, gpu_offload=False)
+        if s.name != "a":
+            return r
+        return dataclasses.replace(r, load=lambda: opened.wait(30) and r.load())
+
+    pool = ModelPool(
+        [a, b], budget_vram=0, budget_ram=int(max(cost(a), cost(b)) * 1.5), recipe_for=recipes, load_wait=0.5
+    )
+    try:
+        first = asyncio.ensure_future(pool.acquire("a"))
+        for _ in range(500):  # until "a" holds its reservation and is reading its file
+            if state(pool, "a") == "loading":
+                break
+            await asyncio.sleep(0.01)
+        assert state(pool, "a") == "loading"
+        with pytest.raises(InsufficientMemoryError) as refused:
+            await pool.acquire("b")
+        assert "waited" in refused.value.message
+        assert state(pool, "b") == "unloaded"
+        opened.set()
+        (await asyncio.wait_for(first, 30)).release()
+        assert state(pool, "a") == "loaded"
+    finally:
+        opened.set()
+        pool.close()
+
+
+async def test_a_reconfigured_budget_applies_and_an_omitted_one_stays(tiny_llama: Path) -> None:
+    """Settings that change the memory budgets reach the pool through `reconfigure`; a call that
+    changes only the model list keeps the budgets it had."""
+    import dataclasses
+
+    a = spec("a", tiny_llama)
+
+    def on_gpu(s: ModelSpec) -> loaders.LoadRecipe:  # the accounting of a model offloaded to a GPU
+        r = loaders.recipe(s, gpu_offload=False)
+        return dataclasses.replace(r, estimate=dataclasses.replace(r.estimate, vram_bytes=GB))
+
+    pool = ModelPool([a], budget_vram=GB // 2, budget_ram=64 * GB, recipe_for=on_gpu)
+    try:
+        with pytest.raises(InsufficientMemoryError):
+            await pool.acquire("a")
+        pool.reconfigure([a], budget_vram=2 * GB, budget_ram=32 * GB)
+        assert (pool.budget_vram, pool.budget_ram) == (2 * GB, 32 * GB)
+        pool.reconfigure([a])
+        assert (pool.budget_vram, pool.budget_ram) == (2 * GB, 32 * GB)
+        async with pool.lease("a"):
+            assert state(pool, "a") == "loaded"
+    finally:
+        pool.close()
