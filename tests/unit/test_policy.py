@@ -29,7 +29,10 @@ def test_never_evicts_busy_or_pinned() -> None:
     plan = choose_evictions(residents, 0, 2 * GB, 0, 4 * GB)
     assert not plan.fits
     assert plan.fits_when_idle  # once "busy" finishes it can go
-    assert "pin" in plan.why
+    assert plan.why == "models in use and pinned models (pin) hold the rest"
+    plan = choose_evictions(residents[:1], 0, 3 * GB, 0, 4 * GB)
+    assert not plan.fits and plan.fits_when_idle
+    assert plan.why == "models in use hold the rest"  # names no pinned models when there are none
 
 
 def test_pinned_blocks_for_good() -> None:

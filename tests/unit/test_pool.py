@@ -491,6 +491,7 @@ async def test_a_written_off_runtime_stays_charged_to_the_budget(
             await pool.acquire("b")
         # the 503 says what is left: the budget less what the written-off runtime still holds
         assert refused.value.available == {"vram": 0, "ram": budget - pool.stranded()[1]}
+        assert "pinned models ((written off)) hold the rest" in refused.value.message  # and what holds it
     finally:
         pool.close()
 
