@@ -558,3 +558,43 @@ async def test_a_reconfigured_budget_applies_and_an_omitted_one_stays(tiny_llama
             assert state(pool, "a") == "loaded"
     finally:
         pool.close()
+
+
+async def test_a_load_that_ends_after_the_pool_closed_is_closed_and_its_caller_told(tiny_llama: Path) -> None:
+    """Shutting down mid-load: the runtime the load makes is closed (its memory freed), never
+    installed in a pool that has stopped, and the request waiting on it hears why."""
+    import dataclasses
+    import threading
+
+    from claracore.errors import EngineClosedError
+
+    opened = threading.Event()  # the load waits on this, so it is mid-load when the pool closes
+    made: list[Any] = []
+
+    def recipes(s: ModelSpec) -> loaders.LoadRecipe:
+        r = loaders.recipe(s, gpu_offload=False)
+
+        def load() -> Any:
+            opened.wait(30)
+            made.append(r.load())
+            return made[-1]
+
+        return dataclasses.replace(r, load=load)
+
+    pool = ModelPool([spec("a", tiny_llama)], budget_vram=0, budget_ram=64 * GB, recipe_for=recipes)
+    try:
+        waiting = asyncio.ensure_future(pool.acquire("a"))
+        for _ in range(500):
+            if state(pool, "a") == "loading":
+                break
+            await asyncio.sleep(0.01)
+        assert state(pool, "a") == "loading"
+        pool.close()
+        opened.set()
+        with pytest.raises(EngineClosedError):
+            await asyncio.wait_for(waiting, 30)
+        assert len(made) == 1 and made[0]._closing
+        assert state(pool, "a") != "loaded"
+    finally:
+        opened.set()
+        pool.close()
