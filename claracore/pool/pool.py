@@ -191,10 +191,10 @@ class ModelPool:
                 runtime, entry.runtime, entry.estimate = entry.runtime, None, None
                 self._retiring.remove(entry)
             self._cv.notify_all()
-        if runtime is not None:
-            log.info("unloading the replaced definition of %s", entry.spec.name)
+        if runtime is not None:  # its definition was changed or removed while it served
+            log.info("unloading the retired definition of %s", entry.spec.name)
             runtime.close()
-            self._announce(entry, "unloaded", reason="replaced by a new definition")
+            self._announce(entry, "unloaded", reason="the config changed")
 
     def reconfigure(
         self, specs: list[ModelSpec], *, budget_vram: int | None = None, budget_ram: int | None = None

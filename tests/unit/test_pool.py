@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from claracore.config import ModelSpec
-from claracore.errors import InsufficientMemoryError, ModelLoadError
+from claracore.errors import InsufficientMemoryError, ModelLoadError, ModelNotFoundError
 from claracore.pool import loaders
 from claracore.pool.pool import ModelPool
 from tests.tiny_models import make_tiny_llama
@@ -254,6 +254,18 @@ async def test_ttl_counts_idle_time_from_the_last_release(tiny_llama: Path) -> N
         pool.close()
 
 
+async def test_an_unknown_name_is_refused_by_name_with_the_models_there_are(tiny_llama: Path) -> None:
+    pool, _ = make_pool([spec("a", tiny_llama, aliases=["first"])])
+    try:
+        with pytest.raises(ModelNotFoundError) as info:
+            await pool.acquire("nope")
+        assert info.value.details == {"modelId": "nope", "availableModels": ["a"]}
+        async with pool.lease("first") as lease:  # an alias is not unknown
+            assert lease.runtime is not None
+    finally:
+        pool.close()
+
+
 async def test_explicit_load_unload_and_preload(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
     pool, _ = make_pool([spec("a", tiny_llama, preload=True), spec("b", tiny_llama_gqa)])
     try:
@@ -310,6 +322,7 @@ async def test_every_kind_shares_one_budget(tiny_llama: Path, tiny_bert: Path, t
 async def test_reconfigure_reports_and_closes_a_removed_model(tiny_llama: Path, tiny_llama_gqa: Path) -> None:
     a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
     pool, _ = make_pool([a, b])
+    seen = pool.events.subscribe(["model"])
     try:
         async with pool.lease("a"):
             pass
@@ -321,6 +334,14 @@ async def test_reconfigure_reports_and_closes_a_removed_model(tiny_llama: Path, 
         assert pool.status() == [] and len(pool._retiring) == 1
         held.release()  # its last request ends: the removed definition closes
         assert pool._retiring == [] and held.runtime._closing  # type: ignore[attr-defined]
+        # the UI hears both go, and why, whether they closed at once or after their last request
+        unloaded = {
+            e.data["model"]: e.data for e in iter(seen.get_nowait, None) if e.data["state"] == "unloaded"
+        }
+        assert {m: d.get("reason") for m, d in unloaded.items()} == {
+            "a": "the config changed",
+            "b": "the config changed",
+        }
     finally:
         pool.close()
 
