@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,36 @@ def make_pool(specs: list[ModelSpec], ram: int = 64 * GB, **kw: Any) -> tuple[Mo
 
 def state(pool: ModelPool, name: str) -> str:
     return next(s.state for s in pool.status() if s.name == name)
+
+
+def held_mid_load(
+    gate: threading.Event, name: str, made: list[Any]
+) -> Callable[[ModelSpec], loaders.LoadRecipe]:
+    """The real recipes, but `name`'s load waits for `gate` after the pool reserved its memory,
+    so a test can act while that model is mid-load; the runtimes it makes go into `made`."""
+
+    def recipe_for(s: ModelSpec) -> loaders.LoadRecipe:
+        r = loaders.recipe(s, gpu_offload=False)
+        if s.name != name:
+            return r
+
+        def load() -> Any:
+            if not gate.wait(30):
+                raise TimeoutError("the test never let the load go on")
+            made.append(r.load())
+            return made[-1]
+
+        return dataclasses.replace(r, load=load)
+
+    return recipe_for
+
+
+async def until_loading(pool: ModelPool, name: str) -> None:
+    for _ in range(500):
+        if state(pool, name) == "loading":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{name} never started loading")
 
 
 async def test_single_flight_load_with_eight_waiters(tiny_llama: Path) -> None:
@@ -522,45 +555,29 @@ async def test_a_model_still_loading_holds_its_memory_against_a_second_load(
 ) -> None:
     """Two models asked for at once, with room for one: the second waits for the first, which is
     still reading its file, and does not load beside it (the budget would not hold both)."""
-    import dataclasses
-    import threading
-
     a, b = spec("a", tiny_llama), spec("b", tiny_llama_gqa)
-    opened = threading.Event()  # the load of "a" waits on this, so it is mid-load when "b" asks
-
-    def recipes(s: ModelSpec) -> loaders.LoadRecipe:
-        r = loaders.recipe(s, gpu_offload=False)
-        if s.name != "a":
-            return r
-        return dataclasses.replace(r, load=lambda: opened.wait(30) and r.load())
-
-    pool = ModelPool(
-        [a, b], budget_vram=0, budget_ram=int(max(cost(a), cost(b)) * 1.5), recipe_for=recipes, load_wait=0.5
-    )
+    gate = threading.Event()
+    recipes = held_mid_load(gate, "a", [])
+    budget = int(max(cost(a), cost(b)) * 1.5)
+    pool = ModelPool([a, b], budget_vram=0, budget_ram=budget, recipe_for=recipes, load_wait=0.5)
     try:
         first = asyncio.ensure_future(pool.acquire("a"))
-        for _ in range(500):  # until "a" holds its reservation and is reading its file
-            if state(pool, "a") == "loading":
-                break
-            await asyncio.sleep(0.01)
-        assert state(pool, "a") == "loading"
+        await until_loading(pool, "a")  # "a" holds its reservation and is reading its file
         with pytest.raises(InsufficientMemoryError) as refused:
             await pool.acquire("b")
         assert "waited" in refused.value.message
         assert state(pool, "b") == "unloaded"
-        opened.set()
+        gate.set()
         (await asyncio.wait_for(first, 30)).release()
         assert state(pool, "a") == "loaded"
     finally:
-        opened.set()
+        gate.set()
         pool.close()
 
 
 async def test_a_reconfigured_budget_applies_and_an_omitted_one_stays(tiny_llama: Path) -> None:
     """Settings that change the memory budgets reach the pool through `reconfigure`; a call that
     changes only the model list keeps the budgets it had."""
-    import dataclasses
-
     a = spec("a", tiny_llama)
 
     def on_gpu(s: ModelSpec) -> loaders.LoadRecipe:  # the accounting of a model offloaded to a GPU
@@ -584,38 +601,22 @@ async def test_a_reconfigured_budget_applies_and_an_omitted_one_stays(tiny_llama
 async def test_a_load_that_ends_after_the_pool_closed_is_closed_and_its_caller_told(tiny_llama: Path) -> None:
     """Shutting down mid-load: the runtime the load makes is closed (its memory freed), never
     installed in a pool that has stopped, and the request waiting on it hears why."""
-    import dataclasses
-    import threading
-
     from claracore.errors import EngineClosedError
 
-    opened = threading.Event()  # the load waits on this, so it is mid-load when the pool closes
+    gate = threading.Event()
     made: list[Any] = []
-
-    def recipes(s: ModelSpec) -> loaders.LoadRecipe:
-        r = loaders.recipe(s, gpu_offload=False)
-
-        def load() -> Any:
-            opened.wait(30)
-            made.append(r.load())
-            return made[-1]
-
-        return dataclasses.replace(r, load=load)
-
-    pool = ModelPool([spec("a", tiny_llama)], budget_vram=0, budget_ram=64 * GB, recipe_for=recipes)
+    pool = ModelPool(
+        [spec("a", tiny_llama)], budget_vram=0, budget_ram=64 * GB, recipe_for=held_mid_load(gate, "a", made)
+    )
     try:
         waiting = asyncio.ensure_future(pool.acquire("a"))
-        for _ in range(500):
-            if state(pool, "a") == "loading":
-                break
-            await asyncio.sleep(0.01)
-        assert state(pool, "a") == "loading"
+        await until_loading(pool, "a")
         pool.close()
-        opened.set()
+        gate.set()
         with pytest.raises(EngineClosedError):
             await asyncio.wait_for(waiting, 30)
         assert len(made) == 1 and made[0]._closing
         assert state(pool, "a") != "loaded"
     finally:
-        opened.set()
+        gate.set()
         pool.close()
