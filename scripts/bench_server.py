@@ -27,7 +27,9 @@ Prints, per workload and server, the median run of `--repeat`: tokens/s, time to
 for the streams, the prompt tokens the server decoded (its usage: prompt less cached tokens, so a
 difference in prefill work shows); for the conversations also wall time, first- and later-turn
 time to first token, the share of prompt tokens each server reported as cached, and ClaraCore's
-prompt-cache hits and bytes. Then ratios against llama-server beside the targets, and against the baseline.
+prompt-cache hits and bytes. Then ratios against llama-server beside the targets, and against the
+baseline: the ratio of the medians decides, and the ratio within each repetition follows it, to
+show how much of a gap this machine's noise can make.
 """
 
 from __future__ import annotations
@@ -209,12 +211,25 @@ def median_by(runs: list[Any], key: Callable[[Any], float]) -> Any:
     return sorted(runs, key=key)[len(runs) // 2]
 
 
-def ratio_line(label: str, ours: float, theirs: float, op: str, target: float | None) -> str:
+def ratio_line(
+    label: str, ours: float, theirs: float, op: str, target: float | None, pairs: list[float]
+) -> str:
+    """The ratio of the two medians against its target, then the ratio within each repetition.
+
+    The verdict is the medians'; the pairs show how far this machine's noise reaches: the two
+    servers of one repetition run back to back, so drift over the run cancels within a pair."""
     r = ours / theirs if theirs else float("inf")
+    spread = f"   pairs {' '.join(f'{p:.2f}' for p in pairs)}" if len(pairs) > 1 else ""
     if target is None:
-        return f"  {label:<30} {r:5.2f}x"
+        return f"  {label:<30} {r:5.2f}x{spread}"
     ok = r >= target if op == ">=" else r <= target
-    return f"  {label:<30} {r:5.2f}x   (target {op} {target:.2f}x)  {'ok' if ok else 'MISS'}"
+    return f"  {label:<30} {r:5.2f}x   (target {op} {target:.2f}x)  {'ok' if ok else 'MISS':<4}{spread}"
+
+
+def paired(reps: dict[str, dict[int, Any]], peer: str, key: Callable[[Any], float]) -> list[float]:
+    """ClaraCore / `peer` within each repetition both finished, in run order."""
+    ours, theirs = reps.get("claracore", {}), reps.get(peer, {})
+    return [key(ours[r]) / key(theirs[r]) for r in sorted(ours.keys() & theirs.keys()) if key(theirs[r])]
 
 
 def print_streams(rows: dict[int, dict[str, Run]], tokens: int, repeat: int) -> None:
@@ -259,19 +274,27 @@ TARGETS: dict[str, tuple[dict[int, float], tuple[float, float] | None]] = {
 
 
 def print_ratios(
-    peer: str, streams: dict[int, dict[str, Run]], turns: dict[str, w.Conversations] | None
+    peer: str,
+    streams: dict[int, dict[str, Run]],
+    turns: dict[str, w.Conversations] | None,
+    reps: dict[str, dict[str, dict[int, Any]]],
 ) -> None:
+    """`reps` holds every run by workload, side and repetition, for the paired ratios."""
     stream_targets, turn_targets = TARGETS[peer]
     print(f"\nratios (claracore / {LABELS[peer]}):")
     for clients, row in streams.items():
         if peer in row and "claracore" in row:
             label = f"{clients:>2} client(s) tokens/s"
-            print(ratio_line(label, row["claracore"].tps, row[peer].tps, ">=", stream_targets.get(clients)))
+            pairs = paired(reps[str(clients)], peer, lambda r: r.tps)
+            target = stream_targets.get(clients)
+            print(ratio_line(label, row["claracore"].tps, row[peer].tps, ">=", target, pairs))
     if turns and peer in turns and "claracore" in turns:
         ours, theirs = turns["claracore"], turns[peer]
         wall, ttft = turn_targets or (None, None)
-        print(ratio_line("multi-turn wall time", ours.seconds, theirs.seconds, "<=", wall))
-        print(ratio_line("multi-turn later-turn TTFT", ours.later_ttft, theirs.later_ttft, "<=", ttft))
+        walls = paired(reps["turns"], peer, lambda r: r.seconds)
+        print(ratio_line("multi-turn wall time", ours.seconds, theirs.seconds, "<=", wall, walls))
+        later = paired(reps["turns"], peer, lambda r: r.later_ttft)
+        print(ratio_line("multi-turn later-turn TTFT", ours.later_ttft, theirs.later_ttft, "<=", ttft, later))
 
 
 def main() -> int:
@@ -312,9 +335,10 @@ def main() -> int:
     workloads = [str(c) for c in counts] + (["turns"] if args.conversations > 0 else [])
     print(f"model {Path(path).name}, threads {args.threads}, a fresh server for each measurement")
     results: dict[str, dict[str, Any]] = {}
+    reps: dict[str, dict[str, dict[int, Any]]] = {}  # workload -> side -> repetition -> run
     failed = 0
     for workload in workloads:
-        runs: dict[str, list[Any]] = {}
+        runs: dict[str, dict[int, Any]] = {}
         for rep in range(args.repeat):  # alternate sides so drift on a shared machine hits all,
             for side in sides if rep % 2 == 0 else sides[::-1]:  # and which goes first, too
                 if side == "llama_cpp.server" and workload not in ("1", "4"):
@@ -331,11 +355,12 @@ def main() -> int:
                     print(f"{where}: failed: {e!r}", file=sys.stderr)
                     failed += 1
                     continue
-                runs.setdefault(side, []).append(run)
+                runs.setdefault(side, {})[rep] = run
                 done = f"{run.seconds:.1f} s" if workload == "turns" else f"{run.tps:.1f} tok/s"
                 print(f"{where}: {done}", file=sys.stderr)
         key = (lambda r: r.seconds) if workload == "turns" else (lambda r: r.tps)
-        results[workload] = {side: median_by(rs, key) for side, rs in runs.items()}
+        results[workload] = {side: median_by(list(rs.values()), key) for side, rs in runs.items()}
+        reps[workload] = runs
     streams = {int(k): v for k, v in results.items() if k != "turns"}
     turns = results.get("turns")
     print_streams(streams, args.tokens, args.repeat)
@@ -343,7 +368,7 @@ def main() -> int:
         print_turns(turns, args)
     for peer in ("llama-server", "baseline", "llama_cpp.server"):
         if peer in sides:
-            print_ratios(peer, streams, turns)
+            print_ratios(peer, streams, turns, reps)
     if failed:
         print(f"\n{failed} measurement(s) failed: see above", file=sys.stderr)
     return 1 if failed else 0
