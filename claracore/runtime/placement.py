@@ -10,7 +10,10 @@ The choice, for a prompt whose last token must always be decoded (its logits are
 2. a cache entry must beat every slot, and by enough to pay for copying the whole entry in
    (RESTORE_COST);
 3. on a tie, the cheaper source: a slot's own cells, then another slot's, then the cache;
-4. the slot that takes a shared or restored prefix is an empty one, else the least recently used.
+4. the slot that takes a shared or restored prefix is an empty one, else the least recently used;
+5. a free slot's own cells are used in place unless that throws away SAVE_MIN_TOKENS or more of
+   them while an empty slot is free: then the empty slot shares the prefix, and the full one keeps
+   what it holds, neither saved (a copy on the job's path) nor lost (its conversation may return).
 
 Before a slot loses what a job does not share with it (SAVE_MIN_TOKENS), what it holds is saved
 into the cache, so a conversation that comes back after its slot went to another is restored,
@@ -76,6 +79,9 @@ def choose(
     if entry is not None and from_cache > best_slot and (from_cache - best_slot) * RESTORE_COST >= len(entry):
         return Choice(spare(free), from_cache, entry=entry)
     if own_keep >= donor_keep:
+        empty = [s for s in free if not s.tokens]
+        if own.tokens and empty and len(own.tokens) - own_keep >= SAVE_MIN_TOKENS:
+            return Choice(empty[0], own_keep, donor=own)
         return Choice(own, own_keep)
     return Choice(spare(free), donor_keep, donor=donor)
 

@@ -29,7 +29,8 @@ USER = [{"role": "user", "content": "hello"}]
 def served(tiny_llama: Path) -> Iterator[tuple[str, dict[str, int]]]:
     """A server that has answered 4 requests to model a, two to paths no route serves, one to an
     unknown model and one bad one; yields its URL and the usage totals the answers reported."""
-    a = {"name": "a", "model": str(tiny_llama), "context_length": 256, "aliases": ["alias-a"]}
+    # one slot, so the last request (another prompt) saves what the chats left into the prompt cache
+    a = {"name": "a", "model": str(tiny_llama), "context_length": 256, "parallel": 1, "aliases": ["alias-a"]}
     with running_server({"models": [a], "monitoring": {"metrics_interval": 0}}) as (url, _engine):
         client = OpenAI(base_url=url + "/v1", api_key="none")
         totals = {"prompt": 0, "completion": 0}
@@ -96,10 +97,10 @@ def test_api_metrics_is_the_spec_shape_with_each_models_figures(served: tuple[st
     assert a["id"] == "a" and a["state"] == "loaded"
     assert (a["requests"], a["errors"], a["loads"], a["evictions"]) == (4, 0, 1, 0)  # the 400 named no model
     assert a["promptTokens"] == totals["prompt"] and a["completionTokens"] == totals["completion"]
-    assert (a["slots"], a["activeSlots"], a["queued"], a["inFlight"]) == (4, 0, 0, 0)
+    assert (a["slots"], a["activeSlots"], a["queued"], a["inFlight"]) == (1, 0, 0, 0)
     assert 0 < a["ttft"]["p50"] <= a["ttft"]["p95"]
     assert a["promptTokensPerSecond"] > 0 and a["generationTokensPerSecond"] > 0
-    cache = a["memory"]["promptCache"]  # reserved beside the model, filled as chats end
+    cache = a["memory"]["promptCache"]  # reserved beside the model, filled as slots change hands
     assert cache["limitBytes"] > 0 and cache["bytes"] > 0 and cache["entries"] >= 1
     model_ram = a["memory"]["estimate"]["ramBytes"] - cache["limitBytes"]
     assert a["memory"]["measured"]["ramBytes"] == pytest.approx(model_ram, rel=0.1)
@@ -132,7 +133,7 @@ def test_prometheus_text_parses_and_counts_what_was_sent(served: tuple[str, dict
     )
     assert value(found, "claracore_model_loads_total", model="a", outcome="loaded") == 1
     assert value(found, "claracore_models_loaded") == 1
-    assert value(found, "claracore_model_slots", model="a") == 4
+    assert value(found, "claracore_model_slots", model="a") == 1
     assert value(found, "claracore_model_queue_depth", model="a") == 0
     assert value(found, "claracore_pool_memory_used_bytes", device="ram") > 0
     assert value(found, "claracore_pool_memory_budget_bytes", device="ram") > 0

@@ -20,7 +20,7 @@ import pytest
 from claracore import AsyncEngine
 from claracore.runtime.jobs import Delta, Event, Failed, Finished, Job, Slot
 from claracore.runtime.llm import LlmOptions, LlmRuntime
-from claracore.runtime.placement import RESTORE_COST, Placer, choose
+from claracore.runtime.placement import RESTORE_COST, SAVE_MIN_TOKENS, Placer, choose
 from claracore.runtime.prompt_cache import CacheEntry
 from claracore.runtime.sampling import SamplingParams
 
@@ -192,7 +192,7 @@ def test_a_shared_system_prompt_is_restored_once_then_shared_between_slots(tiny_
     try:
         system = words(rt, "you are a cat and a dog in the sun " * 3)
         ask(rt, system + words(rt, "hello world")[1:])
-        ask(rt, system + words(rt, "yes no")[1:])  # same slot, in place: the first is saved
+        ask(rt, system + words(rt, "yes no")[1:])  # the empty slot, sharing the first one's cells
         for w in ("red", "blue"):  # both slots now hold something else
             ask(rt, words(rt, f"{w} " * 40))
         assert rt.prompt_cache_stats().hits == 0
@@ -342,6 +342,22 @@ def test_choose_takes_the_longest_prefix_and_the_cheaper_source_on_a_tie() -> No
     assert (c.target, c.keep, c.entry) == (other, 80, e)
     c = choose(prompt, free, [own, other, busy], e, 60)
     assert c.entry is None and c.donor is busy  # a tie with a slot: no copy needed
+
+
+def test_choose_keeps_a_full_slot_whole_while_an_empty_one_can_share_its_prefix() -> None:
+    """Cutting a slot would save (copy) what it loses first, on the job's path, then lose it from
+    the slots; an empty slot takes the prefix by sharing cells instead. A loss under
+    SAVE_MIN_TOKENS (a conversation back at its own slot) stays in place."""
+    prompt = list(range(100))
+    full = slot(0, prompt[:30] + [-1] * SAVE_MIN_TOKENS, used=5)
+    empty = slot(1, [], used=1)
+    c = choose(prompt, [full, empty], [full, empty], None, 0)
+    assert (c.target, c.keep, c.donor) == (empty, 30, full)
+    nearly = slot(0, prompt[:30] + [-1] * (SAVE_MIN_TOKENS - 1), used=5)
+    c = choose(prompt, [nearly, empty], [nearly, empty], None, 0)
+    assert (c.target, c.keep, c.donor) == (nearly, 30, None)
+    c = choose(prompt, [full], [full, slot(1, [7], busy=True)], None, 0)
+    assert (c.target, c.keep, c.donor) == (full, 30, None)  # no empty slot: in place
 
 
 def test_choose_restores_only_when_the_gain_pays_for_the_copy() -> None:
