@@ -79,11 +79,17 @@ def choose(
     if entry is not None and from_cache > best_slot and (from_cache - best_slot) * RESTORE_COST >= len(entry):
         return Choice(spare(free), from_cache, entry=entry)
     if own_keep >= donor_keep:
-        empty = [s for s in free if not s.tokens]
-        if own.tokens and empty and len(own.tokens) - own_keep >= SAVE_MIN_TOKENS:
-            return Choice(empty[0], own_keep, donor=own)
+        if loses_enough(own, own_keep):
+            target = spare(free)
+            if not target.tokens:
+                return Choice(target, own_keep, donor=own)
         return Choice(own, own_keep)
     return Choice(spare(free), donor_keep, donor=donor)
+
+
+def loses_enough(slot: Slot, kept: int) -> bool:
+    """Whether keeping only `kept` of `slot`'s tokens throws away enough to be worth saving."""
+    return len(slot.tokens) - kept >= SAVE_MIN_TOKENS
 
 
 def spare(free: list[Slot]) -> Slot:
@@ -151,7 +157,7 @@ class Placer:
     def _save(self, slot: Slot, *, kept: int) -> int:
         """Save `slot` into the cache before it drops all but `kept` tokens, if that loses enough;
         returns the bytes copied."""
-        if not self.cache.enabled or len(slot.tokens) - kept < SAVE_MIN_TOKENS:
+        if not self.cache.enabled or not loses_enough(slot, kept):
             return 0
         return self.cache.save(self._ctx, slot.seq, slot.tokens)
 
