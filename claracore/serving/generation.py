@@ -153,11 +153,16 @@ def _sampling(
     bias: dict[int, float] = {}
     for key, value in (request.logit_bias or {}).items():
         try:
-            bias[int(key)] = max(-100.0, min(100.0, float(value)))
+            token = int(key)
         except ValueError:
             raise InvalidRequestError(
                 f"logit_bias key {key!r} is not a token id", param="logit_bias"
             ) from None
+        if not -100.0 <= value <= 100.0:  # OpenAI's range; NaN fails it too
+            raise InvalidRequestError(
+                f"logit_bias value {value} for token {token} is outside -100..100", param="logit_bias"
+            )
+        bias[token] = float(value)
     grammar = grammar_for(request.response_format)
     base = SamplingParams(
         temperature=pick(request.temperature, spec.temperature, _DEFAULTS.temperature),

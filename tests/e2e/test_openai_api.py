@@ -249,6 +249,10 @@ BAD = [
         "response_format.json_schema.schema",
     ),
     ({"stop": 7}, "stop"),
+    ({"logit_bias": {"cat": 1}}, "logit_bias"),
+    ({"logit_bias": {"5": 150}}, "logit_bias"),  # OpenAI's range is -100..100: refused, not clamped
+    ({"logit_bias": {"5": -100.5}}, "logit_bias"),
+    ({"logit_bias": {"100000": 1}}, "logit_bias"),  # past tiny's vocabulary
 ]
 
 
